@@ -45,11 +45,22 @@ size_t vkllm_dtype_block_bytes(vkllm_dtype t);
  * of blocks, VKLLM_ERROR_TOO_LARGE on overflow, VKLLM_ERROR_UNSUPPORTED_TYPE for an invalid type. */
 vkllm_status vkllm_dtype_bytes(vkllm_dtype t, uint64_t n, uint64_t *out);
 
-/* Dequantize n elements (a whole number of blocks) from src into dst. src needs no alignment. */
+/* Dequantize n elements (a whole number of blocks) from src into dst. src needs no alignment.
+ * (Contract violations, an invalid type or a partial last block, leave NaN in the affected dst.) */
 void vkllm_dequantize(vkllm_dtype t, const void *src, float *dst, size_t n);
 /* Quantize n elements (a whole number of blocks) from src into dst with a per-block scale search of
- * reference quality (comparable errors to the common GGUF tools). Thread-safe, no allocation. */
+ * reference quality (comparable errors to the common GGUF tools). Thread-safe, no allocation.
+ * dst needs no alignment. Fails with VKLLM_ERROR_UNSUPPORTED_TYPE for an invalid type, and with
+ * VKLLM_ERROR_INVALID_ARGUMENT if n is not a whole number of blocks or a block to be quantized to a
+ * Q type holds a NaN or infinity (dst is then partly written). F32/F16/BF16 take any value; values
+ * beyond a Q format's range saturate (block scales are clamped to the finite fp16 range). */
 vkllm_status vkllm_quantize(vkllm_dtype t, const float *src, void *dst, size_t n);
+
+/* The 12-byte 6-bit scale/min packing of Q4_K and Q5_K (8 sub-blocks; values 0..63, higher bits of
+ * the inputs are ignored). For sub-block s < 4: sc = b[s] & 63, m = b[s+4] & 63; for s >= 4:
+ * sc = (b[s+4] & 15) | (b[s-4] >> 6) << 4, m = (b[s+4] >> 4) | (b[s] >> 6) << 4. */
+void vkllm_k_scales_pack(uint8_t out[12], const uint8_t sc[8], const uint8_t mn[8]);
+void vkllm_k_scales_unpack(const uint8_t in[12], uint8_t sc[8], uint8_t mn[8]);
 
 #ifdef __cplusplus
 }
