@@ -1,0 +1,390 @@
+/* Command chain: dispatches recorded into one command buffer, barriers only on real conflicts,
+ * one submit, optional per-dispatch timestamps. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+
+#define QUERIES_PER_POOL 512u
+#define SETS_PER_POOL 256u
+
+typedef struct access_range {
+    VkBuffer buffer;
+    uint64_t begin, end;
+    int write;
+} access_range;
+
+typedef struct dispatch_rec {
+    char *name;
+    uint64_t bytes, flops;
+} dispatch_rec;
+
+struct vkllm_chain {
+    vkllm_device *dev;
+    VkCommandBuffer cmd;
+    VkFence fence;
+    int recording, recorded, submitted, auto_barriers;
+    vkllm_chain_options opts;
+
+    VkDescriptorPool *dpools;
+    uint32_t n_dpools, cur_dpool;
+
+    VkQueryPool *qpools;
+    uint32_t n_qpools;
+
+    access_range *pending;
+    uint32_t n_pending, cap_pending;
+
+    dispatch_rec *recs;
+    uint32_t n_recs, cap_recs;
+    uint32_t n_barriers;
+
+    vkllm_timing *timings;
+    double gpu_ns;
+};
+
+vkllm_status vkllm_chain_create(vkllm_device *dev, const vkllm_chain_options *opts, vkllm_chain **out)
+{
+    if (!dev || !out) return vkllm_fail(dev, VKLLM_ERROR_INVALID_ARGUMENT, "vkllm_chain_create: NULL argument");
+    *out = NULL;
+    vkllm_chain *c = calloc(1, sizeof *c);
+    if (!c) return vkllm_fail(dev, VKLLM_ERROR_OUT_OF_HOST_MEMORY, "out of host memory creating a chain");
+    c->dev = dev;
+    c->auto_barriers = 1;
+    if (opts) c->opts = *opts;
+    if (c->opts.timestamps && dev->f.timestamp_period_ns <= 0) {
+        free(c);
+        return vkllm_fail(dev, VKLLM_ERROR_UNSUPPORTED, "timestamps were asked for but the queue of '%s' has none", dev->f.name);
+    }
+    VkCommandBufferAllocateInfo cai = { .sType = VK_STRUCTURE_TYPE_COMMAND_BUFFER_ALLOCATE_INFO, .commandPool = dev->cmd_pool,
+                                        .level = VK_COMMAND_BUFFER_LEVEL_PRIMARY, .commandBufferCount = 1 };
+    VkFenceCreateInfo fci = { .sType = VK_STRUCTURE_TYPE_FENCE_CREATE_INFO };
+    VkResult r = vkAllocateCommandBuffers(dev->device, &cai, &c->cmd);
+    if (r == VK_SUCCESS) r = vkCreateFence(dev->device, &fci, NULL, &c->fence);
+    if (r != VK_SUCCESS) {
+        vkllm_chain_destroy(c);
+        VK_CHECK(dev, r);
+    }
+    *out = c;
+    return VKLLM_OK;
+}
+
+static void free_recs(vkllm_chain *c)
+{
+    for (uint32_t i = 0; i < c->n_recs; i++) free(c->recs[i].name);
+    c->n_recs = 0;
+}
+
+void vkllm_chain_destroy(vkllm_chain *c)
+{
+    if (!c) return;
+    vkllm_device *dev = c->dev;
+    if (c->submitted) vkWaitForFences(dev->device, 1, &c->fence, VK_TRUE, UINT64_MAX);
+    for (uint32_t i = 0; i < c->n_dpools; i++) vkDestroyDescriptorPool(dev->device, c->dpools[i], NULL);
+    for (uint32_t i = 0; i < c->n_qpools; i++) vkDestroyQueryPool(dev->device, c->qpools[i], NULL);
+    if (c->fence) vkDestroyFence(dev->device, c->fence, NULL);
+    if (c->cmd) vkFreeCommandBuffers(dev->device, dev->cmd_pool, 1, &c->cmd);
+    free_recs(c);
+    free(c->recs);
+    free(c->dpools);
+    free(c->qpools);
+    free(c->pending);
+    free(c->timings);
+    free(c);
+}
+
+void vkllm_chain_set_auto_barriers(vkllm_chain *c, int on)
+{
+    if (c) c->auto_barriers = on;
+}
+
+vkllm_status vkllm_chain_begin(vkllm_chain *c)
+{
+    if (!c) return VKLLM_ERROR_INVALID_ARGUMENT;
+    vkllm_device *dev = c->dev;
+    if (c->submitted) {
+        VK_CHECK(dev, vkWaitForFences(dev->device, 1, &c->fence, VK_TRUE, UINT64_MAX));
+        c->submitted = 0;
+    }
+    VK_CHECK(dev, vkResetCommandBuffer(c->cmd, 0));
+    for (uint32_t i = 0; i < c->n_dpools; i++) VK_CHECK(dev, vkResetDescriptorPool(dev->device, c->dpools[i], 0));
+    c->cur_dpool = 0;
+    free_recs(c);
+    c->n_pending = 0;
+    c->n_barriers = 0;
+    c->recorded = 0;
+    VkCommandBufferBeginInfo bi = { .sType = VK_STRUCTURE_TYPE_COMMAND_BUFFER_BEGIN_INFO };
+    VK_CHECK(dev, vkBeginCommandBuffer(c->cmd, &bi));
+    c->recording = 1;
+    return VKLLM_OK;
+}
+
+static vkllm_status alloc_set(vkllm_chain *c, VkDescriptorSetLayout layout, VkDescriptorSet *out)
+{
+    vkllm_device *dev = c->dev;
+    while (c->cur_dpool < c->n_dpools) {
+        VkDescriptorSetAllocateInfo ai = { .sType = VK_STRUCTURE_TYPE_DESCRIPTOR_SET_ALLOCATE_INFO,
+                                           .descriptorPool = c->dpools[c->cur_dpool], .descriptorSetCount = 1,
+                                           .pSetLayouts = &layout };
+        VkResult r = vkAllocateDescriptorSets(dev->device, &ai, out);
+        if (r == VK_SUCCESS) return VKLLM_OK;
+        if (r != VK_ERROR_OUT_OF_POOL_MEMORY && r != VK_ERROR_FRAGMENTED_POOL) VK_CHECK(dev, r);
+        c->cur_dpool++;
+    }
+    VkDescriptorPool *np = realloc(c->dpools, (c->n_dpools + 1) * sizeof *np);
+    if (!np) return vkllm_fail(dev, VKLLM_ERROR_OUT_OF_HOST_MEMORY, "out of host memory for descriptor pools");
+    c->dpools = np;
+    VkDescriptorPoolSize ps = { VK_DESCRIPTOR_TYPE_STORAGE_BUFFER, SETS_PER_POOL * VKLLM_MAX_BINDINGS };
+    VkDescriptorPoolCreateInfo pci = { .sType = VK_STRUCTURE_TYPE_DESCRIPTOR_POOL_CREATE_INFO, .maxSets = SETS_PER_POOL,
+                                       .poolSizeCount = 1, .pPoolSizes = &ps };
+    VK_CHECK(dev, vkCreateDescriptorPool(dev->device, &pci, NULL, &c->dpools[c->n_dpools]));
+    c->cur_dpool = c->n_dpools++;
+    VkDescriptorSetAllocateInfo ai = { .sType = VK_STRUCTURE_TYPE_DESCRIPTOR_SET_ALLOCATE_INFO,
+                                       .descriptorPool = c->dpools[c->cur_dpool], .descriptorSetCount = 1,
+                                       .pSetLayouts = &layout };
+    VK_CHECK(dev, vkAllocateDescriptorSets(dev->device, &ai, out));
+    return VKLLM_OK;
+}
+
+static void record_barrier(vkllm_chain *c)
+{
+    VkMemoryBarrier mb = { .sType = VK_STRUCTURE_TYPE_MEMORY_BARRIER,
+                           .srcAccessMask = VK_ACCESS_SHADER_READ_BIT | VK_ACCESS_SHADER_WRITE_BIT,
+                           .dstAccessMask = VK_ACCESS_SHADER_READ_BIT | VK_ACCESS_SHADER_WRITE_BIT };
+    vkCmdPipelineBarrier(c->cmd, VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT, VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT, 0, 1, &mb, 0, NULL,
+                         0, NULL);
+    c->n_barriers++;
+    c->n_pending = 0;
+}
+
+vkllm_status vkllm_chain_barrier(vkllm_chain *c)
+{
+    if (!c || !c->recording) return vkllm_fail(c ? c->dev : NULL, VKLLM_ERROR_INVALID_ARGUMENT, "chain is not recording");
+    record_barrier(c);
+    return VKLLM_OK;
+}
+
+static vkllm_status timestamp(vkllm_chain *c, uint32_t query, VkPipelineStageFlagBits stage)
+{
+    uint32_t pool = query / QUERIES_PER_POOL, idx = query % QUERIES_PER_POOL;
+    vkllm_device *dev = c->dev;
+    if (pool >= c->n_qpools) {
+        VkQueryPool *np = realloc(c->qpools, (pool + 1) * sizeof *np);
+        if (!np) return vkllm_fail(dev, VKLLM_ERROR_OUT_OF_HOST_MEMORY, "out of host memory for query pools");
+        c->qpools = np;
+        VkQueryPoolCreateInfo qci = { .sType = VK_STRUCTURE_TYPE_QUERY_POOL_CREATE_INFO, .queryType = VK_QUERY_TYPE_TIMESTAMP,
+                                      .queryCount = QUERIES_PER_POOL };
+        VK_CHECK(dev, vkCreateQueryPool(dev->device, &qci, NULL, &c->qpools[pool]));
+        c->n_qpools = pool + 1;
+    }
+    if (idx == 0) vkCmdResetQueryPool(c->cmd, c->qpools[pool], 0, QUERIES_PER_POOL);
+    vkCmdWriteTimestamp(c->cmd, stage, c->qpools[pool], idx);
+    return VKLLM_OK;
+}
+
+static int overlaps(const access_range *a, VkBuffer b, uint64_t begin, uint64_t end)
+{
+    return a->buffer == b && a->begin < end && begin < a->end;
+}
+
+vkllm_status vkllm_chain_dispatch(vkllm_chain *c, const vkllm_dispatch *d)
+{
+    if (!c || !d || !d->pipeline) return vkllm_fail(c ? c->dev : NULL, VKLLM_ERROR_INVALID_ARGUMENT, "vkllm_chain_dispatch: NULL argument");
+    vkllm_device *dev = c->dev;
+    const vkllm_pipeline *p = d->pipeline;
+    const char *name = d->name ? d->name : p->kernel;
+    if (!c->recording) return vkllm_fail(dev, VKLLM_ERROR_INVALID_ARGUMENT, "%s: chain is not recording (call vkllm_chain_begin)", name);
+    if (d->n_bindings != p->n_bindings)
+        return vkllm_fail(dev, VKLLM_ERROR_INVALID_ARGUMENT, "%s: %u bindings given, kernel '%s' has %u", name, d->n_bindings,
+                          p->kernel, p->n_bindings);
+    if (p->push_size && !d->push) return vkllm_fail(dev, VKLLM_ERROR_INVALID_ARGUMENT, "%s: push constants missing", name);
+    for (int i = 0; i < 3; i++)
+        if (d->groups[i] > dev->f.max_workgroup_count[i])
+            return vkllm_fail(dev, VKLLM_ERROR_TOO_LARGE, "%s: %u workgroups in dimension %d exceed the device limit %u", name,
+                              d->groups[i], i, dev->f.max_workgroup_count[i]);
+    if (!d->groups[0] || !d->groups[1] || !d->groups[2]) return VKLLM_OK;
+
+    VkDescriptorBufferInfo infos[VKLLM_MAX_BINDINGS];
+    VkWriteDescriptorSet writes[VKLLM_MAX_BINDINGS];
+    for (uint32_t i = 0; i < d->n_bindings; i++) {
+        const vkllm_binding *b = &d->bindings[i];
+        if (!b->buf.block) return vkllm_fail(dev, VKLLM_ERROR_INVALID_ARGUMENT, "%s: binding %u has no buffer", name, i);
+        if (b->offset > b->buf.size)
+            return vkllm_fail(dev, VKLLM_ERROR_OUT_OF_RANGE, "%s: binding %u offset %llu beyond its %llu-byte buffer", name, i,
+                              (unsigned long long)b->offset, (unsigned long long)b->buf.size);
+        uint64_t size = b->size ? b->size : b->buf.size - b->offset;
+        if (size > b->buf.size - b->offset)
+            return vkllm_fail(dev, VKLLM_ERROR_OUT_OF_RANGE, "%s: binding %u range [%llu, +%llu) exceeds its %llu-byte buffer",
+                              name, i, (unsigned long long)b->offset, (unsigned long long)size, (unsigned long long)b->buf.size);
+        uint64_t off = b->buf.offset + b->offset;
+        if (off % dev->f.min_storage_buffer_offset_alignment)
+            return vkllm_fail(dev, VKLLM_ERROR_INVALID_ARGUMENT, "%s: binding %u offset %llu is not a multiple of %llu", name, i,
+                              (unsigned long long)b->offset, (unsigned long long)dev->f.min_storage_buffer_offset_alignment);
+        if (size > dev->f.max_storage_buffer_range)
+            return vkllm_fail(dev, VKLLM_ERROR_TOO_LARGE,
+                              "%s: binding %u is %llu bytes, over the device's maxStorageBufferRange (%llu bytes)", name, i,
+                              (unsigned long long)size, (unsigned long long)dev->f.max_storage_buffer_range);
+        infos[i] = (VkDescriptorBufferInfo){ b->buf.block->buffer, off, size };
+        writes[i] = (VkWriteDescriptorSet){ .sType = VK_STRUCTURE_TYPE_WRITE_DESCRIPTOR_SET, .dstBinding = i,
+                                            .descriptorCount = 1, .descriptorType = VK_DESCRIPTOR_TYPE_STORAGE_BUFFER,
+                                            .pBufferInfo = &infos[i] };
+    }
+
+    /* A barrier is needed if this dispatch reads or writes what a dispatch since the last barrier
+     * wrote, or writes what one read. */
+    if (c->auto_barriers) {
+        int conflict = 0;
+        for (uint32_t i = 0; i < d->n_bindings && !conflict; i++) {
+            int w = (d->bindings[i].access & VKLLM_WRITE) != 0;
+            for (uint32_t j = 0; j < c->n_pending && !conflict; j++)
+                if ((w || c->pending[j].write) &&
+                    overlaps(&c->pending[j], infos[i].buffer, infos[i].offset, infos[i].offset + infos[i].range))
+                    conflict = 1;
+        }
+        if (conflict) record_barrier(c);
+        if (c->n_pending + d->n_bindings > c->cap_pending) {
+            uint32_t nc = (c->cap_pending + d->n_bindings) * 2;
+            access_range *np = realloc(c->pending, nc * sizeof *np);
+            if (!np) return vkllm_fail(dev, VKLLM_ERROR_OUT_OF_HOST_MEMORY, "out of host memory recording '%s'", name);
+            c->pending = np;
+            c->cap_pending = nc;
+        }
+        for (uint32_t i = 0; i < d->n_bindings; i++)
+            c->pending[c->n_pending++] = (access_range){ infos[i].buffer, infos[i].offset, infos[i].offset + infos[i].range,
+                                                          (d->bindings[i].access & VKLLM_WRITE) != 0 };
+    }
+
+    VkDescriptorSet set;
+    vkllm_status s = alloc_set(c, p->set_layout, &set);
+    if (s) return s;
+    for (uint32_t i = 0; i < d->n_bindings; i++) writes[i].dstSet = set;
+    vkUpdateDescriptorSets(dev->device, d->n_bindings, writes, 0, NULL);
+
+    if (c->n_recs == c->cap_recs) {
+        uint32_t nc = c->cap_recs ? c->cap_recs * 2 : 64;
+        dispatch_rec *nr = realloc(c->recs, nc * sizeof *nr);
+        if (!nr) return vkllm_fail(dev, VKLLM_ERROR_OUT_OF_HOST_MEMORY, "out of host memory recording '%s'", name);
+        c->recs = nr;
+        c->cap_recs = nc;
+    }
+    size_t nl = strlen(name) + 1;
+    char *copy = malloc(nl);
+    if (!copy) return vkllm_fail(dev, VKLLM_ERROR_OUT_OF_HOST_MEMORY, "out of host memory recording '%s'", name);
+    memcpy(copy, name, nl);
+    uint32_t idx = c->n_recs++;
+    c->recs[idx] = (dispatch_rec){ copy, d->bytes, d->flops };
+
+    if (dev->cmd_begin_label) {
+        VkDebugUtilsLabelEXT label = { .sType = VK_STRUCTURE_TYPE_DEBUG_UTILS_LABEL_EXT, .pLabelName = copy };
+        dev->cmd_begin_label(c->cmd, &label);
+    }
+    if (c->opts.timestamps && (s = timestamp(c, 2 * idx, VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT))) return s;
+    vkCmdBindPipeline(c->cmd, VK_PIPELINE_BIND_POINT_COMPUTE, p->pipeline);
+    vkCmdBindDescriptorSets(c->cmd, VK_PIPELINE_BIND_POINT_COMPUTE, p->layout, 0, 1, &set, 0, NULL);
+    if (p->push_size) vkCmdPushConstants(c->cmd, p->layout, VK_SHADER_STAGE_COMPUTE_BIT, 0, p->push_size, d->push);
+    vkCmdDispatch(c->cmd, d->groups[0], d->groups[1], d->groups[2]);
+    if (c->opts.timestamps && (s = timestamp(c, 2 * idx + 1, VK_PIPELINE_STAGE_BOTTOM_OF_PIPE_BIT))) return s;
+    if (dev->cmd_end_label) dev->cmd_end_label(c->cmd);
+    return VKLLM_OK;
+}
+
+vkllm_status vkllm_chain_end(vkllm_chain *c)
+{
+    if (!c || !c->recording) return vkllm_fail(c ? c->dev : NULL, VKLLM_ERROR_INVALID_ARGUMENT, "chain is not recording");
+    /* Make the chain's writes visible to whatever comes next in queue order (transfers, host reads). */
+    VkMemoryBarrier mb = { .sType = VK_STRUCTURE_TYPE_MEMORY_BARRIER, .srcAccessMask = VK_ACCESS_SHADER_WRITE_BIT,
+                           .dstAccessMask = VK_ACCESS_SHADER_READ_BIT | VK_ACCESS_SHADER_WRITE_BIT |
+                                            VK_ACCESS_TRANSFER_READ_BIT | VK_ACCESS_TRANSFER_WRITE_BIT | VK_ACCESS_HOST_READ_BIT };
+    vkCmdPipelineBarrier(c->cmd, VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT,
+                         VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT | VK_PIPELINE_STAGE_TRANSFER_BIT | VK_PIPELINE_STAGE_HOST_BIT, 0, 1,
+                         &mb, 0, NULL, 0, NULL);
+    c->recording = 0;
+    VK_CHECK(c->dev, vkEndCommandBuffer(c->cmd));
+    c->recorded = 1;
+    return VKLLM_OK;
+}
+
+vkllm_status vkllm_chain_submit(vkllm_chain *c)
+{
+    if (!c || !c->recorded) return vkllm_fail(c ? c->dev : NULL, VKLLM_ERROR_INVALID_ARGUMENT, "chain has nothing recorded");
+    vkllm_device *dev = c->dev;
+    if (c->submitted) {
+        VK_CHECK(dev, vkWaitForFences(dev->device, 1, &c->fence, VK_TRUE, UINT64_MAX));
+        c->submitted = 0;
+    }
+    VK_CHECK(dev, vkResetFences(dev->device, 1, &c->fence));
+    VkSubmitInfo si = { .sType = VK_STRUCTURE_TYPE_SUBMIT_INFO, .commandBufferCount = 1, .pCommandBuffers = &c->cmd };
+    VkResult r = vkQueueSubmit(dev->queue, 1, &si, c->fence);
+    if (r != VK_SUCCESS)
+        return vkllm_fail(dev, vkllm_vk_status(r), "vkQueueSubmit of a chain of %u dispatches (first '%s') failed with %s",
+                          c->n_recs, c->n_recs ? c->recs[0].name : "-", vkllm_vk_result_name(r));
+    c->submitted = 1;
+    return VKLLM_OK;
+}
+
+vkllm_status vkllm_chain_wait(vkllm_chain *c, uint64_t timeout_ns)
+{
+    if (!c) return VKLLM_ERROR_INVALID_ARGUMENT;
+    if (!c->submitted) return VKLLM_OK;
+    vkllm_device *dev = c->dev;
+    VkResult r = vkWaitForFences(dev->device, 1, &c->fence, VK_TRUE, timeout_ns);
+    if (r == VK_TIMEOUT) return vkllm_fail(dev, VKLLM_ERROR_TIMEOUT, "chain of %u dispatches did not finish in time", c->n_recs);
+    if (r != VK_SUCCESS)
+        return vkllm_fail(dev, vkllm_vk_status(r), "waiting for a chain of %u dispatches (first '%s') failed with %s", c->n_recs,
+                          c->n_recs ? c->recs[0].name : "-", vkllm_vk_result_name(r));
+    c->submitted = 0;
+    return VKLLM_OK;
+}
+
+vkllm_status vkllm_chain_run(vkllm_chain *c)
+{
+    vkllm_status s = vkllm_chain_submit(c);
+    return s ? s : vkllm_chain_wait(c, UINT64_MAX);
+}
+
+uint32_t vkllm_chain_dispatch_count(const vkllm_chain *c) { return c ? c->n_recs : 0; }
+uint32_t vkllm_chain_barrier_count(const vkllm_chain *c) { return c ? c->n_barriers : 0; }
+
+vkllm_status vkllm_chain_timings(vkllm_chain *c, const vkllm_timing **out, uint32_t *n)
+{
+    if (!c || !out || !n) return VKLLM_ERROR_INVALID_ARGUMENT;
+    *out = NULL;
+    *n = 0;
+    vkllm_device *dev = c->dev;
+    if (!c->opts.timestamps) return vkllm_fail(dev, VKLLM_ERROR_INVALID_ARGUMENT, "chain was created without timestamps");
+    if (c->submitted || !c->recorded) return vkllm_fail(dev, VKLLM_ERROR_INVALID_ARGUMENT, "no finished run to time (wait first)");
+    free(c->timings);
+    c->timings = calloc(c->n_recs ? c->n_recs : 1, sizeof *c->timings);
+    uint64_t *ts = malloc((size_t)(2 * c->n_recs + 1) * sizeof *ts);
+    if (!c->timings || !ts) {
+        free(ts);
+        return vkllm_fail(dev, VKLLM_ERROR_OUT_OF_HOST_MEMORY, "out of host memory reading timestamps");
+    }
+    for (uint32_t q = 0; q < 2 * c->n_recs; q += QUERIES_PER_POOL) {
+        uint32_t cnt = 2 * c->n_recs - q < QUERIES_PER_POOL ? 2 * c->n_recs - q : QUERIES_PER_POOL;
+        VkResult r = vkGetQueryPoolResults(dev->device, c->qpools[q / QUERIES_PER_POOL], 0, cnt, cnt * sizeof(uint64_t), ts + q,
+                                           sizeof(uint64_t), VK_QUERY_RESULT_64_BIT | VK_QUERY_RESULT_WAIT_BIT);
+        if (r != VK_SUCCESS) {
+            free(ts);
+            VK_CHECK(dev, r);
+        }
+    }
+    uint64_t mask = dev->f.timestamp_valid_bits >= 64 ? ~0ull : ((1ull << dev->f.timestamp_valid_bits) - 1);
+    double period = dev->f.timestamp_period_ns;
+    uint64_t t0 = c->n_recs ? ts[0] & mask : 0, tend = t0;
+    for (uint32_t i = 0; i < c->n_recs; i++) {
+        uint64_t a = ts[2 * i] & mask, b = ts[2 * i + 1] & mask;
+        c->timings[i] = (vkllm_timing){ c->recs[i].name, (double)((a - t0) & mask) * period, (double)((b - a) & mask) * period,
+                                        c->recs[i].bytes, c->recs[i].flops };
+        if (((b - t0) & mask) > ((tend - t0) & mask)) tend = b;
+    }
+    c->gpu_ns = (double)((tend - t0) & mask) * period;
+    free(ts);
+    *out = c->timings;
+    *n = c->n_recs;
+    return VKLLM_OK;
+}
+
+double vkllm_chain_gpu_time_ns(const vkllm_chain *c) { return c ? c->gpu_ns : 0; }
+
+vkllm_device *vkllm_chain_device(vkllm_chain *chain) { return chain ? chain->dev : NULL; }

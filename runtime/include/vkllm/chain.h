@@ -1,0 +1,92 @@
+/* The command chain: many dispatches recorded into one command buffer, with a memory barrier
+ * only where a dispatch touches what an earlier one wrote (or writes what an earlier one read),
+ * submitted once; optional timestamp queries around every dispatch, named by kernel.
+ *
+ * A recorded chain can be submitted again and again without re-recording (values that change per
+ * run must come from buffers). Thread-safety: one thread per chain; chains of one device must not be
+ * recorded or submitted concurrently. */
+#ifndef VKLLM_CHAIN_H
+#define VKLLM_CHAIN_H
+
+#include <stdint.h>
+
+#include "vkllm/pipeline.h"
+#include "vkllm/pool.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct vkllm_chain vkllm_chain;
+
+typedef enum vkllm_access {
+    VKLLM_READ = 1,
+    VKLLM_WRITE = 2,
+    VKLLM_READ_WRITE = 3
+} vkllm_access;
+
+typedef struct vkllm_binding {
+    vkllm_buffer buf;
+    uint64_t offset;  /* bytes into buf; a multiple of minStorageBufferOffsetAlignment */
+    uint64_t size;    /* bytes; 0 = to the end of buf */
+    vkllm_access access;
+} vkllm_binding;
+
+typedef struct vkllm_dispatch {
+    vkllm_pipeline *pipeline;
+    const char *name;               /* for timestamps and debug labels, e.g. "L3.attn_norm.rmsnorm" (copied) */
+    uint32_t n_bindings;            /* must equal the pipeline's */
+    vkllm_binding bindings[VKLLM_MAX_BINDINGS];
+    const void *push;               /* pipeline's push_size bytes (copied at record time) */
+    uint32_t groups[3];             /* workgroup counts; 0 is treated as "skip" */
+    uint64_t bytes;                 /* bytes the kernel must move, for profiling (optional) */
+    uint64_t flops;                 /* FLOPs it must do, for profiling (optional) */
+} vkllm_dispatch;
+
+typedef struct vkllm_chain_options {
+    int timestamps;       /* 1: a timestamp query before and after every dispatch */
+    uint32_t max_dispatches; /* capacity hint for timestamps (grown as needed; 0 = 256) */
+} vkllm_chain_options;
+
+vkllm_status vkllm_chain_create(vkllm_device *dev, const vkllm_chain_options *opts, vkllm_chain **out);
+void vkllm_chain_destroy(vkllm_chain *chain);
+
+/* Starts (re-)recording; discards what was recorded before. */
+vkllm_status vkllm_chain_begin(vkllm_chain *chain);
+/* Records one dispatch and, before it, a barrier if it conflicts with an earlier dispatch. */
+vkllm_status vkllm_chain_dispatch(vkllm_chain *chain, const vkllm_dispatch *d);
+/* Forces a full compute barrier at this point (rarely needed: conflicts are found automatically). */
+vkllm_status vkllm_chain_barrier(vkllm_chain *chain);
+/* Ends recording. */
+vkllm_status vkllm_chain_end(vkllm_chain *chain);
+/* Submits the recorded chain (one vkQueueSubmit) without waiting. */
+vkllm_status vkllm_chain_submit(vkllm_chain *chain);
+/* Waits for the last submission (timeout in ns, UINT64_MAX = forever). */
+vkllm_status vkllm_chain_wait(vkllm_chain *chain, uint64_t timeout_ns);
+/* submit + wait. */
+vkllm_status vkllm_chain_run(vkllm_chain *chain);
+
+/* Number of dispatches recorded and barriers inserted. */
+uint32_t vkllm_chain_dispatch_count(const vkllm_chain *chain);
+uint32_t vkllm_chain_barrier_count(const vkllm_chain *chain);
+
+typedef struct vkllm_timing {
+    const char *name;     /* as given at record time (owned by the chain) */
+    double start_ns;      /* relative to the first dispatch's start */
+    double duration_ns;
+    uint64_t bytes, flops;
+} vkllm_timing;
+
+/* After a wait: the per-dispatch GPU times of the last run (needs timestamps on). *n = count. */
+vkllm_status vkllm_chain_timings(vkllm_chain *chain, const vkllm_timing **out, uint32_t *n);
+/* GPU time from the first dispatch's start to the last one's end, ns (timestamps on). */
+double vkllm_chain_gpu_time_ns(const vkllm_chain *chain);
+
+/* Test hook: with 0, the chain inserts no barriers at all (to prove that synchronization validation
+ * catches the missing ones). Never use outside tests. */
+void vkllm_chain_set_auto_barriers(vkllm_chain *chain, int on);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,65 @@
+#include "gpu_testutil.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+vkllm_device *tu_device_open(void)
+{
+    char err[1024];
+    vkllm_device *dev = NULL;
+    vkllm_device_options o = vkllm_device_options_default();
+    vkllm_status s = vkllm_device_create(&o, &dev, err, sizeof err);
+    if (s) fail_msg("cannot open a Vulkan device: %s (%s)", err, vkllm_strerror(s));
+    static int printed;
+    if (!printed) {
+        printed = 1;
+        fprintf(stderr, "[ device   ] %s, subgroup %u, validation %s\n", vkllm_device_features(dev)->name,
+                vkllm_device_features(dev)->subgroup_size, vkllm_device_validation_enabled(dev) ? "on" : "OFF");
+    }
+    return dev;
+}
+
+void tu_device_close(vkllm_device *dev)
+{
+    uint64_t n = vkllm_device_validation_errors(dev);
+    vkllm_device_destroy(dev);
+    if (n) fail_msg("the validation layer reported %llu error(s) (see above)", (unsigned long long)n);
+}
+
+tu_fbuf tu_fbuf_alloc(vkllm_device *dev, size_t n)
+{
+    tu_fbuf b = { .n = n };
+    vkllm_status s = vkllm_buffer_alloc(dev, VKLLM_MEM_DEVICE, (n + TU_GUARD_WORDS) * 4, &b.buf);
+    if (s) fail_msg("buffer of %zu floats: %s", n, vkllm_device_error(dev));
+    return b;
+}
+
+void tu_fbuf_poison(vkllm_device *dev, tu_fbuf *b)
+{
+    if (b->n && vkllm_buffer_fill(dev, &b->buf, 0, b->n * 4, TU_NAN_BITS)) fail_msg("fill: %s", vkllm_device_error(dev));
+    if (vkllm_buffer_fill(dev, &b->buf, b->n * 4, TU_GUARD_WORDS * 4, TU_GUARD)) fail_msg("fill: %s", vkllm_device_error(dev));
+}
+
+void tu_fbuf_upload(vkllm_device *dev, tu_fbuf *b, const float *src)
+{
+    tu_fbuf_poison(dev, b);
+    if (b->n && vkllm_buffer_write(dev, &b->buf, 0, src, b->n * 4)) fail_msg("upload: %s", vkllm_device_error(dev));
+}
+
+void tu_fbuf_download(vkllm_device *dev, const tu_fbuf *b, float *dst)
+{
+    uint32_t guard[TU_GUARD_WORDS];
+    if (b->n && vkllm_buffer_read(dev, &b->buf, 0, dst, b->n * 4)) fail_msg("download: %s", vkllm_device_error(dev));
+    if (vkllm_buffer_read(dev, &b->buf, b->n * 4, guard, sizeof guard)) fail_msg("download: %s", vkllm_device_error(dev));
+    for (unsigned i = 0; i < TU_GUARD_WORDS; i++)
+        if (guard[i] != TU_GUARD) fail_msg("out-of-bounds write: guard word %u after %zu floats is 0x%08x", i, b->n, guard[i]);
+}
+
+void tu_fbuf_free(vkllm_device *dev, tu_fbuf *b) { vkllm_buffer_free(dev, &b->buf); }
+
+vkllm_view tu_view(const tu_fbuf *b)
+{
+    vkllm_view v = { b->buf, 0 };
+    return v;
+}
