@@ -123,13 +123,18 @@ static inline void put_u16(uint8_t *p, uint16_t h)
     p[1] = (uint8_t)(h >> 8);
 }
 
-/* Stores f as fp16 saturated to the finite range (so huge inputs give huge, not infinite, scales)
- * and returns the value that was actually stored. */
-static inline float store_f16(uint8_t *p, float f)
+/* Stores a block scale f as fp16 and returns the value actually stored. The magnitude is rounded up,
+ * not to nearest, so codes chosen against it never need clamping (the largest element still maps
+ * to the end of the code range) and a tiny nonzero scale becomes the smallest subnormal instead of
+ * zero; the cost is at most 2^-10 relative on the step. Saturates at the finite fp16 range so huge
+ * inputs give huge, not infinite, scales; NaN (impossible for finite inputs) stores 0. */
+static inline float store_scale(uint8_t *p, float f)
 {
-    if (f > 65504.0f) f = 65504.0f;
-    if (f < -65504.0f) f = -65504.0f;
-    uint16_t h = vkllm_fp32_to_fp16(f);
+    if (!(f == f)) f = 0;
+    float a = fabsf(f);
+    uint16_t h = (uint16_t)(a >= 65504.0f ? 0x7bffu : vkllm_fp32_to_fp16(a));
+    if (h < 0x7bffu && vkllm_fp16_to_fp32(h) < a) h++; /* next larger magnitude */
+    if (f < 0) h |= 0x8000u;
     put_u16(p, h);
     return vkllm_fp16_to_fp32(h);
 }
@@ -147,6 +152,17 @@ static inline int round_int(float v)
 }
 
 static inline float clampf(float v, float lo, float hi) { return v < lo ? lo : (v > hi ? hi : v); }
+
+/* For a sub-block with largest magnitude amax, the exponent e with amax = m * 2^e, m in [0.5, 1).
+ * The fits run on x * 2^-e: scaling by a power of two is exact, so results are bit-identical to
+ * unscaled arithmetic, except that squares and weights of huge (or tiny) finite inputs no longer
+ * overflow (underflow). Returns 0 (no scaling) where 2^-e itself would not be a normal float. */
+static inline int norm_exp(float amax)
+{
+    int e = 0;
+    (void)frexpf(amax, &e);
+    return e >= -126 && e <= 128 ? e : 0;
+}
 
 /* 1 if any of x[0..n) is NaN or infinite. */
 static int has_nonfinite(const float *x, int n)
@@ -292,7 +308,7 @@ static void q_q8_0(const float *x, uint8_t *b)
         float a = fabsf(x[i]);
         amax = a > amax ? a : amax;
     }
-    float d = store_f16(b, amax / 127.0f);
+    float d = store_scale(b, amax / 127.0f);
     float id = d != 0 ? 1.0f / d : 0.0f;
     for (int i = 0; i < 32; i++) {
         int q = round_int(clampf(x[i] * id, -127.0f, 127.0f));
@@ -309,7 +325,7 @@ static void q_q4_0(const float *x, uint8_t *b)
         float a = fabsf(x[i]);
         if (a > amax) { amax = a; max = x[i]; }
     }
-    float d = store_f16(b, max / -8.0f);
+    float d = store_scale(b, max / -8.0f);
     float id = d != 0 ? 1.0f / d : 0.0f;
     for (int j = 0; j < 16; j++) {
         int lo = round_int(clampf(x[j] * id, -8.0f, 7.0f)) + 8;
@@ -319,68 +335,65 @@ static void q_q4_0(const float *x, uint8_t *b)
 }
 
 /* Fits x[i] ~ scale*l[i] + off with integer l in 0..nmax, off <= 0, minimizing sum w[i]*err^2:
- * the grid is anchored at min(x, 0) and stretched by nmax + rmin + k*rdelta (k = 0..nstep) steps over
- * the range; for each candidate grid the codes are fixed and (scale, off) re-fitted by weighted least
- * squares. The best candidate (or the plain min/max grid if none beats it) wins. Returns the scale;
- * *neg_off gets -off >= 0 (what the K formats store as the "min"). n <= 32. */
+ * the grid is anchored at lo = min(x, 0) and stretched by nmax + rmin + k*rdelta (k = 0..nstep) steps
+ * over the range; for each candidate grid the codes are fixed and (scale, off) re-fitted by weighted
+ * least squares. The best candidate (or the plain min/max grid if none beats it) wins. Returns the
+ * scale; *neg_off gets -off >= 0 (what the K formats store as the "min"). n <= 32.
+ * Everything is computed on u = x - lo (0 <= u <= range), so the error expanded from the sums does
+ * not cancel catastrophically when the block sits on a large negative offset. */
 static float fit_scale_min(const float *x, const float *w, int n, int nmax, float rmin, float rdelta,
                            int nstep, float *neg_off)
 {
-    float lo = x[0], hi = x[0], sw = 0, swx = 0, swxx = 0;
-    for (int i = 0; i < n; i++) {
+    float lo = x[0], hi = x[0];
+    for (int i = 1; i < n; i++) {
         lo = x[i] < lo ? x[i] : lo;
         hi = x[i] > hi ? x[i] : hi;
-        sw += w[i];
-        swx += w[i] * x[i];
-        swxx += w[i] * x[i] * x[i];
     }
     if (lo > 0) lo = 0;
     if (hi == lo) { /* constant block (zero or negative): the offset alone represents it */
         *neg_off = -lo;
         return 0;
     }
-    float xs[32];
-    for (int i = 0; i < n; i++) xs[i] = x[i] - lo;
+    float u[32], sw = 0, swu = 0, swuu = 0;
+    for (int i = 0; i < n; i++) {
+        u[i] = x[i] - lo;
+        sw += w[i];
+        swu += w[i] * u[i];
+        swuu += w[i] * u[i] * u[i];
+    }
     float range = hi - lo, fmax = (float)nmax;
 
-    /* Weighted squared error of x ~ s*l + o given the sums over the codes. */
-#define FIT_ERR(s, o, sl, sll, slx) \
-    ((double)swxx + (double)(s) * (s) * (sll) + (double)(o) * (o) * sw + 2.0 * (s) * (o) * (sl) - \
-     2.0 * (s) * (slx) - 2.0 * (o) * swx)
+    /* Weighted squared error of u ~ s*l + o given the sums over the codes. */
+#define FIT_ERR(s, o, sl, sll, slu) \
+    ((double)swuu + (double)(s) * (s) * (sll) + (double)(o) * (o) * sw + 2.0 * (s) * (o) * (sl) - \
+     2.0 * (s) * (slu) - 2.0 * (o) * swu)
 
-    float best_s = range / fmax, best_o = lo;
-    double best_err;
-    {
-        float inv = fmax / range, sl = 0, sll = 0, slx = 0;
+    /* candidate -1 is the plain grid: scale range/nmax, offset lo (o = 0 in u) */
+    float best_s = range / fmax, best_o = 0;
+    double best_err = 0;
+    for (int k = -1; k <= nstep; k++) {
+        float inv = (k < 0 ? fmax : fmax + rmin + rdelta * (float)k) / range, sl = 0, sll = 0, slu = 0;
         for (int i = 0; i < n; i++) {
-            float t = xs[i] * inv;
+            float t = u[i] * inv;
             t = t < fmax ? t : fmax;
             float l = (float)(int)(t + 0.5f);
             sl += w[i] * l;
             sll += w[i] * l * l;
-            slx += w[i] * l * x[i];
+            slu += w[i] * l * u[i];
         }
-        best_err = FIT_ERR(best_s, best_o, sl, sll, slx);
-    }
-    for (int k = 0; k <= nstep; k++) {
-        float inv = (fmax + rmin + rdelta * (float)k) / range, sl = 0, sll = 0, slx = 0;
-        for (int i = 0; i < n; i++) {
-            float t = xs[i] * inv;
-            t = t < fmax ? t : fmax;
-            float l = (float)(int)(t + 0.5f);
-            sl += w[i] * l;
-            sll += w[i] * l * l;
-            slx += w[i] * l * x[i];
+        if (k < 0) {
+            best_err = FIT_ERR(best_s, 0.0f, sl, sll, slu);
+            continue;
         }
         float det = sw * sll - sl * sl;
         if (!(det > 0)) continue;
-        float s = (sw * slx - swx * sl) / det;
-        float o = (sll * swx - sl * slx) / det;
-        if (o > 0) { /* the format cannot add an offset: refit the scale alone */
-            o = 0;
-            s = slx / sll;
+        float s = (sw * slu - swu * sl) / det;
+        float o = (sll * swu - sl * slu) / det;
+        if (o + lo > 0) { /* the format cannot add an offset: pin it at x = 0, refit the scale */
+            o = -lo;
+            s = (slu - o * sl) / sll;
         }
-        double err = FIT_ERR(s, o, sl, sll, slx);
+        double err = FIT_ERR(s, o, sl, sll, slu);
         if (err < best_err) {
             best_err = err;
             best_s = s;
@@ -388,7 +401,7 @@ static float fit_scale_min(const float *x, const float *w, int n, int nmax, floa
         }
     }
 #undef FIT_ERR
-    *neg_off = -best_o;
+    *neg_off = -(best_o + lo);
     return best_s;
 }
 
@@ -402,35 +415,47 @@ static void q_k45_block(const float *x, uint8_t *b, int nmax, float rmin, float 
     float max_scale = 0, max_min = 0;
     for (int s = 0; s < 8; s++) {
         const float *xb = x + 32 * s;
-        float sxx = 0;
-        for (int l = 0; l < 32; l++) sxx += xb[l] * xb[l];
+        float amax = 0, xn[32];
+        for (int l = 0; l < 32; l++) amax = fabsf(xb[l]) > amax ? fabsf(xb[l]) : amax;
+        int e = norm_exp(amax);
+        float f = ldexpf(1.0f, -e), sxx = 0;
+        for (int l = 0; l < 32; l++) {
+            xn[l] = xb[l] * f;
+            sxx += xn[l] * xn[l];
+        }
         float rms = sqrtf(sxx / 32.0f);
-        for (int l = 0; l < 32; l++) w[l] = rms + fabsf(xb[l]);
-        scale[s] = fit_scale_min(xb, w, 32, nmax, rmin, rdelta, nstep, &mins[s]);
+        for (int l = 0; l < 32; l++) w[l] = rms + fabsf(xn[l]);
+        scale[s] = ldexpf(fit_scale_min(xn, w, 32, nmax, rmin, rdelta, nstep, &mins[s]), e);
+        mins[s] = ldexpf(mins[s], e);
         max_scale = scale[s] > max_scale ? scale[s] : max_scale;
         max_min = mins[s] > max_min ? mins[s] : max_min;
     }
-    float d = store_f16(b, max_scale / 63.0f);
-    float dmin = store_f16(b + 2, max_min / 63.0f);
+    float d = store_scale(b, max_scale / 63.0f);
+    float dmin = store_scale(b + 2, max_min / 63.0f);
     float id = d > 0 ? 1.0f / d : 0.0f, idmin = dmin > 0 ? 1.0f / dmin : 0.0f;
     uint8_t sc[8], mn[8];
     for (int s = 0; s < 8; s++) {
         sc[s] = (uint8_t)round_int(clampf(scale[s] * id, 0.0f, 63.0f));
         mn[s] = (uint8_t)round_int(clampf(mins[s] * idmin, 0.0f, 63.0f));
     }
-    vkllm_k_scales_pack(b + 4, sc, mn);
     float fmax = (float)nmax;
     for (int s = 0; s < 8; s++) {
         const float *xb = x + 32 * s;
         uint8_t *Lb = L + 32 * s;
         float ds = d * (float)sc[s], ms = dmin * (float)mn[s];
         if (ds == 0) {
+            /* no scale left after rounding: the min alone should then give the sub-block's mean,
+             * not the offset that was fitted together with a scale */
+            float sum = 0;
+            for (int l = 0; l < 32; l++) sum += xb[l];
+            mn[s] = (uint8_t)round_int(clampf(-sum / 32.0f * idmin, 0.0f, 63.0f));
             memset(Lb, 0, 32);
             continue;
         }
         float ids = 1.0f / ds;
         for (int l = 0; l < 32; l++) Lb[l] = (uint8_t)round_int(clampf((xb[l] + ms) * ids, 0.0f, fmax));
     }
+    vkllm_k_scales_pack(b + 4, sc, mn);
 }
 
 static void q_q4_k(const float *x, uint8_t *b)
@@ -469,16 +494,21 @@ static float fit_scale_sym(const float *x)
         if (a > amax) { amax = a; max = x[i]; }
     }
     if (amax < 1e-15f) return 0;
-    float w[16];
-    for (int i = 0; i < 16; i++) w[i] = x[i] * x[i];
+    int e = norm_exp(amax);
+    float f = ldexpf(1.0f, -e), xn[16], w[16];
+    for (int i = 0; i < 16; i++) {
+        xn[i] = x[i] * f;
+        w[i] = xn[i] * xn[i];
+    }
+    max *= f;
     float best_slx = 0, best_sll = 0;
     for (int k = 0; k <= 18; k++) {
         /* k = 0 is the plain candidate; it must be tried first so ties keep it, as ggml does */
         int step = k == 0 ? 0 : (k <= 9 ? k - 10 : k - 9);
         float inv = -(32.0f + 0.1f * (float)step) / max, slx = 0, sll = 0;
         for (int i = 0; i < 16; i++) {
-            float l = (float)round_int(clampf(x[i] * inv, -32.0f, 31.0f));
-            slx += w[i] * x[i] * l;
+            float l = (float)round_int(clampf(xn[i] * inv, -32.0f, 31.0f));
+            slx += w[i] * xn[i] * l;
             sll += w[i] * l * l;
         }
         /* maximizing slx^2/sll minimizes the weighted error at the least-squares scale slx/sll */
@@ -487,7 +517,7 @@ static float fit_scale_sym(const float *x)
             best_sll = sll;
         }
     }
-    return best_sll > 0 ? best_slx / best_sll : 0;
+    return best_sll > 0 ? ldexpf(best_slx / best_sll, e) : 0;
 }
 
 static void q_q6_k(const float *x, uint8_t *b)
@@ -502,7 +532,7 @@ static void q_q6_k(const float *x, uint8_t *b)
     memset(b, 0, Q6_K_BYTES);
     if (amax_scale < 1e-15f) return; /* all (near) zero: d = 0 and zero codes */
     /* the largest sub-block scale maps to -128, again using the asymmetric side of int8 */
-    float d = store_f16(b + 208, max_scale / -128.0f);
+    float d = store_scale(b + 208, max_scale / -128.0f);
     float id = d != 0 ? 1.0f / d : 0.0f;
     for (int s = 0; s < 16; s++) {
         int q = round_int(clampf(scale[s] * id, -128.0f, 127.0f));
