@@ -1,0 +1,168 @@
+/* Self-check of every kernel against the CPU reference: the same comparison the tests make, small
+ * enough to run in a second at every `vkllm info`. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+#include "vkllm/ops.h"
+#include "vkllm/ref.h"
+#include "vkllm/selfcheck.h"
+
+typedef struct rng { uint64_t s; } rng;
+static uint64_t next(rng *r)
+{
+    uint64_t z = (r->s += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+static float normal(rng *r)
+{
+    double u1 = ((double)(next(r) >> 11) + 1.0) / 9007199254740993.0, u2 = (double)(next(r) >> 11) / 9007199254740992.0;
+    return (float)(sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2));
+}
+
+static double nmse(const float *out, const float *ref, size_t n)
+{
+    double num = 0, den = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (!isfinite(out[i])) return INFINITY;
+        double d = (double)out[i] - ref[i];
+        num += d * d;
+        den += (double)ref[i] * ref[i];
+    }
+    return den > 0 ? num / den : num;
+}
+
+typedef struct ctx {
+    vkllm_device *dev;
+    vkllm_chain *chain;
+    vkllm_buffer bufs[6];
+    int n_bufs;
+} ctx;
+
+static vkllm_status upload(ctx *c, const void *data, size_t bytes, vkllm_view *v)
+{
+    vkllm_buffer *b = &c->bufs[c->n_bufs++];
+    vkllm_status s = vkllm_buffer_alloc(c->dev, VKLLM_MEM_DEVICE, bytes, b);
+    if (!s && data) s = vkllm_buffer_write(c->dev, b, 0, data, bytes);
+    if (!s && !data) s = vkllm_buffer_fill(c->dev, b, 0, bytes & ~(size_t)3, 0x7FC00000u); /* NaN poison */
+    v->buf = *b;
+    v->offset = 0;
+    return s;
+}
+
+static void release(ctx *c)
+{
+    for (int i = 0; i < c->n_bufs; i++) vkllm_buffer_free(c->dev, &c->bufs[i]);
+    c->n_bufs = 0;
+}
+
+static vkllm_status check_rmsnorm(ctx *c, rng *r, uint32_t n, uint32_t rows, vkllm_selfcheck_result *res)
+{
+    size_t nx = (size_t)n * rows;
+    float *x = malloc(nx * 4), *w = malloc(n * 4), *ref = malloc(nx * 4), *out = malloc(nx * 4);
+    vkllm_status s = VKLLM_OK;
+    if (!x || !w || !ref || !out) s = vkllm_fail(c->dev, VKLLM_ERROR_OUT_OF_HOST_MEMORY, "self-check: out of host memory");
+    vkllm_view vx, vw, vy;
+    if (!s) {
+        for (size_t i = 0; i < nx; i++) x[i] = 2.0f * normal(r);
+        for (size_t i = 0; i < n; i++) w[i] = 1.0f + 0.1f * normal(r);
+        vkllm_ref_rmsnorm(x, w, ref, n, rows, n, n, 1e-5f);
+        s = upload(c, x, nx * 4, &vx);
+    }
+    if (!s) s = upload(c, w, n * 4, &vw);
+    if (!s) s = upload(c, NULL, nx * 4, &vy);
+    if (!s) s = vkllm_chain_begin(c->chain);
+    vkllm_rmsnorm_args a = { vx, vw, vy, n, rows, n, n, 1e-5f, NULL };
+    if (!s) s = vkllm_op_rmsnorm(c->chain, &a);
+    if (!s) s = vkllm_chain_end(c->chain);
+    if (!s) s = vkllm_chain_run(c->chain);
+    if (!s) s = vkllm_buffer_read(c->dev, &vy.buf, 0, out, nx * 4);
+    if (!s) {
+        res->kernel = "rmsnorm";
+        snprintf(res->shape, sizeof res->shape, "n=%u rows=%u", n, rows);
+        res->nmse = nmse(out, ref, nx);
+        res->bound = 1e-10;
+    }
+    release(c);
+    free(x); free(w); free(ref); free(out);
+    return s;
+}
+
+static vkllm_status check_rope(ctx *c, rng *r, int neox, int force_fp32, uint32_t n_tok, int32_t max_pos, vkllm_selfcheck_result *res)
+{
+    const uint32_t n_head = 8, head_dim = 128, n_rot = 128;
+    size_t nx = (size_t)n_tok * n_head * head_dim;
+    float *x = malloc(nx * 4), *ref = malloc(nx * 4), *out = malloc(nx * 4), table[128];
+    int32_t *pos = malloc(n_tok * 4);
+    double inv[64];
+    vkllm_status s = VKLLM_OK;
+    if (!x || !ref || !out || !pos) s = vkllm_fail(c->dev, VKLLM_ERROR_OUT_OF_HOST_MEMORY, "self-check: out of host memory");
+    vkllm_view vx, vy, vp, vt;
+    if (!s) {
+        for (size_t i = 0; i < nx; i++) x[i] = normal(r);
+        for (uint32_t t = 0; t < n_tok; t++) pos[t] = (int32_t)(next(r) % (uint64_t)(max_pos + 1));
+        vkllm_rope_inv_freq(inv, n_rot, 10000.0, 1.0, NULL);
+        vkllm_rope_table(table, inv, n_rot / 2);
+        vkllm_rope_params p = { n_tok, n_head, head_dim, n_rot, n_head * head_dim, head_dim, n_head * head_dim, head_dim, neox, 1.0f };
+        vkllm_ref_rope(&p, x, ref, pos, inv);
+        s = upload(c, x, nx * 4, &vx);
+    }
+    if (!s) s = upload(c, NULL, nx * 4, &vy);
+    if (!s) s = upload(c, pos, n_tok * 4, &vp);
+    if (!s) s = upload(c, table, sizeof table, &vt);
+    if (!s) s = vkllm_chain_begin(c->chain);
+    vkllm_rope_args a = { vx, vy, vp, vt, n_tok, n_head, head_dim, n_rot, n_head * head_dim, head_dim, n_head * head_dim,
+                          head_dim, neox, 1.0f, force_fp32, NULL };
+    if (!s) s = vkllm_op_rope(c->chain, &a);
+    if (!s) s = vkllm_chain_end(c->chain);
+    if (!s) s = vkllm_chain_run(c->chain);
+    if (!s) s = vkllm_buffer_read(c->dev, &vy.buf, 0, out, nx * 4);
+    if (!s) {
+        int fp64 = c->dev->f.shader_fp64 && !force_fp32;
+        res->kernel = neox ? (fp64 ? "rope_neox" : "rope_neox_f32") : (fp64 ? "rope_norm" : "rope_norm_f32");
+        snprintf(res->shape, sizeof res->shape, "tok=%u heads=%u dim=%u pos<=%d", n_tok, n_head, head_dim, max_pos);
+        res->nmse = nmse(out, ref, nx);
+        res->bound = fp64 ? 1e-10 : 1e-7;
+    }
+    release(c);
+    free(x); free(ref); free(out); free(pos);
+    return s;
+}
+
+vkllm_status vkllm_selfcheck(vkllm_device *dev, uint64_t seed, vkllm_selfcheck_cb cb, void *user, int *n_run, int *n_failed)
+{
+    if (n_run) *n_run = 0;
+    if (n_failed) *n_failed = 0;
+    if (!dev) return VKLLM_ERROR_INVALID_ARGUMENT;
+    ctx c = { .dev = dev };
+    vkllm_status s = vkllm_chain_create(dev, NULL, &c.chain);
+    if (s) return s;
+    rng r = { seed };
+    for (int i = 0; i < 7 && !s; i++) {
+        vkllm_selfcheck_result res;
+        memset(&res, 0, sizeof res);
+        switch (i) {
+        case 0: s = check_rmsnorm(&c, &r, 5120, 4, &res); break;
+        case 1: s = check_rmsnorm(&c, &r, 5123, 3, &res); break;
+        case 2: s = check_rope(&c, &r, 1, 0, 17, 16384, &res); break;
+        case 3: s = check_rope(&c, &r, 0, 0, 17, 16384, &res); break;
+        case 4: s = check_rope(&c, &r, 1, 1, 17, 2047, &res); break;
+        case 5: s = check_rope(&c, &r, 0, 1, 17, 2047, &res); break;
+        default: continue;
+        }
+        if (s) break;
+        res.pass = res.nmse <= res.bound;
+        if (!res.pass)
+            snprintf(res.message, sizeof res.message, "NMSE %.3e exceeds %.1e (seed %llu)", res.nmse, res.bound,
+                     (unsigned long long)seed);
+        if (n_run) (*n_run)++;
+        if (!res.pass && n_failed) (*n_failed)++;
+        if (cb) cb(&res, user);
+    }
+    vkllm_chain_destroy(c.chain);
+    return s;
+}
