@@ -48,4 +48,10 @@ vkllm_status vkllm_op_stream_read(vkllm_chain *chain, vkllm_view src, uint64_t n
 #ifdef __cplusplus
 }
 #endif
+
+/* The kernel families, one header each. */
+#include "vkllm/ops_attn.h"
+#include "vkllm/ops_gemm.h"
+#include "vkllm/ops_matvec.h"
+#include "vkllm/ops_misc.h"
 #endif
