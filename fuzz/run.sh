@@ -1,0 +1,28 @@
+#!/bin/sh
+# Fuzz the GGUF reader for a given number of seconds: fuzz/run.sh <seconds> (default 60).
+# Configures its own clang build dir (fuzz/ alone, so nothing else in the tree needs to build), runs
+# libFuzzer with ASan+UBSan on a scratch copy of fuzz/corpus/gguf, and exits non-zero on any finding
+# (crash, sanitizer report, leak, timeout or out-of-memory); the reproducer lands in the build dir.
+# Needs clang and its fuzzer runtime (Debian 12: clang-14 libclang-rt-14-dev).
+# Environment: VKLLM_FUZZ_BUILD (build dir, default build-fuzz), CC (default clang),
+#              VKLLM_FUZZ_ARGS (extra libFuzzer flags, e.g. -jobs=4 -workers=4).
+set -eu
+secs=${1:-60}
+case $secs in ''|*[!0-9]*) echo "usage: fuzz/run.sh <seconds>" >&2; exit 2 ;; esac
+root=$(cd "$(dirname "$0")/.." && pwd)
+build=${VKLLM_FUZZ_BUILD:-$root/build-fuzz}
+cc=${CC:-clang}
+command -v "$cc" >/dev/null 2>&1 || { echo "fuzz/run.sh: $cc not found (apt-get install clang libclang-rt-14-dev)" >&2; exit 2; }
+
+cmake -S "$root/fuzz" -B "$build" -DCMAKE_C_COMPILER="$cc" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+cmake --build "$build" --target fuzz_gguf -j "$(nproc 2>/dev/null || echo 2)"
+
+work=$build/corpus-gguf
+art=$build/artifacts/
+mkdir -p "$work" "$art"
+echo "fuzz/run.sh: fuzzing the GGUF reader for $secs s (corpus $work, findings in $art)"
+# new inputs go to the scratch corpus; the committed seeds are read only
+# shellcheck disable=SC2086
+"$build/fuzz_gguf" -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 -max_len=65536 \
+    -dict="$root/fuzz/gguf.dict" -artifact_prefix="$art" -print_final_stats=1 \
+    ${VKLLM_FUZZ_ARGS:-} "$work" "$root/fuzz/corpus/gguf"
