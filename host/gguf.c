@@ -1183,6 +1183,10 @@ static vkllm_status begin_value(vkllm_gguf_writer *w, const char *key, uint32_t 
 
 static vkllm_status add_fixed(vkllm_gguf_writer *w, const char *key, uint32_t t, uint64_t bits)
 {
+    /* the data layout depends on this key, so it only goes in through set_alignment */
+    if (key && !strcmp(key, "general.alignment") && (t != VKLLM_GGUF_UINT32 || bits != w->alignment || w->n_t))
+        return wfail(w, VKLLM_ERROR_INVALID_ARGUMENT, "general.alignment must be set with "
+                     "vkllm_gguf_writer_set_alignment before any tensor");
     TRY(begin_value(w, key, t));
     uint8_t b[8];
     size_t n = fixed_size(t);
@@ -1280,9 +1284,11 @@ vkllm_status vkllm_gguf_writer_set_alignment(vkllm_gguf_writer *w, uint32_t alig
     if (alignment == 0 || (alignment & (alignment - 1)))
         return wfail(w, VKLLM_ERROR_INVALID_ARGUMENT, "alignment %" PRIu32 " is not a power of two", alignment);
     if (w->n_t) return wfail(w, VKLLM_ERROR_INVALID_ARGUMENT, "set the alignment before adding tensors");
-    TRY(vkllm_gguf_writer_add_u32(w, "general.alignment", alignment));
+    uint32_t old = w->alignment;
     w->alignment = alignment;
-    return VKLLM_OK;
+    vkllm_status s = vkllm_gguf_writer_add_u32(w, "general.alignment", alignment);
+    if (s != VKLLM_OK) w->alignment = old;
+    return s;
 }
 
 vkllm_status vkllm_gguf_writer_add_tensor(vkllm_gguf_writer *w, const char *name, vkllm_dtype type,

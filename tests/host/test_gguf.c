@@ -343,6 +343,8 @@ static void test_writer_misuse(void **state)
                      VKLLM_ERROR_INVALID_ARGUMENT);
     assert_non_null(strstr(vkllm_gguf_writer_error(w), "duplicate tensor name 'a'"));
     assert_int_equal(vkllm_gguf_writer_set_alignment(w, 64), VKLLM_ERROR_INVALID_ARGUMENT);
+    assert_int_equal(vkllm_gguf_writer_add_u32(w, "general.alignment", 64), VKLLM_ERROR_INVALID_ARGUMENT);
+    assert_non_null(strstr(vkllm_gguf_writer_error(w), "set_alignment"));
     assert_int_equal(vkllm_gguf_writer_write_data(w, "x", 1), VKLLM_ERROR_INVALID_ARGUMENT);
     WOK(w, vkllm_gguf_writer_write_header(w));
     assert_int_equal(vkllm_gguf_writer_add_u32(w, "late", 1), VKLLM_ERROR_INVALID_ARGUMENT);
