@@ -7,6 +7,8 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <float.h>
+#include <math.h>
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -870,7 +872,8 @@ vkllm_status vkllm_gguf_ref_f32(vkllm_gguf *g, vkllm_gguf_ref r, float *out)
 {
     double d = 0;
     vkllm_status s = vkllm_gguf_ref_f64(g, r, &d);
-    if (s == VKLLM_OK) *out = (float)d;
+    /* out-of-range double -> float conversion is undefined in ISO C: saturate to infinity */
+    if (s == VKLLM_OK) *out = d > FLT_MAX ? HUGE_VALF : d < -FLT_MAX ? -HUGE_VALF : (float)d;
     return s;
 }
 

@@ -4,6 +4,7 @@
 #include "testutil.h"
 
 #include <inttypes.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -78,6 +79,7 @@ static void write_round(const char *path, uint32_t alignment, uint8_t **data, ui
     WOK(w, vkllm_gguf_writer_add_i64(w, "t.i64", -5));
     WOK(w, vkllm_gguf_writer_add_f32(w, "t.f32", 1e-5f));
     WOK(w, vkllm_gguf_writer_add_f64(w, "t.f64", 250000.125));
+    WOK(w, vkllm_gguf_writer_add_f64(w, "t.f64_big", -1e300));
     WOK(w, vkllm_gguf_writer_add_bool(w, "t.bool", 1));
     WOK(w, vkllm_gguf_writer_add_string_n(w, "t.str_nul", "a\0b", 3));
     WOK(w, vkllm_gguf_writer_add_string(w, "t.str_empty", ""));
@@ -195,6 +197,10 @@ static void check_round(const char *path, uint32_t alignment, uint8_t **data)
     assert_true(f32 == 1e-5f);
     OK(vkllm_gguf_ref_f64(g, vkllm_gguf_find(g, "t.f64"), &f64));
     assert_true(f64 == 250000.125);
+    OK(vkllm_gguf_get_f32(g, "t.f64", &f32));
+    assert_true(f32 == 250000.125f);
+    OK(vkllm_gguf_get_f32(g, "t.f64_big", &f32)); /* saturates, no undefined conversion */
+    assert_true(isinf(f32) && f32 < 0);
     OK(vkllm_gguf_get_bool(g, "t.bool", &b));
     assert_int_equal(b, 1);
     OK(vkllm_gguf_get_string(g, "t.str_nul", &str, &len));
