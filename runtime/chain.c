@@ -146,15 +146,58 @@ static vkllm_status alloc_set(vkllm_chain *c, VkDescriptorSetLayout layout, VkDe
     return VKLLM_OK;
 }
 
+/* One global memory barrier covers compute dispatches and the chain's small buffer copies alike. */
 static void record_barrier(vkllm_chain *c)
 {
-    VkMemoryBarrier mb = { .sType = VK_STRUCTURE_TYPE_MEMORY_BARRIER,
-                           .srcAccessMask = VK_ACCESS_SHADER_READ_BIT | VK_ACCESS_SHADER_WRITE_BIT,
-                           .dstAccessMask = VK_ACCESS_SHADER_READ_BIT | VK_ACCESS_SHADER_WRITE_BIT };
-    vkCmdPipelineBarrier(c->cmd, VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT, VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT, 0, 1, &mb, 0, NULL,
-                         0, NULL);
+    const VkAccessFlags acc = VK_ACCESS_SHADER_READ_BIT | VK_ACCESS_SHADER_WRITE_BIT | VK_ACCESS_TRANSFER_READ_BIT |
+                              VK_ACCESS_TRANSFER_WRITE_BIT;
+    const VkPipelineStageFlags st = VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT | VK_PIPELINE_STAGE_TRANSFER_BIT;
+    VkMemoryBarrier mb = { .sType = VK_STRUCTURE_TYPE_MEMORY_BARRIER, .srcAccessMask = acc, .dstAccessMask = acc };
+    vkCmdPipelineBarrier(c->cmd, st, st, 0, 1, &mb, 0, NULL, 0, NULL);
     c->n_barriers++;
     c->n_pending = 0;
+}
+
+/* Adds ranges to the pending set, recording a barrier first if any conflicts with it. */
+static vkllm_status track(vkllm_chain *c, const access_range *r, uint32_t n, const char *name)
+{
+    if (!c->auto_barriers) return VKLLM_OK;
+    int conflict = 0;
+    for (uint32_t i = 0; i < n && !conflict; i++)
+        for (uint32_t j = 0; j < c->n_pending && !conflict; j++)
+            if ((r[i].write || c->pending[j].write) && c->pending[j].buffer == r[i].buffer &&
+                c->pending[j].begin < r[i].end && r[i].begin < c->pending[j].end)
+                conflict = 1;
+    if (conflict) record_barrier(c);
+    if (c->n_pending + n > c->cap_pending) {
+        uint32_t nc = (c->cap_pending + n) * 2;
+        access_range *np = realloc(c->pending, nc * sizeof *np);
+        if (!np) return vkllm_fail(c->dev, VKLLM_ERROR_OUT_OF_HOST_MEMORY, "out of host memory recording '%s'", name);
+        c->pending = np;
+        c->cap_pending = nc;
+    }
+    for (uint32_t i = 0; i < n; i++) c->pending[c->n_pending++] = r[i];
+    return VKLLM_OK;
+}
+
+vkllm_status vkllm_chain_copy(vkllm_chain *c, const vkllm_buffer *src, uint64_t src_off, const vkllm_buffer *dst,
+                              uint64_t dst_off, uint64_t size)
+{
+    vkllm_device *dev = c ? c->dev : NULL;
+    if (!c || !src || !dst || !src->block || !dst->block)
+        return vkllm_fail(dev, VKLLM_ERROR_INVALID_ARGUMENT, "vkllm_chain_copy: NULL or unallocated buffer");
+    if (!c->recording) return vkllm_fail(dev, VKLLM_ERROR_INVALID_ARGUMENT, "vkllm_chain_copy: chain is not recording");
+    if (size == 0) return VKLLM_OK;
+    if (src_off > src->size || size > src->size - src_off || dst_off > dst->size || size > dst->size - dst_off)
+        return vkllm_fail(dev, VKLLM_ERROR_OUT_OF_RANGE, "vkllm_chain_copy: %llu bytes do not fit the buffers",
+                          (unsigned long long)size);
+    VkBufferCopy bc = { src->offset + src_off, dst->offset + dst_off, size };
+    access_range r[2] = { { src->block->buffer, bc.srcOffset, bc.srcOffset + size, 0 },
+                          { dst->block->buffer, bc.dstOffset, bc.dstOffset + size, 1 } };
+    vkllm_status s = track(c, r, 2, "copy");
+    if (s) return s;
+    vkCmdCopyBuffer(c->cmd, src->block->buffer, dst->block->buffer, 1, &bc);
+    return VKLLM_OK;
 }
 
 vkllm_status vkllm_chain_barrier(vkllm_chain *c)
@@ -180,11 +223,6 @@ static vkllm_status timestamp(vkllm_chain *c, uint32_t query, VkPipelineStageFla
     if (idx == 0) vkCmdResetQueryPool(c->cmd, c->qpools[pool], 0, QUERIES_PER_POOL);
     vkCmdWriteTimestamp(c->cmd, stage, c->qpools[pool], idx);
     return VKLLM_OK;
-}
-
-static int overlaps(const access_range *a, VkBuffer b, uint64_t begin, uint64_t end)
-{
-    return a->buffer == b && a->begin < end && begin < a->end;
 }
 
 vkllm_status vkllm_chain_dispatch(vkllm_chain *c, const vkllm_dispatch *d)
@@ -232,27 +270,12 @@ vkllm_status vkllm_chain_dispatch(vkllm_chain *c, const vkllm_dispatch *d)
 
     /* A barrier is needed if this dispatch reads or writes what a dispatch since the last barrier
      * wrote, or writes what one read. */
-    if (c->auto_barriers) {
-        int conflict = 0;
-        for (uint32_t i = 0; i < d->n_bindings && !conflict; i++) {
-            int w = (d->bindings[i].access & VKLLM_WRITE) != 0;
-            for (uint32_t j = 0; j < c->n_pending && !conflict; j++)
-                if ((w || c->pending[j].write) &&
-                    overlaps(&c->pending[j], infos[i].buffer, infos[i].offset, infos[i].offset + infos[i].range))
-                    conflict = 1;
-        }
-        if (conflict) record_barrier(c);
-        if (c->n_pending + d->n_bindings > c->cap_pending) {
-            uint32_t nc = (c->cap_pending + d->n_bindings) * 2;
-            access_range *np = realloc(c->pending, nc * sizeof *np);
-            if (!np) return vkllm_fail(dev, VKLLM_ERROR_OUT_OF_HOST_MEMORY, "out of host memory recording '%s'", name);
-            c->pending = np;
-            c->cap_pending = nc;
-        }
-        for (uint32_t i = 0; i < d->n_bindings; i++)
-            c->pending[c->n_pending++] = (access_range){ infos[i].buffer, infos[i].offset, infos[i].offset + infos[i].range,
-                                                          (d->bindings[i].access & VKLLM_WRITE) != 0 };
-    }
+    access_range ranges[VKLLM_MAX_BINDINGS];
+    for (uint32_t i = 0; i < d->n_bindings; i++)
+        ranges[i] = (access_range){ infos[i].buffer, infos[i].offset, infos[i].offset + infos[i].range,
+                                    (d->bindings[i].access & VKLLM_WRITE) != 0 };
+    vkllm_status ts = track(c, ranges, d->n_bindings, name);
+    if (ts) return ts;
 
     VkDescriptorSet set;
     vkllm_status s = alloc_set(c, p->set_layout, &set);

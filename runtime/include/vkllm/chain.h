@@ -55,6 +55,11 @@ void vkllm_chain_destroy(vkllm_chain *chain);
 vkllm_status vkllm_chain_begin(vkllm_chain *chain);
 /* Records one dispatch and, before it, a barrier if it conflicts with an earlier dispatch. */
 vkllm_status vkllm_chain_dispatch(vkllm_chain *chain, const vkllm_dispatch *d);
+/* Records a copy of size bytes between buffers (device or host memory), ordered against the
+ * dispatches around it like a dispatch that reads src and writes dst. For the few bytes that move
+ * between host-visible and device memory per step (token ids, positions, the sampled token). */
+vkllm_status vkllm_chain_copy(vkllm_chain *chain, const vkllm_buffer *src, uint64_t src_off, const vkllm_buffer *dst,
+                              uint64_t dst_off, uint64_t size);
 /* Forces a full compute barrier at this point (rarely needed: conflicts are found automatically). */
 vkllm_status vkllm_chain_barrier(vkllm_chain *chain);
 /* Ends recording. */
