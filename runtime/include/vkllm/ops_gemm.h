@@ -1,5 +1,40 @@
-/* Kernel operations of the gemm family (see ops.h for the pattern). */
+/* Kernel operations of the gemm family (see ops.h for the pattern): the prefill matrix product of
+ * float32 activations with a weight matrix stored exactly as in GGUF. */
 #ifndef VKLLM_OPS_GEMM_H
 #define VKLLM_OPS_GEMM_H
 #include "vkllm/ops.h"
+#include "vkllm/quant.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Y[m][n] = sum_k X[m][k] * W[n][k]  (+ R[m][n] if residual.buf.block != NULL)
+ * for m < m (tokens), n < n_out, k < n_in.
+ * w: n_out rows of n_in elements of `type` (F32, F16, BF16, Q8_0, Q4_0, Q4_K, Q5_K, Q6_K), rows
+ *    contiguous, exactly as a GGUF tensor [n_in, n_out]; n_in must be a whole number of blocks.
+ * x: float32 (m, x_stride); y: float32 (m, y_stride); residual: float32 (m, r_stride), may be the same
+ *    view as y (in-place residual add: y += X W^T). y may not overlap x or w otherwise.
+ * Variant: cooperative matrix (fp16 inputs, fp32 accumulation) where the device has a usable f16
+ * shape and the build has the kernel, n_in % 32 == 0 and force_portable == 0; otherwise the portable
+ * float32 tiled kernel. VKLLM_DISABLE=coopmat turns the former off for the whole device.
+ * name: dispatch name for profiling (NULL: the kernel's name). */
+typedef struct vkllm_gemm_args {
+    vkllm_view w;
+    vkllm_dtype type;
+    uint32_t n_out, n_in;
+    vkllm_view x, y, residual;
+    uint32_t m, x_stride, y_stride, r_stride;
+    int force_portable;
+    const char *name;
+} vkllm_gemm_args;
+vkllm_status vkllm_op_gemm(vkllm_chain *chain, const vkllm_gemm_args *a);
+
+/* 1 if vkllm_op_gemm would take the cooperative-matrix path for this device, type and n_in (with
+ * force_portable 0); the kernel name it would use goes to *kernel (if not NULL). */
+int vkllm_gemm_uses_coopmat(vkllm_device *dev, vkllm_dtype type, uint32_t n_in, const char **kernel);
+
+#ifdef __cplusplus
+}
+#endif
 #endif

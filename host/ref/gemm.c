@@ -1,0 +1,28 @@
+/* CPU reference of the gemm kernels: dequantize one weight row at a time, double accumulation. */
+#include <stdlib.h>
+
+#include "vkllm/ref_gemm.h"
+
+vkllm_status vkllm_ref_gemm(vkllm_dtype type, const void *w, uint32_t n_out, uint32_t n_in, const float *x, float *y,
+                            const float *r, uint32_t m, size_t x_stride, size_t y_stride, size_t r_stride)
+{
+    size_t be = vkllm_dtype_block_elems(type);
+    if (!be || n_in % be) return VKLLM_ERROR_INVALID_ARGUMENT;
+    uint64_t row_bytes;
+    vkllm_status s = vkllm_dtype_bytes(type, n_in, &row_bytes);
+    if (s) return s;
+    float *wrow = malloc((size_t)n_in * sizeof *wrow); /* (n_in) one dequantized weight row */
+    if (!wrow) return VKLLM_ERROR_OUT_OF_HOST_MEMORY;
+    for (uint32_t n = 0; n < n_out; n++) {
+        vkllm_dequantize(type, (const uint8_t *)w + (size_t)n * row_bytes, wrow, n_in);
+        for (uint32_t t = 0; t < m; t++) {
+            const float *xt = x + (size_t)t * x_stride;
+            double acc = 0;
+            for (uint32_t k = 0; k < n_in; k++) acc += (double)xt[k] * wrow[k];
+            if (r) acc += r[(size_t)t * r_stride + n];
+            y[(size_t)t * y_stride + n] = (float)acc;
+        }
+    }
+    free(wrow);
+    return VKLLM_OK;
+}

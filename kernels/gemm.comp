@@ -1,0 +1,281 @@
+#version 450
+// Prefill matrix product with the weight in its GGUF block format:
+//   Y[m][n] = sum_k X[m][k] * W[n][k]  (+ R[m][n] when HAS_RES is pushed; R may be Y itself)
+//
+// Layout: W = n_out rows of K elements of WTYPE (ggml type number: 0 f32, 1 f16, 2 q4_0, 8 q8_0,
+// 12 q4_k, 13 q5_k, 14 q6_k, 30 bf16), rows contiguous, row_h halfwords per row (every block size is
+// even), bound as uint words so every format decodes through common/blocks.glsl. X, Y, R float32
+// row-major with row strides in elements. The W binding is rounded up to whole 32-bit words.
+//
+// Grid: x = ceil(M / BM) tiles of tokens (fastest, so the M tiles that share one W tile run together
+// and W comes from DRAM about once), y = ceil(N / BN) tiles of outputs. Each k-step dequantizes a
+// BN x BK tile of W into shared memory (never a full dequantized copy of W) next to a BM x BK tile of X.
+//
+// COOPMAT == 0, portable: BM = BN = 64, BK = 32, 256 threads (spec constant 0 must be 256), each
+//   thread a 4 x 4 register block (rows ty + 16 i, columns tx + 16 j: the shared reads of one
+//   k are a broadcast of X and 16 consecutive W values). Float32 throughout: the only difference
+//   from the reference is the summation order. K may be any whole number of blocks (f32/f16/bf16:
+//   any K; the k tail is zero-filled).
+// COOPMAT == 1, GL_KHR_cooperative_matrix: BM = BN = 128, BK = 32, 8 subgroups (WG = 8 * subgroup
+//   size, spec constant 0) in a 2 (m) x 4 (n) grid, each subgroup a 64 x 32 block of CM_M x CM_N
+//   fp32 accumulators (shape from spec constants 1..3, chosen by the host from the device's list).
+//   X and the dequantized W tile are stored as fp16 in two shared buffers (double buffering: the
+//   global loads of step k+1 are issued before the multiplies of step k; one barrier per step).
+//   Needs K % 32 == 0. Shared memory: 2 * 2 * 128 * 40 * 2 B = 40 KiB + 8 KiB epilogue scratch.
+//
+// Per call: reads N * row_bytes (W, once from DRAM when the M tiles of one W tile share L2) +
+// 4 * M * K * ceil(N / BN) (X, mostly from L2) + 4 * M * N (R), writes 4 * M * N; 2 * M * N * K FLOPs
+// (the benchmark's TFLOP/s divides 2 M N K by the time).
+#extension GL_GOOGLE_include_directive : require
+#extension GL_KHR_shader_subgroup_basic : require
+#if COOPMAT
+#extension GL_KHR_cooperative_matrix : require
+#extension GL_KHR_memory_scope_semantics : require
+#extension GL_EXT_shader_explicit_arithmetic_types_float16 : require
+#endif
+
+layout(local_size_x_id = 0) in;
+#if COOPMAT
+layout(constant_id = 1) const uint CM_M = 16;
+layout(constant_id = 2) const uint CM_N = 16;
+layout(constant_id = 3) const uint CM_K = 16;
+#endif
+layout(constant_id = 4) const uint VEC4X = 0; // x_stride % 4 == 0 and x 16-byte aligned: vec4 loads of X
+
+layout(std430, binding = 0) readonly buffer W32 { uint w32[]; };
+layout(std430, binding = 0) readonly buffer WF { float wf[]; };
+layout(std430, binding = 1) readonly buffer X { float x[]; };
+layout(std430, binding = 1) readonly buffer X4 { vec4 x4[]; };
+layout(std430, binding = 2) writeonly buffer Y { float y[]; };
+layout(std430, binding = 3) readonly buffer R { float r[]; };
+
+layout(push_constant) uniform Params {
+    uint M, N, K;
+    uint x_stride, y_stride, r_stride;
+    uint has_res;
+    uint row_h; // halfwords per W row
+} p;
+
+#define BLK_BUF_U32 w32
+#include "common/blocks.glsl"
+
+// Eight consecutive weights W[n][k .. k+7]; k % 8 == 0 and k + 8 <= K (so they lie in one block).
+void w_dequant8(uint n, uint k, out vec4 a, out vec4 b)
+{
+    const uint h = n * p.row_h;
+#if WTYPE == 0
+    const uint e = n * p.K + k;
+    a = vec4(wf[e], wf[e + 1u], wf[e + 2u], wf[e + 3u]);
+    b = vec4(wf[e + 4u], wf[e + 5u], wf[e + 6u], wf[e + 7u]);
+#elif WTYPE == 1
+    a = f16_dequant4(h, k);
+    b = f16_dequant4(h, k + 4u);
+#elif WTYPE == 30
+    a = bf16_dequant4(h, k);
+    b = bf16_dequant4(h, k + 4u);
+#elif WTYPE == 8
+    q8_0_dequant8(h + (k >> 5) * Q8_0_HALFWORDS, k & 31u, a, b);
+#elif WTYPE == 2
+    q4_0_dequant8(h + (k >> 5) * Q4_0_HALFWORDS, k & 31u, a, b);
+#elif WTYPE == 12
+    q4_k_dequant8(h + (k >> 8) * Q4_K_HALFWORDS, k & 255u, a, b);
+#elif WTYPE == 13
+    q5_k_dequant8(h + (k >> 8) * Q5_K_HALFWORDS, k & 255u, a, b);
+#elif WTYPE == 14
+    q6_k_dequant8(h + (k >> 8) * Q6_K_HALFWORDS, k & 255u, a, b);
+#else
+#error "unknown WTYPE"
+#endif
+}
+
+#if WTYPE == 0 || WTYPE == 1 || WTYPE == 30
+// One weight, for the k tail of the plain types (K not a multiple of 8).
+float w_elem(uint n, uint k)
+{
+#if WTYPE == 0
+    return wf[n * p.K + k];
+#elif WTYPE == 1
+    return blk_f16(n * p.row_h + k);
+#else
+    return uintBitsToFloat(blk_u16(n * p.row_h + k) << 16);
+#endif
+}
+#define W_TAIL 1
+#else
+#define W_TAIL 0
+#endif
+
+// Eight weights W[n][k .. k+7] with zeros beyond K (and for n >= N).
+void w_load8(uint n, uint k, out vec4 a, out vec4 b)
+{
+    a = vec4(0.0);
+    b = vec4(0.0);
+    if (n >= p.N) return;
+    if (k + 8u <= p.K) {
+        w_dequant8(n, k, a, b);
+        return;
+    }
+#if W_TAIL
+    float v[8];
+    for (uint i = 0u; i < 8u; i++) v[i] = k + i < p.K ? w_elem(n, k + i) : 0.0;
+    a = vec4(v[0], v[1], v[2], v[3]);
+    b = vec4(v[4], v[5], v[6], v[7]);
+#endif
+}
+
+// Four activations X[m][k .. k+3] with zeros beyond M and K.
+vec4 x_load4(uint m, uint k)
+{
+    if (m >= p.M) return vec4(0.0);
+    if (VEC4X != 0u && k + 4u <= p.K) return x4[(m * p.x_stride + k) >> 2];
+    const uint e = m * p.x_stride + k;
+    return vec4(k < p.K ? x[e] : 0.0, k + 1u < p.K ? x[e + 1u] : 0.0, k + 2u < p.K ? x[e + 2u] : 0.0,
+                k + 3u < p.K ? x[e + 3u] : 0.0);
+}
+
+void store_out(uint m, uint n, float v)
+{
+    if (m >= p.M || n >= p.N) return;
+    if (p.has_res != 0u) v += r[m * p.r_stride + n];
+    y[m * p.y_stride + n] = v;
+}
+
+#if !COOPMAT
+// ---------------------------------------------------------------- portable float32 tiles
+const uint BM = 64u, BN = 64u, BK = 32u;
+shared float xs[BK][BM + 1u]; // k-major: the 4 rows a thread needs at one k are a broadcast
+shared float ws[BK][BN + 1u];
+
+void main()
+{
+    const uint tid = gl_LocalInvocationID.x; // 256 threads
+    const uint tx = tid & 15u, ty = tid >> 4;
+    const uint m0 = gl_WorkGroupID.x * BM, n0 = gl_WorkGroupID.y * BN;
+    // loaders: 64 rows x 32 k = 256 x 8 elements, one row segment of 8 per thread
+    const uint lr = tid >> 2, lk = (tid & 3u) * 8u;
+    float acc[4][4];
+    for (uint i = 0u; i < 4u; i++)
+        for (uint j = 0u; j < 4u; j++) acc[i][j] = 0.0;
+
+    for (uint k0 = 0u; k0 < p.K; k0 += BK) {
+        vec4 xa = x_load4(m0 + lr, k0 + lk), xb = x_load4(m0 + lr, k0 + lk + 4u);
+        vec4 wa, wb;
+        w_load8(n0 + lr, k0 + lk, wa, wb);
+        barrier(); // the previous step's reads of xs/ws are done
+        for (uint i = 0u; i < 4u; i++) {
+            xs[lk + i][lr] = xa[i];
+            xs[lk + 4u + i][lr] = xb[i];
+            ws[lk + i][lr] = wa[i];
+            ws[lk + 4u + i][lr] = wb[i];
+        }
+        barrier();
+        for (uint kk = 0u; kk < BK; kk++) {
+            float xv[4], wv[4];
+            for (uint i = 0u; i < 4u; i++) xv[i] = xs[kk][ty + 16u * i];
+            for (uint j = 0u; j < 4u; j++) wv[j] = ws[kk][tx + 16u * j];
+            for (uint i = 0u; i < 4u; i++)
+                for (uint j = 0u; j < 4u; j++) acc[i][j] = fma(xv[i], wv[j], acc[i][j]);
+        }
+    }
+    for (uint i = 0u; i < 4u; i++)
+        for (uint j = 0u; j < 4u; j++) store_out(m0 + ty + 16u * i, n0 + tx + 16u * j, acc[i][j]);
+}
+
+#else
+// ---------------------------------------------------------------- cooperative matrix, fp16 x fp16 -> fp32
+const uint BM = 128u, BN = 128u, BK = 32u;
+const uint WM = 2u, WN = 4u;               // subgroup grid
+const uint SM = BM / WM, SN = BN / WN;     // 64 x 32 per subgroup
+const uint TM = SM / CM_M, TN = SN / CM_N; // accumulator tiles per subgroup
+const uint LD = BK + 8u;                   // padded row (80 B): 8 rows of 16 B hit distinct banks
+const uint WG = gl_WorkGroupSize.x;
+const uint XV = BM * BK / 4u / WG;         // vec4 of X per thread per step
+const uint WV = BN * BK / 8u / WG;         // groups of 8 weights per thread per step
+
+shared float16_t as_[2u * BM * LD]; // X tile, row m: as_[buf][m][k]
+shared float16_t bs_[2u * BN * LD]; // W tile, row n: bs_[buf][n][k] = B column-major
+shared float cs_[8u * CM_M * CM_N];  // epilogue: one accumulator tile per subgroup
+
+vec4 xr[XV];
+vec4 wr[2u * WV];
+
+void fetch(uint m0, uint n0, uint k0)
+{
+    const uint tid = gl_LocalInvocationID.x;
+    for (uint i = 0u; i < XV; i++) {
+        const uint idx = tid + i * WG, row = idx / (BK / 4u), c = (idx % (BK / 4u)) * 4u;
+        xr[i] = x_load4(m0 + row, k0 + c);
+    }
+    for (uint i = 0u; i < WV; i++) {
+        const uint idx = tid + i * WG, row = idx / (BK / 8u), c = (idx % (BK / 8u)) * 8u;
+        const uint n = n0 + row;
+        wr[2u * i] = vec4(0.0);
+        wr[2u * i + 1u] = vec4(0.0);
+        if (n < p.N) w_dequant8(n, k0 + c, wr[2u * i], wr[2u * i + 1u]);
+    }
+}
+
+void stash(uint buf)
+{
+    const uint tid = gl_LocalInvocationID.x;
+    for (uint i = 0u; i < XV; i++) {
+        const uint idx = tid + i * WG, row = idx / (BK / 4u), c = (idx % (BK / 4u)) * 4u;
+        const uint o = (buf * BM + row) * LD + c;
+        const f16vec4 v = f16vec4(xr[i]);
+        as_[o] = v.x; as_[o + 1u] = v.y; as_[o + 2u] = v.z; as_[o + 3u] = v.w;
+    }
+    for (uint i = 0u; i < WV; i++) {
+        const uint idx = tid + i * WG, row = idx / (BK / 8u), c = (idx % (BK / 8u)) * 8u;
+        const uint o = (buf * BN + row) * LD + c;
+        const f16vec4 a = f16vec4(wr[2u * i]), b = f16vec4(wr[2u * i + 1u]);
+        bs_[o] = a.x; bs_[o + 1u] = a.y; bs_[o + 2u] = a.z; bs_[o + 3u] = a.w;
+        bs_[o + 4u] = b.x; bs_[o + 5u] = b.y; bs_[o + 6u] = b.z; bs_[o + 7u] = b.w;
+    }
+}
+
+void main()
+{
+    const uint sg = gl_SubgroupID, lane = gl_SubgroupInvocationID;
+    const uint wm = sg / WN, wn = sg % WN;
+    const uint m0 = gl_WorkGroupID.x * BM, n0 = gl_WorkGroupID.y * BN;
+
+    coopmat<float, gl_ScopeSubgroup, CM_M, CM_N, gl_MatrixUseAccumulator> acc[TM * TN];
+    for (uint t = 0u; t < TM * TN; t++) acc[t] = coopmat<float, gl_ScopeSubgroup, CM_M, CM_N, gl_MatrixUseAccumulator>(0.0);
+
+    const uint nk = p.K / BK;
+    fetch(m0, n0, 0u);
+    stash(0u);
+    barrier();
+    for (uint kt = 0u; kt < nk; kt++) {
+        const uint cur = kt & 1u;
+        if (kt + 1u < nk) fetch(m0, n0, (kt + 1u) * BK); // in flight during the multiplies below
+        for (uint kk = 0u; kk < BK; kk += CM_K) {
+            coopmat<float16_t, gl_ScopeSubgroup, CM_M, CM_K, gl_MatrixUseA> a[TM];
+            for (uint i = 0u; i < TM; i++)
+                coopMatLoad(a[i], as_, (cur * BM + wm * SM + i * CM_M) * LD + kk, LD, gl_CooperativeMatrixLayoutRowMajor);
+            for (uint j = 0u; j < TN; j++) {
+                coopmat<float16_t, gl_ScopeSubgroup, CM_K, CM_N, gl_MatrixUseB> b;
+                coopMatLoad(b, bs_, (cur * BN + wn * SN + j * CM_N) * LD + kk, LD, gl_CooperativeMatrixLayoutColumnMajor);
+                for (uint i = 0u; i < TM; i++) acc[i * TN + j] = coopMatMulAdd(a[i], b, acc[i * TN + j]);
+            }
+        }
+        // The other buffer was last read in step kt-1, which ended with a barrier.
+        if (kt + 1u < nk) stash(cur ^ 1u);
+        barrier();
+    }
+
+    // Epilogue through a per-subgroup scratch tile: bounds for ragged M/N, and the residual.
+    const uint cbase = sg * CM_M * CM_N;
+    for (uint i = 0u; i < TM; i++)
+        for (uint j = 0u; j < TN; j++) {
+            coopMatStore(acc[i * TN + j], cs_, cbase, CM_N, gl_CooperativeMatrixLayoutRowMajor);
+            subgroupMemoryBarrierShared();
+            subgroupBarrier();
+            const uint mb = m0 + wm * SM + i * CM_M, nb = n0 + wn * SN + j * CM_N;
+            for (uint e = lane; e < CM_M * CM_N; e += gl_SubgroupSize)
+                store_out(mb + e / CM_N, nb + e % CM_N, cs_[cbase + e]);
+            subgroupMemoryBarrierShared();
+            subgroupBarrier();
+        }
+}
+#endif

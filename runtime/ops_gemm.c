@@ -1,0 +1,174 @@
+/* gemm family: prefill matrix product with GGUF-format weights (kernels/gemm.comp). Chooses the
+ * cooperative-matrix kernel where the device has a usable fp16 x fp16 -> fp32 subgroup shape, else
+ * the portable float32 tiled kernel. */
+#include <stdio.h>
+#include <string.h>
+
+#include "internal.h"
+#include "vkllm/ops.h"
+
+/* Tile shapes, as in kernels/gemm.comp. */
+enum { PORT_BM = 64, PORT_BN = 64, PORT_WG = 256, CM_BM = 128, CM_BN = 128, CM_BK = 32, CM_SUBGROUPS = 8, CM_LD = CM_BK + 8 };
+
+static const char *type_suffix(vkllm_dtype t)
+{
+    switch (t) {
+    case VKLLM_DTYPE_F32: return "f32";
+    case VKLLM_DTYPE_F16: return "f16";
+    case VKLLM_DTYPE_BF16: return "bf16";
+    case VKLLM_DTYPE_Q8_0: return "q8_0";
+    case VKLLM_DTYPE_Q4_0: return "q4_0";
+    case VKLLM_DTYPE_Q4_K: return "q4_k";
+    case VKLLM_DTYPE_Q5_K: return "q5_k";
+    case VKLLM_DTYPE_Q6_K: return "q6_k";
+    }
+    return NULL;
+}
+
+/* The coopmat shape for the kernel: f16 A/B, f32 C/result, subgroup scope, dividing the 64 x 32
+ * subgroup block and the 32-deep k-step. 16x16x16 first (fewest loads per multiply), else the
+ * largest. NULL if none. */
+static const vkllm_coopmat_shape *pick_shape(const vkllm_features *f)
+{
+    const vkllm_coopmat_shape *best = NULL;
+    for (uint32_t i = 0; i < f->n_coopmat_shapes; i++) {
+        const vkllm_coopmat_shape *s = &f->coopmat_shapes[i];
+        if (!s->subgroup_scope || strcmp(s->a_type, "f16") || strcmp(s->b_type, "f16") || strcmp(s->c_type, "f32") ||
+            strcmp(s->r_type, "f32"))
+            continue;
+        if (!s->m || !s->n || !s->k || 64 % s->m || 32 % s->n || CM_BK % s->k) continue;
+        if (s->m == 16 && s->n == 16 && s->k == 16) return s;
+        if (!best || s->m * s->n * s->k > best->m * best->n * best->k) best = s;
+    }
+    return best;
+}
+
+static const char *cm_kernel_name(vkllm_dtype t)
+{
+    switch (t) {
+    case VKLLM_DTYPE_F32: return "gemm_cm_f32";
+    case VKLLM_DTYPE_F16: return "gemm_cm_f16";
+    case VKLLM_DTYPE_BF16: return "gemm_cm_bf16";
+    case VKLLM_DTYPE_Q8_0: return "gemm_cm_q8_0";
+    case VKLLM_DTYPE_Q4_0: return "gemm_cm_q4_0";
+    case VKLLM_DTYPE_Q4_K: return "gemm_cm_q4_k";
+    case VKLLM_DTYPE_Q5_K: return "gemm_cm_q5_k";
+    case VKLLM_DTYPE_Q6_K: return "gemm_cm_q6_k";
+    }
+    return NULL;
+}
+
+int vkllm_gemm_uses_coopmat(vkllm_device *dev, vkllm_dtype type, uint32_t n_in, const char **kernel)
+{
+    const char *name = cm_kernel_name(type);
+    if (!dev || !name) return 0;
+    const vkllm_features *f = &dev->f;
+    const vkllm_coopmat_shape *s = f->coopmat ? pick_shape(f) : NULL;
+    int ok = s && f->shader_fp16 && n_in % CM_BK == 0 && vkllm_kernel_available(name) &&
+             (uint64_t)CM_SUBGROUPS * f->subgroup_size <= f->max_workgroup_invocations &&
+             /* double-buffered fp16 X and W tiles + the epilogue scratch, as the kernel declares them */
+             2u * (CM_BM + CM_BN) * CM_LD * 2u + CM_SUBGROUPS * s->m * s->n * 4u <= f->max_shared_memory;
+    if (ok && kernel) *kernel = name;
+    return ok;
+}
+
+static vkllm_binding bind(vkllm_view v, uint64_t size, vkllm_access acc)
+{
+    vkllm_binding b = { v.buf, v.offset, size, acc };
+    return b;
+}
+
+static int same_view(vkllm_view a, vkllm_view b)
+{
+    return a.buf.block == b.buf.block && a.buf.offset + a.offset == b.buf.offset + b.offset;
+}
+
+vkllm_status vkllm_op_gemm(vkllm_chain *chain, const vkllm_gemm_args *a)
+{
+    vkllm_device *dev = vkllm_chain_device(chain);
+    if (!dev || !a) return VKLLM_ERROR_INVALID_ARGUMENT;
+    const char *suf = type_suffix(a->type);
+    if (!suf) return vkllm_fail(dev, VKLLM_ERROR_UNSUPPORTED_TYPE, "gemm: weight type %d is not supported", (int)a->type);
+    if (a->m == 0 || a->n_out == 0 || a->n_in == 0)
+        return vkllm_fail(dev, VKLLM_ERROR_INVALID_ARGUMENT, "gemm: empty shape (m %u, n_out %u, n_in %u)", a->m, a->n_out,
+                          a->n_in);
+    size_t be = vkllm_dtype_block_elems(a->type);
+    if (a->n_in % be)
+        return vkllm_fail(dev, VKLLM_ERROR_INVALID_ARGUMENT,
+                          "gemm: n_in %u is not a whole number of %s blocks (%zu elements each); pad the tensor's rows",
+                          a->n_in, vkllm_dtype_name(a->type), be);
+    int has_res = a->residual.buf.block != NULL;
+    if (a->x_stride < a->n_in || a->y_stride < a->n_out || (has_res && a->r_stride < a->n_out))
+        return vkllm_fail(dev, VKLLM_ERROR_INVALID_ARGUMENT, "gemm: strides x %u, y %u, r %u are smaller than n_in %u / n_out %u",
+                          a->x_stride, a->y_stride, a->r_stride, a->n_in, a->n_out);
+    uint64_t row_bytes;
+    vkllm_status s = vkllm_dtype_bytes(a->type, a->n_in, &row_bytes);
+    if (s) return vkllm_fail(dev, s, "gemm: bad row size for n_in %u", a->n_in);
+    uint64_t w_bytes = row_bytes * a->n_out;
+    uint64_t x_elems = (uint64_t)(a->m - 1) * a->x_stride + a->n_in;
+    uint64_t y_elems = (uint64_t)(a->m - 1) * a->y_stride + a->n_out;
+    uint64_t r_elems = has_res ? (uint64_t)(a->m - 1) * a->r_stride + a->n_out : 0;
+    /* the kernel indexes in 32-bit: elements of x/y/r, halfwords of w */
+    if (x_elems > UINT32_MAX || y_elems > UINT32_MAX || r_elems > UINT32_MAX || w_bytes / 2 > UINT32_MAX)
+        return vkllm_fail(dev, VKLLM_ERROR_TOO_LARGE, "gemm: operands exceed 32-bit indexing (m %u, n_out %u, n_in %u); split the call",
+                          a->m, a->n_out, a->n_in);
+    int in_place = has_res && same_view(a->residual, a->y);
+    /* The kernel reads W in 32-bit words, and rows of Q8_0/Q4_0/Q6_K/F16/BF16 may end on a half word:
+     * the binding must cover the last word (a GGUF loader's 32-byte tensor alignment always does). */
+    uint64_t w_range = (w_bytes + 3) & ~(uint64_t)3;
+    if (a->w.offset + w_range > a->w.buf.size)
+        return vkllm_fail(dev, VKLLM_ERROR_OUT_OF_RANGE,
+                          "gemm: the weight view needs %llu bytes (n_out %u x %llu-byte rows, rounded up to 4) but its "
+                          "buffer has %llu after offset %llu; allocate the weight buffer rounded up to 4 bytes",
+                          (unsigned long long)w_range, a->n_out, (unsigned long long)row_bytes,
+                          (unsigned long long)(a->w.buf.size > a->w.offset ? a->w.buf.size - a->w.offset : 0),
+                          (unsigned long long)a->w.offset);
+
+    const char *cm_kernel = NULL;
+    int coop = !a->force_portable && vkllm_gemm_uses_coopmat(dev, a->type, a->n_in, &cm_kernel);
+    const vkllm_features *f = &dev->f;
+    uint32_t vec4x = a->x_stride % 4 == 0 && a->x.offset % 16 == 0;
+    char kernel[32];
+    vkllm_pipeline_desc pd = { .kernel = kernel, .n_bindings = 4, .push_size = 32, .n_spec = 5 };
+    uint32_t bm, bn;
+    if (coop) {
+        const vkllm_coopmat_shape *sh = pick_shape(f);
+        snprintf(kernel, sizeof kernel, "%s", cm_kernel);
+        pd.spec[0] = CM_SUBGROUPS * f->subgroup_size;
+        pd.spec[1] = sh->m;
+        pd.spec[2] = sh->n;
+        pd.spec[3] = sh->k;
+        /* the kernel lays out exactly 8 subgroups: pin the size where the driver could vary it */
+        if (f->subgroup_size_control && f->min_subgroup_size != f->max_subgroup_size) pd.required_subgroup_size = f->subgroup_size;
+        bm = CM_BM;
+        bn = CM_BN;
+    } else {
+        snprintf(kernel, sizeof kernel, "gemm_%s", suf);
+        if (PORT_WG > f->max_workgroup_invocations)
+            return vkllm_fail(dev, VKLLM_ERROR_UNSUPPORTED, "gemm: the portable kernel needs %d invocations per workgroup, device has %u",
+                              PORT_WG, f->max_workgroup_invocations);
+        pd.spec[0] = PORT_WG;
+        pd.spec[1] = pd.spec[2] = pd.spec[3] = 16; /* unused */
+        bm = PORT_BM;
+        bn = PORT_BN;
+    }
+    pd.spec[4] = vec4x;
+    vkllm_pipeline *p;
+    s = vkllm_pipeline_get(dev, &pd, &p);
+    if (s) return s;
+    uint32_t gx = (a->m + bm - 1) / bm, gy = (a->n_out + bn - 1) / bn;
+    if (gx > f->max_workgroup_count[0] || gy > f->max_workgroup_count[1])
+        return vkllm_fail(dev, VKLLM_ERROR_TOO_LARGE, "gemm: grid %u x %u exceeds the device's workgroup counts", gx, gy);
+    struct { uint32_t M, N, K, xs, ys, rs, has_res, row_h; } push = {
+        a->m, a->n_out, a->n_in, a->x_stride, a->y_stride, has_res ? a->r_stride : 0, (uint32_t)has_res, (uint32_t)(row_bytes / 2) };
+    /* without a residual, binding 3 is x again (never read: has_res is 0) */
+    vkllm_dispatch d = { .pipeline = p, .name = a->name ? a->name : kernel, .n_bindings = 4,
+                         .bindings = { bind(a->w, w_range, VKLLM_READ), bind(a->x, x_elems * 4, VKLLM_READ),
+                                       bind(a->y, y_elems * 4, in_place ? VKLLM_READ_WRITE : VKLLM_WRITE),
+                                       has_res ? bind(a->residual, r_elems * 4, VKLLM_READ) : bind(a->x, x_elems * 4, VKLLM_READ) },
+                         .push = &push,
+                         .groups = { gx, gy, 1 },
+                         .bytes = w_bytes + (uint64_t)a->m * a->n_in * 4 + (uint64_t)a->m * a->n_out * (has_res ? 8 : 4),
+                         .flops = 2ull * a->m * a->n_out * a->n_in };
+    return vkllm_chain_dispatch(chain, &d);
+}

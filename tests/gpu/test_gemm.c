@@ -1,0 +1,216 @@
+/* gemm kernels (kernels/gemm.comp) against vkllm_ref_gemm on seeded random data, every weight type.
+ *
+ * Bounds (NMSE = mse(out, ref) / mse(ref, 0)):
+ * - portable float32 path: 1e-9. W is dequantized exactly as the reference does (the same float32
+ *   formulas; at most a fused multiply-add rounds differently, 1 ulp), products and sums are float32:
+ *   the error is the summation-order rounding, relative ~sqrt(K) * 2^-24 per output (NMSE ~1e-12 at
+ *   K = 8192). 1e-9 leaves margin; an indexing or tail bug gives NMSE of order 1.
+ * - cooperative-matrix path: 1e-4. X and W are rounded to fp16 (relative error up to 2^-11 each,
+ *   accumulation in float32), which for independent random data gives NMSE about 2 * 2^-22 / 3 ~ 2e-7;
+ *   real layers with correlated rows reach 1e-6..1e-5. The kernel cannot run on lavapipe (no
+ *   cooperative matrix): those cases run only where the device has it and print a notice otherwise.
+ * Outputs are NaN-poisoned with guard words after them; the gaps of strided rows must stay NaN. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "gpu_testutil.h"
+#include "vkllm/ref_gemm.h"
+
+#define BOUND_PORTABLE 1e-9
+#define BOUND_COOPMAT 1e-4
+
+enum { RES_NONE = 0, RES_SEPARATE = 1, RES_IN_PLACE = 2 };
+
+static const vkllm_dtype all_types[] = { VKLLM_DTYPE_F32,  VKLLM_DTYPE_F16,  VKLLM_DTYPE_BF16, VKLLM_DTYPE_Q8_0,
+                                         VKLLM_DTYPE_Q4_0, VKLLM_DTYPE_Q4_K, VKLLM_DTYPE_Q5_K, VKLLM_DTYPE_Q6_K };
+#define N_TYPES (sizeof all_types / sizeof all_types[0])
+
+/* Runs one case on the portable kernel (coopmat = 0) or the cooperative-matrix kernel (coopmat = 1).
+ * Returns 0 if the case was skipped (coopmat requested but not available). */
+static int run_case(vkllm_device *dev, vkllm_dtype type, uint32_t m, uint32_t n_out, uint32_t n_in, uint32_t x_pad,
+                    uint32_t y_pad, int res, int coopmat, uint64_t case_id)
+{
+    if (coopmat && !vkllm_gemm_uses_coopmat(dev, type, n_in, NULL)) return 0;
+    tu_rng r = tu_rng_for(case_id);
+    uint32_t xs = n_in + x_pad, ys = n_out + y_pad, rs = res == RES_IN_PLACE ? ys : n_out + 3;
+    size_t nx = (size_t)(m - 1) * xs + n_in, ny = (size_t)(m - 1) * ys + n_out, nr = (size_t)(m - 1) * rs + n_out;
+    uint64_t row_bytes;
+    assert_int_equal(vkllm_dtype_bytes(type, n_in, &row_bytes), VKLLM_OK);
+    size_t nw = (size_t)n_out * n_in;
+    float *wf = malloc(nw * 4), *x = malloc(nx * 4), *rr = malloc(nr * 4), *ref = malloc(ny * 4), *out = malloc(ny * 4);
+    uint8_t *wq = malloc(row_bytes * n_out);
+    assert_non_null(wf); assert_non_null(x); assert_non_null(rr); assert_non_null(ref); assert_non_null(out); assert_non_null(wq);
+    tu_fill_normal(&r, wf, nw, 0.05f);
+    tu_fill_normal(&r, x, nx, 1.0f);
+    tu_fill_normal(&r, rr, nr, 1.0f);
+    assert_int_equal(vkllm_quantize(type, wf, wq, nw), VKLLM_OK);
+
+    /* reference: gaps of strided outputs stay NaN; in place, the residual rows live in y */
+    tu_poison(ref, ny);
+    float *res_host = NULL;
+    if (res == RES_SEPARATE) res_host = rr;
+    if (res == RES_IN_PLACE) {
+        for (uint32_t t = 0; t < m; t++) memcpy(ref + (size_t)t * ys, rr + (size_t)t * rs, n_out * 4);
+        res_host = ref;
+    }
+    assert_int_equal(vkllm_ref_gemm(type, wq, n_out, n_in, x, ref, res_host, m, xs, ys, rs), VKLLM_OK);
+
+    vkllm_buffer bw;
+    /* rounded up to 4 bytes, as vkllm_op_gemm asks (a GGUF loader aligns tensors to 32) */
+    if (vkllm_buffer_alloc(dev, VKLLM_MEM_DEVICE, (row_bytes * n_out + 3) & ~(uint64_t)3, &bw) || vkllm_buffer_write(dev, &bw, 0, wq, row_bytes * n_out))
+        fail_msg("weights: %s", vkllm_device_error(dev));
+    tu_fbuf bx = tu_fbuf_alloc(dev, nx), by = tu_fbuf_alloc(dev, ny), br = tu_fbuf_alloc(dev, res == RES_SEPARATE ? nr : 1);
+    tu_fbuf_upload(dev, &bx, x);
+    if (res == RES_IN_PLACE) {
+        /* y holds the residual rows; its gaps stay NaN */
+        float *yinit = malloc(ny * 4);
+        assert_non_null(yinit);
+        tu_poison(yinit, ny);
+        for (uint32_t t = 0; t < m; t++) memcpy(yinit + (size_t)t * ys, rr + (size_t)t * rs, n_out * 4);
+        tu_fbuf_upload(dev, &by, yinit);
+        free(yinit);
+    } else {
+        tu_fbuf_poison(dev, &by);
+    }
+    if (res == RES_SEPARATE) tu_fbuf_upload(dev, &br, rr);
+
+    vkllm_chain *c;
+    assert_int_equal(vkllm_chain_create(dev, NULL, &c), VKLLM_OK);
+    assert_int_equal(vkllm_chain_begin(c), VKLLM_OK);
+    vkllm_view none = { { NULL, 0, 0 }, 0 };
+    vkllm_gemm_args a = { .w = { bw, 0 }, .type = type, .n_out = n_out, .n_in = n_in, .x = tu_view(&bx), .y = tu_view(&by),
+                          .residual = res == RES_NONE ? none : res == RES_SEPARATE ? tu_view(&br) : tu_view(&by),
+                          .m = m, .x_stride = xs, .y_stride = ys, .r_stride = rs, .force_portable = !coopmat };
+    vkllm_status s = vkllm_op_gemm(c, &a);
+    if (s) fail_msg("gemm: %s", vkllm_device_error(dev));
+    assert_int_equal(vkllm_chain_end(c), VKLLM_OK);
+    assert_int_equal(vkllm_chain_run(c), VKLLM_OK);
+    vkllm_chain_destroy(c);
+    tu_fbuf_download(dev, &by, out);
+
+    double bound = coopmat ? BOUND_COOPMAT : BOUND_PORTABLE;
+    const char *what = res == RES_NONE ? "" : res == RES_SEPARATE ? " +residual" : " +residual in place";
+    for (uint32_t t = 0; t < m; t++)
+        for (uint32_t g = n_out; t + 1 < m && g < ys; g++)
+            if (!isnan(out[(size_t)t * ys + g]))
+                fail_msg("gemm %s: the stride gap y[%u][%u] was written", vkllm_dtype_name(type), t, g);
+    /* compare the written elements only (rows one by one would hide a global scale error less well) */
+    float *o2 = malloc((size_t)m * n_out * 4), *r2 = malloc((size_t)m * n_out * 4);
+    assert_non_null(o2); assert_non_null(r2);
+    for (uint32_t t = 0; t < m; t++) {
+        memcpy(o2 + (size_t)t * n_out, out + (size_t)t * ys, n_out * 4);
+        memcpy(r2 + (size_t)t * n_out, ref + (size_t)t * ys, n_out * 4);
+    }
+    tu_assert_nmse(o2, r2, (size_t)m * n_out, bound, "gemm %s %s m=%u n_out=%u n_in=%u strides x+%u y+%u%s",
+                   coopmat ? "coopmat" : "portable", vkllm_dtype_name(type), m, n_out, n_in, x_pad, y_pad, what);
+    free(o2); free(r2);
+    vkllm_buffer_free(dev, &bw);
+    tu_fbuf_free(dev, &bx); tu_fbuf_free(dev, &by); tu_fbuf_free(dev, &br);
+    free(wf); free(x); free(rr); free(ref); free(out); free(wq);
+    return 1;
+}
+
+static void notice_skip(vkllm_device *dev, const char *test)
+{
+    fprintf(stderr, "[ notice   ] %s: no cooperative-matrix gemm on %s (no VK_KHR_cooperative_matrix f16 shape, "
+                    "disabled, or not in this build): coopmat cases skipped\n",
+            test, vkllm_device_features(dev)->name);
+}
+
+/* Awkward shapes: ragged M and N, the smallest K of each block size and an odd one, strides with
+ * gaps (x stride odd: scalar loads), every type. */
+static void shapes_all_types(int coopmat, const char *test)
+{
+    vkllm_device *dev = tu_device_open();
+    uint64_t id = coopmat ? 5000 : 1000;
+    int ran = 0;
+    for (size_t ti = 0; ti < N_TYPES; ti++) {
+        vkllm_dtype t = all_types[ti];
+        size_t be = vkllm_dtype_block_elems(t);
+        /* K: one or two blocks (plain types: 17 and 37, a k tail not a multiple of 8) and a larger one */
+        uint32_t k_small = be == 256 ? 256 : be == 32 ? 96 : 17;
+        uint32_t k_mid = be == 256 ? 512 : be == 32 ? 288 : 37;
+        if (coopmat && be == 1) { k_small = 32; k_mid = 96; } /* the coopmat kernel needs K % 32 == 0 */
+        ran += run_case(dev, t, 2, 1, k_small, 0, 0, RES_NONE, coopmat, ++id);
+        ran += run_case(dev, t, 3, 17, k_mid, 3, 5, RES_NONE, coopmat, ++id);
+        ran += run_case(dev, t, 17, 257, k_small, 4, 1, RES_SEPARATE, coopmat, ++id);
+        ran += run_case(dev, t, 100, 65, k_mid, 0, 2, RES_IN_PLACE, coopmat, ++id);
+        ran += run_case(dev, t, 130, 129, k_small, 1, 0, RES_SEPARATE, coopmat, ++id); /* just over one tile each way */
+    }
+    if (!ran) notice_skip(dev, test);
+    tu_device_close(dev);
+}
+
+static void test_gemm_portable_shapes(void **state) { (void)state; shapes_all_types(0, "portable_shapes"); }
+static void test_gemm_coopmat_shapes(void **state) { (void)state; shapes_all_types(1, "coopmat_shapes"); }
+
+/* Model shapes: Phi-3 qkv (3072 -> 9216) and down (8192 -> 3072) at a small M, Phi-4 qkv (5120 -> 7680)
+ * in Q4_K at M = 17. On lavapipe these dominate the run time, so the Phi-3 shapes take the types of a
+ * Q4_K_M file plus F16; the awkward-shape test covers every type. */
+static void model_shapes(int coopmat, const char *test)
+{
+    vkllm_device *dev = tu_device_open();
+    uint64_t id = coopmat ? 6000 : 2000;
+    static const vkllm_dtype types[] = { VKLLM_DTYPE_Q4_K, VKLLM_DTYPE_Q5_K, VKLLM_DTYPE_Q6_K, VKLLM_DTYPE_F16 };
+    int ran = 0;
+    for (size_t i = 0; i < sizeof types / sizeof types[0]; i++) {
+        ran += run_case(dev, types[i], 2, 9216, 3072, 0, 0, i == 0 ? RES_NONE : RES_SEPARATE, coopmat, ++id);
+        ran += run_case(dev, types[i], 3, 3072, 8192, 0, 0, RES_IN_PLACE, coopmat, ++id);
+    }
+    ran += run_case(dev, VKLLM_DTYPE_Q4_K, 17, 7680, 5120, 0, 0, RES_NONE, coopmat, ++id);
+    if (coopmat) { /* a real prefill tile count on the GPU: several full 128 x 128 tiles and ragged edges */
+        ran += run_case(dev, VKLLM_DTYPE_Q8_0, 300, 3072, 3072, 0, 0, RES_IN_PLACE, coopmat, ++id);
+        ran += run_case(dev, VKLLM_DTYPE_Q4_0, 257, 1000, 3072, 0, 0, RES_NONE, coopmat, ++id);
+        ran += run_case(dev, VKLLM_DTYPE_BF16, 200, 500, 1024, 0, 0, RES_NONE, coopmat, ++id);
+        ran += run_case(dev, VKLLM_DTYPE_F32, 129, 300, 512, 0, 0, RES_SEPARATE, coopmat, ++id);
+    }
+    if (!ran) notice_skip(dev, test);
+    tu_device_close(dev);
+}
+
+static void test_gemm_portable_models(void **state) { (void)state; model_shapes(0, "portable_models"); }
+static void test_gemm_coopmat_models(void **state) { (void)state; model_shapes(1, "coopmat_models"); }
+
+static void test_gemm_bad_args(void **state)
+{
+    (void)state;
+    vkllm_device *dev = tu_device_open();
+    tu_fbuf b = tu_fbuf_alloc(dev, 4096);
+    vkllm_chain *c;
+    assert_int_equal(vkllm_chain_create(dev, NULL, &c), VKLLM_OK);
+    assert_int_equal(vkllm_chain_begin(c), VKLLM_OK);
+    vkllm_view none = { { NULL, 0, 0 }, 0 };
+    vkllm_gemm_args a = { .w = tu_view(&b), .type = VKLLM_DTYPE_Q4_K, .n_out = 4, .n_in = 100, .x = tu_view(&b),
+                          .y = tu_view(&b), .residual = none, .m = 2, .x_stride = 100, .y_stride = 4 };
+    assert_int_equal(vkllm_op_gemm(c, &a), VKLLM_ERROR_INVALID_ARGUMENT); /* 100 is not a whole Q4_K block */
+    assert_non_null(strstr(vkllm_device_error(dev), "whole number"));
+    a.n_in = 256; a.x_stride = 255;
+    assert_int_equal(vkllm_op_gemm(c, &a), VKLLM_ERROR_INVALID_ARGUMENT); /* stride below n_in */
+    a.type = (vkllm_dtype)7;
+    assert_int_equal(vkllm_op_gemm(c, &a), VKLLM_ERROR_UNSUPPORTED_TYPE);
+    a.type = VKLLM_DTYPE_F32; a.n_in = 1024; a.x_stride = 1024; a.n_out = 64; a.y_stride = 64; /* W needs 256 KiB, buffer has 16 KiB */
+    assert_int_equal(vkllm_op_gemm(c, &a), VKLLM_ERROR_OUT_OF_RANGE);
+    /* one Q8_0 row is 34 bytes: a 34-byte buffer lacks the last word's second half */
+    vkllm_buffer w34;
+    assert_int_equal(vkllm_buffer_alloc(dev, VKLLM_MEM_DEVICE, 34, &w34), VKLLM_OK);
+    a.w.buf = w34; a.type = VKLLM_DTYPE_Q8_0; a.n_in = 32; a.x_stride = 32; a.n_out = 1;
+    assert_int_equal(vkllm_op_gemm(c, &a), VKLLM_ERROR_OUT_OF_RANGE);
+    assert_non_null(strstr(vkllm_device_error(dev), "rounded up to 4"));
+    assert_int_equal(vkllm_chain_end(c), VKLLM_OK);
+    vkllm_chain_destroy(c);
+    vkllm_buffer_free(dev, &w34);
+    tu_fbuf_free(dev, &b);
+    tu_device_close(dev);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_gemm_portable_shapes), cmocka_unit_test(test_gemm_portable_models),
+        cmocka_unit_test(test_gemm_coopmat_shapes),  cmocka_unit_test(test_gemm_coopmat_models),
+        cmocka_unit_test(test_gemm_bad_args),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
