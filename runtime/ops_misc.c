@@ -99,12 +99,20 @@ vkllm_status vkllm_op_embed(vkllm_chain *chain, const vkllm_embed_args *a)
                           "embed: bad shape n_vocab=%u n_embd=%u n_tok=%u out_stride=%u (%s rows need a multiple of %zu elements)",
                           a->n_vocab, a->n_embd, a->n_tok, a->out_stride, vkllm_dtype_name(a->type), be);
     uint64_t row_bytes = (uint64_t)a->n_embd / be * bb, table_bytes = row_bytes * a->n_vocab;
-    if (table_bytes > dev->f.max_storage_buffer_range)
+    if ((table_bytes + 3) / 4 * 4 > dev->f.max_storage_buffer_range)
         return vkllm_fail(dev, VKLLM_ERROR_TOO_LARGE,
                           "embed: the %llu-byte table exceeds maxStorageBufferRange (%llu bytes); it must be bound whole because "
                           "the ids are read on the device",
                           (unsigned long long)table_bytes, (unsigned long long)dev->f.max_storage_buffer_range);
     int u16 = dev->f.storage_16bit && !a->force_u32;
+    /* The uint32-storage decoder reads whole words, so a table of an odd number of halfwords (e.g.
+     * Q6_K rows of 105 halfwords) needs its last word bound too. */
+    uint64_t bind_bytes = u16 ? table_bytes : (table_bytes + 3) / 4 * 4;
+    if (bind_bytes > a->table.buf.size || a->table.offset > a->table.buf.size - bind_bytes)
+        return vkllm_fail(dev, VKLLM_ERROR_OUT_OF_RANGE,
+                          "embed: the table needs %llu bytes from offset %llu of its %llu-byte buffer (allocate tables with their "
+                          "size rounded up to 4 bytes: this device decodes them as 32-bit words)",
+                          (unsigned long long)bind_bytes, (unsigned long long)a->table.offset, (unsigned long long)a->table.buf.size);
     uint32_t d8 = a->decode4 == 1 ? 0 : (a->decode4 == 2 && a->type == VKLLM_DTYPE_Q4_0) ? 2 : 1;
     uint32_t wg = wg_size(dev, 64);
     vkllm_pipeline_desc pd = { .kernel = u16 ? "embed_u16" : "embed", .n_bindings = 4, .push_size = 24, .n_spec = 3,
@@ -117,7 +125,7 @@ vkllm_status vkllm_op_embed(vkllm_chain *chain, const vkllm_embed_args *a)
         (uint32_t)(a->type == VKLLM_DTYPE_F32 ? a->n_embd : row_bytes / 2),
         (uint32_t)(a->out_stride % 4 == 0 && a->n_embd % 4 == 0 && aligned16(a->out.offset)) };
     vkllm_dispatch d = { .pipeline = p, .name = a->name ? a->name : "embed", .n_bindings = 4,
-                         .bindings = { bind(a->table, table_bytes, VKLLM_READ), bind(a->ids, (uint64_t)a->n_tok * 4, VKLLM_READ),
+                         .bindings = { bind(a->table, bind_bytes, VKLLM_READ), bind(a->ids, (uint64_t)a->n_tok * 4, VKLLM_READ),
                                        bind(a->out, ((uint64_t)(a->n_tok - 1) * a->out_stride + a->n_embd) * 4, VKLLM_WRITE),
                                        bind(a->status, 8, VKLLM_READ_WRITE) },
                          .push = &push,
