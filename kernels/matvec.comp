@@ -1,0 +1,304 @@
+#version 450
+// Quantized mat-vec for decode:  y[v][o] = sum_i W[o][i] * x[v][i]  (+ r[v][o] when HAS_RES),
+// for v < NV vectors (1..8). r may be y itself (in-place y += W x: each output is read and then
+// written by the same invocation).
+//
+// Layout: W exactly as in GGUF: row o = output o, n_in elements of the type's blocks, rows
+// contiguous (row_h halfwords each). The type is a -D define: F32 F16 BF16 Q8_0 Q4_0 Q4_K Q5_K Q6_K.
+// x, y, r float32, vector v at v * {x,y,r}_stride elements. The vector paths read x as vec4
+// (x_stride % 4 == 0, checked by the host).
+//
+// Workgroup: WG threads (constant 0) = several subgroups; the workgroup owns ROWS_WG rows (constant 1)
+// and each subgroup takes R consecutive rows at a time (constant 2). The lanes of a subgroup split the
+// row into units: 32 elements of a quantized row (one Q8_0/Q4_0 block, 1/8 of a K block: 16 bytes of
+// Q4_K/Q5_K nibbles, 24 bytes of Q6_K), 4 (F32) or 8 (F16/BF16) elements in the vector path (one uvec4
+// each), 1 element in the scalar path (VEC = 0, any n_in and stride). The R rows' loads of a unit are
+// issued together, and two units are processed per loop step, so that each lane keeps 2*R independent
+// weight loads in flight (the H100 needs tens of KB in flight per SM to reach its bandwidth); x is read
+// through the cache once per unit and reused for the R rows. Quantized codes become floats by the
+// exponent trick (2^23 + q has q in its mantissa; subtracting 2^23 is exact) instead of int-to-float
+// conversions, which are quarter rate on NVIDIA. Scales are applied per sub-block:
+// d*sc * sum(q*x) - dmin*m * sum(x), with sum(x) shared by the R rows. No shared memory and no
+// barrier: each subgroup finishes its rows with subgroupAdd.
+//
+// Per call: reads the weight bytes (vkllm_dtype_bytes(type, n_in) * n_out) once, x (4*n_in*NV bytes,
+// from the cache for all but the first reader), writes 4*n_out*NV bytes (+ reads as many of r); FLOPs
+// 2*n_in*n_out*NV. The benchmark divides the weight bytes by time.
+#extension GL_GOOGLE_include_directive : require
+#extension GL_KHR_shader_subgroup_basic : require
+#extension GL_KHR_shader_subgroup_arithmetic : require
+
+layout(local_size_x_id = 0) in;
+layout(constant_id = 1) const uint ROWS_WG = 8;
+layout(constant_id = 2) const uint R = 2;
+layout(constant_id = 3) const uint NV = 1;
+layout(constant_id = 4) const uint HAS_RES = 0;
+layout(constant_id = 5) const uint VEC = 1;
+
+layout(std430, binding = 0) readonly buffer W4 { uvec4 w4[]; };
+layout(std430, binding = 0) readonly buffer W1 { uint w32[]; };
+layout(std430, binding = 1) readonly buffer X4 { vec4 x4[]; };
+layout(std430, binding = 1) readonly buffer X1 { float x1[]; };
+layout(std430, binding = 2) buffer Y { float y[]; };
+layout(std430, binding = 3) readonly buffer Res { float res[]; };
+
+layout(push_constant) uniform Params {
+    uint n_in;
+    uint n_out;
+    uint row_h;    // halfwords per weight row
+    uint x_stride; // elements between vectors
+    uint y_stride;
+    uint r_stride;
+} p;
+
+#define BLK_BUF_U32 w32
+#include "common/blocks.glsl"
+
+float acc[R * NV]; // acc[r * NV + v]: this lane's partial dot of row r with vector v
+uint row[R];       // the R rows (clamped to n_out - 1; the extra ones are not written)
+
+// Bytes of w as floats plus 2^23 (exact); subtract 2^23 + bias to get the values.
+vec4 u8f(uint w) { return uintBitsToFloat(uvec4(w & 0xffu, (w >> 8) & 0xffu, (w >> 16) & 0xffu, w >> 24) | 0x4B000000u); }
+const float MAGIC = 8388608.0;
+float sum4(vec4 v) { return (v.x + v.y) + (v.z + v.w); }
+
+// 2 (4) words starting at halfword a (blocks of Q8_0/Q4_0/Q6_K are only 2-byte aligned). Reads only
+// words holding requested halfwords.
+uvec2 ld2h(uint a)
+{
+    const uint w = a >> 1;
+    const uint x0 = w32[w], x1 = w32[w + 1u];
+    if ((a & 1u) == 0u) return uvec2(x0, x1);
+    const uint x2 = w32[w + 2u];
+    return uvec2((x0 >> 16) | (x1 << 16), (x1 >> 16) | (x2 << 16));
+}
+
+#if defined(Q4_K) || defined(Q5_K)
+// (sc, m) of sub-block s from the three scale words of a K block header.
+uvec2 ksm(uvec3 sw, uint s)
+{
+    const uint lo = s < 4u ? s : s + 4u; // byte holding sc (s < 4) or the low bits of both (s >= 4)
+    const uint b0 = (sw[lo >> 2] >> ((lo & 3u) << 3)) & 0xffu;
+    if (s < 4u) return uvec2(b0 & 63u, (sw[1] >> (s << 3)) & 63u);
+    const uint bs = (sw[0] >> ((s - 4u) << 3)) & 0xffu, bm = (sw[1] >> ((s - 4u) << 3)) & 0xffu;
+    return uvec2((b0 & 15u) | ((bs >> 6) << 4), (b0 >> 4) | ((bm >> 6) << 4));
+}
+#endif
+
+void unit(uint u)
+{
+#if defined(Q4_K) || defined(Q5_K)
+#if defined(Q4_K)
+    const uint BLK4 = 9u; // 144 bytes in uvec4s
+#else
+    const uint BLK4 = 11u; // 176 bytes
+#endif
+    const uint b = u >> 3, j = u & 7u, g = j >> 1;
+    const uint xe = b * 256u + 64u * g + 16u * (j & 1u); // first low-nibble element; high ones at +32
+    uvec4 hd[R], qs[R];
+#if defined(Q5_K)
+    uvec4 qh[R];
+#endif
+    for (uint r = 0; r < R; r++) {
+        const uint base = row[r] * (p.row_h >> 3) + b * BLK4;
+        hd[r] = w4[base];
+#if defined(Q4_K)
+        qs[r] = w4[base + 1u + j];
+#else
+        qh[r] = w4[base + 1u + (j & 1u)];
+        qs[r] = w4[base + 3u + j];
+#endif
+    }
+    vec4 f[R]; // d*sc and dmin*m of the low (sub-block 2g) and high (2g+1) halves
+    for (uint r = 0; r < R; r++) {
+        const uvec2 sl = ksm(hd[r].yzw, 2u * g), sh = ksm(hd[r].yzw, 2u * g + 1u);
+        const float d = blk_half(hd[r].x), dm = blk_half(hd[r].x >> 16);
+        f[r] = vec4(d * float(sl.x), dm * float(sl.y), d * float(sh.x), dm * float(sh.y));
+    }
+    for (uint v = 0; v < NV; v++) {
+        const uint xi = (v * p.x_stride + xe) >> 2;
+        const vec4 a0 = x4[xi], a1 = x4[xi + 1u], a2 = x4[xi + 2u], a3 = x4[xi + 3u];
+        const vec4 c0 = x4[xi + 8u], c1 = x4[xi + 9u], c2 = x4[xi + 10u], c3 = x4[xi + 11u];
+        const float sa = sum4((a0 + a1) + (a2 + a3)), sc = sum4((c0 + c1) + (c2 + c3));
+        for (uint r = 0; r < R; r++) {
+            uvec4 lo = qs[r] & 0x0f0f0f0fu, hi = (qs[r] >> 4) & 0x0f0f0f0fu;
+#if defined(Q5_K)
+            lo |= ((qh[r] >> (2u * g)) & 0x01010101u) << 4;
+            hi |= ((qh[r] >> (2u * g + 1u)) & 0x01010101u) << 4;
+#endif
+            const float dl = dot(u8f(lo.x) - MAGIC, a0) + dot(u8f(lo.y) - MAGIC, a1) + dot(u8f(lo.z) - MAGIC, a2) +
+                             dot(u8f(lo.w) - MAGIC, a3);
+            const float dh = dot(u8f(hi.x) - MAGIC, c0) + dot(u8f(hi.y) - MAGIC, c1) + dot(u8f(hi.z) - MAGIC, c2) +
+                             dot(u8f(hi.w) - MAGIC, c3);
+            acc[r * NV + v] += (f[r].x * dl - f[r].y * sa) + (f[r].z * dh - f[r].w * sc);
+        }
+    }
+#elif defined(Q6_K)
+    // unit j of block b: half t = j/4, l = lq..lq+7 (lq = 8*(j%4)) of each of the 4 groups g:
+    // element 128t + 32g + l; low bits in ql[64t + 32(g&1) + l] nibble g>>1, high in qh[32t + l] bits 2g.
+    const uint b = u >> 3, j = u & 7u, t = j >> 2, lq = (j & 3u) << 3;
+    uvec2 qa[R], qb[R], qh[R], sw[R];
+    float d[R];
+    for (uint r = 0; r < R; r++) {
+        const uint h = row[r] * p.row_h + b * Q6_K_HALFWORDS;
+        qa[r] = ld2h(h + (t << 5) + (lq >> 1));
+        qb[r] = ld2h(h + (t << 5) + 16u + (lq >> 1));
+        qh[r] = ld2h(h + 64u + (t << 4) + (lq >> 1));
+        sw[r] = ld2h(h + 96u + (t << 2));
+        const uint hd = h + 104u;
+        d[r] = blk_half(w32[hd >> 1] >> ((hd & 1u) << 4));
+    }
+    const uint xe = b * 256u + 128u * t + lq, sb = lq >> 4; // scale of group g: byte sb + 2g of sw
+    for (uint v = 0; v < NV; v++) {
+        const uint xi = (v * p.x_stride + xe) >> 2;
+        const vec4 x00 = x4[xi], x01 = x4[xi + 1u], x10 = x4[xi + 8u], x11 = x4[xi + 9u];
+        const vec4 x20 = x4[xi + 16u], x21 = x4[xi + 17u], x30 = x4[xi + 24u], x31 = x4[xi + 25u];
+        for (uint r = 0; r < R; r++) {
+            const uvec2 c0 = (qa[r] & 0x0f0f0f0fu) | ((qh[r] & 0x03030303u) << 4);
+            const uvec2 c1 = (qb[r] & 0x0f0f0f0fu) | (((qh[r] >> 2) & 0x03030303u) << 4);
+            const uvec2 c2 = ((qa[r] >> 4) & 0x0f0f0f0fu) | (((qh[r] >> 4) & 0x03030303u) << 4);
+            const uvec2 c3 = ((qb[r] >> 4) & 0x0f0f0f0fu) | (((qh[r] >> 6) & 0x03030303u) << 4);
+            const float B = MAGIC + 32.0;
+            const float s0 = dot(u8f(c0.x) - B, x00) + dot(u8f(c0.y) - B, x01);
+            const float s1 = dot(u8f(c1.x) - B, x10) + dot(u8f(c1.y) - B, x11);
+            const float s2 = dot(u8f(c2.x) - B, x20) + dot(u8f(c2.y) - B, x21);
+            const float s3 = dot(u8f(c3.x) - B, x30) + dot(u8f(c3.y) - B, x31);
+            // int8 scales sb, sb+2 (word 0) and sb+4, sb+6 (word 1)
+            const ivec2 si = ivec2(sw[r]);
+            const float k0 = float(bitfieldExtract(si.x, int(sb << 3), 8)), k1 = float(bitfieldExtract(si.x, int((sb + 2u) << 3), 8));
+            const float k2 = float(bitfieldExtract(si.y, int(sb << 3), 8)), k3 = float(bitfieldExtract(si.y, int((sb + 2u) << 3), 8));
+            acc[r * NV + v] += d[r] * ((k0 * s0 + k1 * s1) + (k2 * s2 + k3 * s3));
+        }
+    }
+#elif defined(Q8_0) || defined(Q4_0)
+    // unit = block u; the block starts at halfword h: d, then the codes. 9 (5) words cover it for
+    // either parity of h.
+#if defined(Q8_0)
+    const uint NW = 8u, HW = Q8_0_HALFWORDS;
+#else
+    const uint NW = 4u, HW = Q4_0_HALFWORDS;
+#endif
+    uint q[R][NW];
+    float d[R];
+    for (uint r = 0; r < R; r++) {
+        const uint h = row[r] * p.row_h + u * HW, w = h >> 1;
+        const uint a0 = w32[w];
+        uint prev = a0;
+        if ((h & 1u) == 0u) {
+            d[r] = blk_half(a0);
+            for (uint i = 0; i < NW; i++) {
+                const uint nx = w32[w + 1u + i];
+                q[r][i] = (prev >> 16) | (nx << 16);
+                prev = nx;
+            }
+        } else {
+            d[r] = blk_half(a0 >> 16);
+            for (uint i = 0; i < NW; i++) q[r][i] = w32[w + 1u + i];
+        }
+    }
+    for (uint v = 0; v < NV; v++) {
+        const uint xi = (v * p.x_stride + u * 32u) >> 2;
+        vec4 xv[8];
+        for (uint i = 0; i < 8u; i++) xv[i] = x4[xi + i];
+        for (uint r = 0; r < R; r++) {
+            float s = 0.0;
+#if defined(Q8_0)
+            for (uint i = 0; i < 8u; i++) s += dot(u8f(q[r][i] ^ 0x80808080u) - (MAGIC + 128.0), xv[i]);
+#else
+            for (uint i = 0; i < 4u; i++) {
+                s += dot(u8f(q[r][i] & 0x0f0f0f0fu) - (MAGIC + 8.0), xv[i]);
+                s += dot(u8f((q[r][i] >> 4) & 0x0f0f0f0fu) - (MAGIC + 8.0), xv[i + 4u]);
+            }
+#endif
+            acc[r * NV + v] += d[r] * s;
+        }
+    }
+#elif defined(F32) || defined(F16) || defined(BF16)
+    if (VEC != 0) {
+        // one uvec4 per unit: 4 (F32) or 8 (F16/BF16) elements; rows are 16-byte aligned (host checks)
+        uvec4 wv[R];
+        for (uint r = 0; r < R; r++) wv[r] = w4[row[r] * (p.row_h >> 3) + u];
+        for (uint v = 0; v < NV; v++) {
+#if defined(F32)
+            const vec4 xa = x4[((v * p.x_stride) >> 2) + u];
+            for (uint r = 0; r < R; r++) acc[r * NV + v] += dot(uintBitsToFloat(wv[r]), xa);
+#else
+            const uint xi = ((v * p.x_stride) >> 2) + 2u * u;
+            const vec4 xa = x4[xi], xb = x4[xi + 1u];
+            for (uint r = 0; r < R; r++) {
+#if defined(F16)
+                // unpackHalf2x16: fp16 subnormals (|w| < 6.1e-5) may be flushed by some drivers; their
+                // share of a dot product is below float32 rounding of realistic rows.
+                const vec4 wa = vec4(unpackHalf2x16(wv[r].x), unpackHalf2x16(wv[r].y));
+                const vec4 wb = vec4(unpackHalf2x16(wv[r].z), unpackHalf2x16(wv[r].w));
+#else
+                const vec4 wa = uintBitsToFloat(uvec4(wv[r].x << 16, wv[r].x & 0xffff0000u, wv[r].y << 16, wv[r].y & 0xffff0000u));
+                const vec4 wb = uintBitsToFloat(uvec4(wv[r].z << 16, wv[r].z & 0xffff0000u, wv[r].w << 16, wv[r].w & 0xffff0000u));
+#endif
+                acc[r * NV + v] += dot(wa, xa) + dot(wb, xb);
+            }
+#endif
+        }
+    } else {
+        // scalar: element u of any row length and stride
+        float wv[R];
+        for (uint r = 0; r < R; r++) {
+#if defined(F32)
+            wv[r] = uintBitsToFloat(w32[row[r] * (p.row_h >> 1) + u]);
+#else
+            const uint h = row[r] * p.row_h + u;
+            const uint bits = (w32[h >> 1] >> ((h & 1u) << 4)) & 0xffffu;
+#if defined(F16)
+            wv[r] = blk_half(bits);
+#else
+            wv[r] = uintBitsToFloat(bits << 16);
+#endif
+#endif
+        }
+        for (uint v = 0; v < NV; v++) {
+            const float xs = x1[v * p.x_stride + u];
+            for (uint r = 0; r < R; r++) acc[r * NV + v] += wv[r] * xs;
+        }
+    }
+#else
+#error "define one of F32 F16 BF16 Q8_0 Q4_0 Q4_K Q5_K Q6_K"
+#endif
+}
+
+uint units_per_row()
+{
+#if defined(F32)
+    return VEC != 0 ? p.n_in >> 2 : p.n_in;
+#elif defined(F16) || defined(BF16)
+    return VEC != 0 ? p.n_in >> 3 : p.n_in;
+#else
+    return p.n_in >> 5; // 32 elements per unit for every quantized type
+#endif
+}
+
+void main()
+{
+    const uint SG = gl_SubgroupSize, lane = gl_SubgroupInvocationID;
+    const uint wg = gl_WorkGroupID.y * gl_NumWorkGroups.x + gl_WorkGroupID.x;
+    const uint end = min(wg * ROWS_WG + ROWS_WG, p.n_out);
+    const uint units = units_per_row();
+    for (uint r0 = wg * ROWS_WG + gl_SubgroupID * R; r0 < end; r0 += gl_NumSubgroups * R) {
+        for (uint r = 0; r < R; r++) row[r] = min(r0 + r, p.n_out - 1u);
+        for (uint i = 0; i < R * NV; i++) acc[i] = 0.0;
+        uint u = lane;
+        for (; u + SG < units; u += 2u * SG) {
+            unit(u);
+            unit(u + SG);
+        }
+        if (u < units) unit(u);
+        for (uint r = 0; r < R; r++) {
+            for (uint v = 0; v < NV; v++) {
+                const float s = subgroupAdd(acc[r * NV + v]);
+                if (subgroupElect() && r0 + r < end) {
+                    const uint o = r0 + r;
+                    y[v * p.y_stride + o] = HAS_RES != 0 ? s + res[v * p.r_stride + o] : s;
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,152 @@
+/* The decode mat-vec: variant (module per weight type, float vector path) and tuning (rows per
+ * subgroup, subgroups per workgroup) from the device and the shape; one dispatch. */
+#include <string.h>
+
+#include "internal.h"
+#include "vkllm/ops_matvec.h"
+
+static vkllm_binding bind(vkllm_view v, uint64_t size, vkllm_access acc)
+{
+    vkllm_binding b = { v.buf, v.offset, size, acc };
+    return b;
+}
+
+static void grid_2d(const vkllm_device *dev, uint64_t groups, uint32_t out[3])
+{
+    uint32_t maxx = dev->f.max_workgroup_count[0];
+    if (groups <= maxx) {
+        out[0] = (uint32_t)groups;
+        out[1] = 1;
+    } else {
+        out[0] = maxx;
+        out[1] = (uint32_t)((groups + maxx - 1) / maxx);
+    }
+    out[2] = 1;
+}
+
+static const char *kernel_name(vkllm_dtype t)
+{
+    switch (t) {
+    case VKLLM_DTYPE_F32: return "matvec_f32";
+    case VKLLM_DTYPE_F16: return "matvec_f16";
+    case VKLLM_DTYPE_BF16: return "matvec_bf16";
+    case VKLLM_DTYPE_Q8_0: return "matvec_q8_0";
+    case VKLLM_DTYPE_Q4_0: return "matvec_q4_0";
+    case VKLLM_DTYPE_Q4_K: return "matvec_q4_k";
+    case VKLLM_DTYPE_Q5_K: return "matvec_q5_k";
+    case VKLLM_DTYPE_Q6_K: return "matvec_q6_k";
+    }
+    return NULL;
+}
+
+uint64_t vkllm_matvec_weight_bytes(vkllm_dtype type, uint32_t n_out, uint32_t n_in)
+{
+    uint64_t row;
+    if (!vkllm_dtype_valid((int)type) || vkllm_dtype_bytes(type, n_in, &row)) return 0;
+    return row * n_out;
+}
+
+void vkllm_matvec_cost(const vkllm_matvec_args *a, uint64_t *bytes, uint64_t *flops)
+{
+    uint64_t wb = vkllm_matvec_weight_bytes(a->type, a->n_out, a->n_in);
+    int res = a->residual.buf.block != NULL;
+    if (bytes) *bytes = wb ? wb + 4ull * a->n_vec * (a->n_in + a->n_out * (res ? 2ull : 1ull)) : 0;
+    if (flops) *flops = wb ? 2ull * a->n_vec * a->n_in * a->n_out + (res ? (uint64_t)a->n_vec * a->n_out : 0) : 0;
+}
+
+static uint64_t abs_off(vkllm_view v) { return v.buf.offset + v.offset; }
+
+vkllm_status vkllm_op_matvec(vkllm_chain *chain, const vkllm_matvec_args *a)
+{
+    vkllm_device *dev = vkllm_chain_device(chain);
+    if (!dev || !a) return VKLLM_ERROR_INVALID_ARGUMENT;
+    const char *kernel = vkllm_dtype_valid((int)a->type) ? kernel_name(a->type) : NULL;
+    if (!kernel)
+        return vkllm_fail(dev, VKLLM_ERROR_UNSUPPORTED_TYPE, "matvec: weight type %d is not one of f32 f16 bf16 q8_0 q4_0 q4_k q5_k q6_k",
+                          (int)a->type);
+    const char *tn = vkllm_dtype_name(a->type);
+    if (a->n_out == 0 || a->n_in == 0 || a->n_vec == 0 || a->n_vec > 8)
+        return vkllm_fail(dev, VKLLM_ERROR_INVALID_ARGUMENT, "matvec: bad shape n_out=%u n_in=%u n_vec=%u (all > 0, n_vec <= 8)",
+                          a->n_out, a->n_in, a->n_vec);
+    uint32_t blk = (uint32_t)vkllm_dtype_block_elems(a->type);
+    if (a->n_in % blk)
+        return vkllm_fail(dev, VKLLM_ERROR_INVALID_ARGUMENT,
+                          "matvec: n_in=%u is not a whole number of %s blocks (%u elements); pad the rows or use another type",
+                          a->n_in, tn, blk);
+    int has_res = a->residual.buf.block != NULL;
+    if (a->x_stride < a->n_in || a->y_stride < a->n_out || (has_res && a->r_stride < a->n_out))
+        return vkllm_fail(dev, VKLLM_ERROR_INVALID_ARGUMENT,
+                          "matvec: strides x %u / y %u / r %u are smaller than n_in %u / n_out %u", a->x_stride, a->y_stride,
+                          a->r_stride, a->n_in, a->n_out);
+    int quant = blk > 1;
+    uint32_t vec_elems = a->type == VKLLM_DTYPE_F32 ? 4 : 8;
+    int vec = quant || (a->n_in % vec_elems == 0 && a->x_stride % 4 == 0);
+    if (quant && a->x_stride % 4)
+        return vkllm_fail(dev, VKLLM_ERROR_INVALID_ARGUMENT, "matvec: x_stride %u must be a multiple of 4 for %s weights",
+                          a->x_stride, tn);
+    if (vec && (abs_off(a->w) % 16 || abs_off(a->x) % 16))
+        return vkllm_fail(dev, VKLLM_ERROR_INVALID_ARGUMENT, "matvec: weight and x offsets must be multiples of 16 bytes");
+
+    uint64_t wbytes = vkllm_matvec_weight_bytes(a->type, a->n_out, a->n_in);
+    uint64_t xbytes = ((uint64_t)(a->n_vec - 1) * a->x_stride + a->n_in) * 4;
+    uint64_t ybytes = ((uint64_t)(a->n_vec - 1) * a->y_stride + a->n_out) * 4;
+    uint64_t rbytes = has_res ? ((uint64_t)(a->n_vec - 1) * a->r_stride + a->n_out) * 4 : 0;
+    /* the kernel reads 32-bit words: a tensor of an odd number of halfwords needs its last word whole */
+    uint64_t wbind = (wbytes + 3) & ~3ull;
+    uint64_t range = dev->f.max_storage_buffer_range;
+    /* halfword indices are 32-bit in the kernel */
+    if (range > (1ull << 32) - 16) range = (1ull << 32) - 16;
+    if (wbind > range || xbytes > range || ybytes > range || rbytes > range)
+        return vkllm_fail(dev, VKLLM_ERROR_TOO_LARGE,
+                          "matvec: a binding exceeds the device's maxStorageBufferRange of %llu bytes (weights %llu = %u x %u %s, "
+                          "x %llu, y %llu): split the tensor into row ranges",
+                          (unsigned long long)range, (unsigned long long)wbind, a->n_out, a->n_in, tn, (unsigned long long)xbytes,
+                          (unsigned long long)ybytes);
+    if (wbind != wbytes && a->w.offset + wbind > a->w.buf.size)
+        return vkllm_fail(dev, VKLLM_ERROR_OUT_OF_RANGE,
+                          "matvec: the %llu-byte %s tensor needs 2 bytes of slack after it in its buffer (the kernel reads words)",
+                          (unsigned long long)wbytes, tn);
+    int in_place = 0;
+    if (has_res && a->residual.buf.block == a->y.buf.block) {
+        uint64_t r0 = abs_off(a->residual), y0 = abs_off(a->y);
+        if (r0 == y0 && a->r_stride == a->y_stride)
+            in_place = 1;
+        else if (r0 < y0 + ybytes && y0 < r0 + rbytes)
+            return vkllm_fail(dev, VKLLM_ERROR_INVALID_ARGUMENT,
+                              "matvec: residual overlaps y without being y itself (same offset and stride)");
+    }
+
+    const uint32_t sg = dev->f.subgroup_size ? dev->f.subgroup_size : 32;
+    /* Rows per subgroup: 2 lets each lane keep two independent weight loads per unit in flight and
+     * reuses every x load for two rows; more rows raise register pressure. Subgroups: 4 per
+     * workgroup (128 threads on NVIDIA) keeps workgroups small, so the last wave is short. */
+    uint32_t rps = a->rows_per_subgroup ? a->rows_per_subgroup : 2;
+    uint32_t nsg = a->subgroups ? a->subgroups : 4;
+    if (rps > 8 || nsg > 16)
+        return vkllm_fail(dev, VKLLM_ERROR_INVALID_ARGUMENT, "matvec: tuning rows_per_subgroup %u (<= 8) / subgroups %u (<= 16)",
+                          rps, nsg);
+    if (a->n_out < rps) rps = a->n_out;
+    while (nsg > 1 && nsg * sg > dev->f.max_workgroup_invocations) nsg /= 2;
+    uint32_t wg = nsg * sg;
+    if (wg > dev->f.max_workgroup_invocations) wg = dev->f.max_workgroup_invocations;
+    uint32_t rows_wg = nsg * rps;
+
+    vkllm_pipeline_desc pd = { .kernel = kernel, .n_bindings = 4, .push_size = 24, .n_spec = 6,
+                               .spec = { wg, rows_wg, rps, a->n_vec, (uint32_t)has_res, (uint32_t)vec } };
+    vkllm_pipeline *p;
+    vkllm_status s = vkllm_pipeline_get(dev, &pd, &p);
+    if (s) return s;
+    uint64_t row_bytes = wbytes / a->n_out;
+    struct { uint32_t n_in, n_out, row_h, xs, ys, rs; } push = { a->n_in, a->n_out, (uint32_t)(row_bytes / 2), a->x_stride,
+                                                                  a->y_stride, has_res ? a->r_stride : 0 };
+    uint64_t bytes, flops;
+    vkllm_matvec_cost(a, &bytes, &flops);
+    vkllm_dispatch d = { .pipeline = p, .name = a->name ? a->name : kernel, .n_bindings = 4,
+                         .bindings = { bind(a->w, wbind, VKLLM_READ), bind(a->x, xbytes, VKLLM_READ),
+                                       bind(a->y, ybytes, in_place ? VKLLM_READ_WRITE : VKLLM_WRITE),
+                                       /* no residual: x stands in, never read (HAS_RES = 0) */
+                                       has_res ? bind(a->residual, rbytes, VKLLM_READ) : bind(a->x, xbytes, VKLLM_READ) },
+                         .push = &push, .bytes = bytes, .flops = flops };
+    grid_2d(dev, ((uint64_t)a->n_out + rows_wg - 1) / rows_wg, d.groups);
+    return vkllm_chain_dispatch(chain, &d);
+}
