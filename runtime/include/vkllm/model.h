@@ -1,0 +1,87 @@
+/* A Phi-3-family model on the GPU (architecture "phi3": Phi-3, Phi-3.5, Phi-4) and sessions that
+ * run it: a session owns a KV cache and the recorded command chains (one for a decode step, one per
+ * prefill batch size), replayed with positions and lengths read from a small device buffer.
+ *
+ * Thread-safety: a model is read-only once loaded; one thread per session; sessions of one device
+ * must not run at the same time (they share its queue). */
+#ifndef VKLLM_MODEL_H
+#define VKLLM_MODEL_H
+
+#include <stdint.h>
+
+#include "vkllm/device.h"
+#include "vkllm/phi3.h"
+#include "vkllm/sampler.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct vkllm_model vkllm_model;
+typedef struct vkllm_session vkllm_session;
+
+typedef struct vkllm_load_options {
+    /* Called after each uploaded chunk (bytes done, bytes total); may be NULL. */
+    void (*progress)(void *user, uint64_t done, uint64_t total);
+    void *user;
+    /* Set to nonzero (e.g. from a signal handler) to stop the load: it returns VKLLM_ERROR_CANCELLED. */
+    const volatile int *cancel;
+    /* Context the caller intends to use (for the memory check before uploading); 0 = the model's. */
+    uint32_t n_ctx;
+} vkllm_load_options;
+
+/* Maps and checks the GGUF file (architecture phi3, every tensor present with the right shape and a
+ * supported type), checks the device memory budget against weights + KV cache + scratch for
+ * opts->n_ctx, and uploads the weights. On failure *out is NULL and vkllm_device_error() says why
+ * (and, for memory, how much is needed and free and what to change). */
+vkllm_status vkllm_model_load(vkllm_device *dev, const char *path, const vkllm_load_options *opts, vkllm_model **out);
+void vkllm_model_destroy(vkllm_model *m);
+const vkllm_phi3_hparams *vkllm_model_hparams(const vkllm_model *m);
+/* Bytes of tensor data in the file, and bytes of device memory the weights took. */
+void vkllm_model_sizes(const vkllm_model *m, uint64_t *file_tensor_bytes, uint64_t *device_weight_bytes);
+/* The GGUF file behind the model (owned by the model). */
+struct vkllm_gguf *vkllm_model_gguf(const vkllm_model *m);
+
+typedef struct vkllm_session_options {
+    uint32_t n_ctx;        /* 0 = the model's training context */
+    uint32_t max_batch;    /* prefill batch size (default 512) */
+    int timestamps;        /* 1: profile every dispatch */
+} vkllm_session_options;
+
+/* Allocates the KV cache (fp16) and scratch, builds the RoPE table for n_ctx, records the decode
+ * chain. */
+vkllm_status vkllm_session_create(vkllm_model *m, const vkllm_session_options *opts, vkllm_session **out);
+void vkllm_session_destroy(vkllm_session *s);
+/* Forgets the context (the cache is reused from position 0). */
+void vkllm_session_reset(vkllm_session *s);
+/* Tokens in the cache. */
+uint32_t vkllm_session_pos(const vkllm_session *s);
+uint32_t vkllm_session_n_ctx(const vkllm_session *s);
+/* Bytes of the KV cache and of the scratch buffers. */
+void vkllm_session_sizes(const vkllm_session *s, uint64_t *kv_bytes, uint64_t *scratch_bytes);
+
+/* Runs tokens through the model (in batches of max_batch), appending them to the cache. If logits
+ * is not NULL it receives the last token's logits (n_vocab floats). VKLLM_ERROR_OUT_OF_RANGE when
+ * the tokens do not fit in the context; ids outside the vocabulary are refused before anything runs. */
+vkllm_status vkllm_session_prefill(vkllm_session *s, const int32_t *tokens, uint32_t n, float *logits);
+/* One decode step: feeds `token` at the next position and picks the next token with the sampler
+ * (greedy: argmax on the GPU, 4 bytes back; otherwise the GPU's top-k or, if the sampler needs them,
+ * the full logits). logits (optional) receives the full logits. */
+vkllm_status vkllm_session_decode(vkllm_session *s, int32_t token, vkllm_sampler *sampler, int32_t *next, float *logits);
+
+/* GPU time of the last step's dispatches (timestamps on), ns; 0 otherwise. */
+double vkllm_session_last_gpu_ns(const vkllm_session *s);
+
+/* Checkpoints of one forward pass, for `vkllm validate`: runs tokens[0..n) from position 0 either as
+ * one prefill (as_prefill = 1) or one token at a time, and calls cb for every checkpoint of the
+ * fixture schema (layer -1 for output_norm and logits) with float32 rows [n][width]. Resets the
+ * session first. */
+typedef void (*vkllm_checkpoint_cb)(void *user, int layer, const char *name, const float *data, uint32_t n_rows,
+                                    uint32_t width);
+vkllm_status vkllm_session_capture(vkllm_session *s, const int32_t *tokens, uint32_t n, int as_prefill, vkllm_checkpoint_cb cb,
+                                   void *user);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,197 @@
+/* The whole model on the GPU against the CPU reference (host/ref/model.c), on tiny random models of
+ * every weight type: every checkpoint of a prefill and of token-by-token decoding, and greedy
+ * generation.
+ *
+ * Bounds (NMSE per checkpoint):
+ *  - The GPU keeps K and V in fp16 (relative rounding <= 2^-11, NMSE ~1e-7 on k and v), the
+ *    reference in float32; everything from the attention output on inherits that, so: f32/f16
+ *    weights 2e-6 on every checkpoint (measured ~1e-7).
+ *  - Quantized weights: both sides dequantize the same bytes, so the weights add no error; the same
+ *    2e-6 holds on lavapipe's float32 paths. On a device with cooperative matrices the prefill GEMM
+ *    rounds activations and weights to fp16 (~2^-11 per element per product): 5e-4 per checkpoint,
+ *    2e-3 on the logits, as in llama.cpp's test-backend-ops.
+ *  Greedy generation must produce the reference's tokens exactly; a divergence is reported with the
+ *  reference's logit gap at that step. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "gpu_testutil.h"
+#include "vkllm/gguf.h"
+#include "vkllm/mkmodel.h"
+#include "vkllm/model.h"
+#include "vkllm/ref_model.h"
+
+#define T 19 /* tokens per checkpoint run: odd, more than one prefill tile row */
+
+typedef struct store {
+    int n;
+    struct { int layer; char name[32]; float *data; uint32_t rows, width; } e[64];
+} store;
+
+static void keep(void *user, int layer, const char *name, const float *data, uint32_t rows, uint32_t width)
+{
+    store *s = user;
+    if (s->n >= 64) return;
+    s->e[s->n].layer = layer;
+    snprintf(s->e[s->n].name, sizeof s->e[s->n].name, "%s", name);
+    s->e[s->n].data = malloc(4ull * rows * width);
+    memcpy(s->e[s->n].data, data, 4ull * rows * width);
+    s->e[s->n].rows = rows;
+    s->e[s->n].width = width;
+    s->n++;
+}
+
+static void store_free(store *s)
+{
+    for (int i = 0; i < s->n; i++) free(s->e[i].data);
+    s->n = 0;
+}
+
+static const float *find(const store *s, int layer, const char *name, uint32_t *rows, uint32_t *width)
+{
+    for (int i = 0; i < s->n; i++)
+        if (s->e[i].layer == layer && !strcmp(s->e[i].name, name)) {
+            *rows = s->e[i].rows;
+            *width = s->e[i].width;
+            return s->e[i].data;
+        }
+    return NULL;
+}
+
+static void write_model(const char *path, vkllm_mkmodel_ftype ft, uint64_t seed)
+{
+    vkllm_mkmodel_config cfg;
+    assert_int_equal(vkllm_mkmodel_preset("tiny", &cfg), VKLLM_OK);
+    cfg.ftype = ft;
+    cfg.seed = seed;
+    cfg.threads = 2;
+    char err[512];
+    uint64_t size;
+    if (vkllm_mkmodel_write(&cfg, path, &size, err, sizeof err)) fail_msg("mkmodel: %s", err);
+}
+
+static void check_type(vkllm_mkmodel_ftype ft, const char *tname, uint64_t case_id)
+{
+    char path[] = "/tmp/vkllm-test-model-XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    close(fd);
+    tu_rng r = tu_rng_for(case_id);
+    write_model(path, ft, tu_next(&r) % 1000 + 1);
+
+    /* reference */
+    char err[1024];
+    vkllm_gguf *g;
+    if (vkllm_gguf_open(path, &g, err, sizeof err)) fail_msg("%s", err);
+    vkllm_phi3_hparams hp;
+    if (vkllm_phi3_read_hparams(g, &hp, err, sizeof err)) fail_msg("%s", err);
+    vkllm_ref_model_options ro = { .n_ctx = 256 };
+    vkllm_ref_model *ref;
+    if (vkllm_ref_model_create(g, &hp, &ro, &ref, err, sizeof err)) fail_msg("%s", err);
+    int32_t toks[T + 32];
+    for (int i = 0; i < T; i++) toks[i] = (int32_t)(tu_next(&r) % hp.n_vocab);
+    store want = { 0 };
+    assert_int_equal(vkllm_ref_model_forward(ref, toks, T, 0, NULL, 0, keep, &want), VKLLM_OK);
+
+    /* GPU */
+    vkllm_device *dev = tu_device_open();
+    vkllm_model *m;
+    vkllm_load_options lo = { .n_ctx = 256 };
+    if (vkllm_model_load(dev, path, &lo, &m)) fail_msg("load: %s", vkllm_device_error(dev));
+    vkllm_session_options so = { .n_ctx = 256, .max_batch = 64 };
+    vkllm_session *s;
+    if (vkllm_session_create(m, &so, &s)) fail_msg("session: %s", vkllm_device_error(dev));
+    const vkllm_features *f = vkllm_device_features(dev);
+    double bound = f->coopmat && ft != VKLLM_MKMODEL_F32 ? 5e-4 : 2e-6;
+    for (int as_prefill = 1; as_prefill >= 0; as_prefill--) {
+        store got = { 0 };
+        if (vkllm_session_capture(s, toks, T, as_prefill, keep, &got)) fail_msg("capture: %s", vkllm_device_error(dev));
+        assert_int_equal(got.n, want.n);
+        double worst = 0;
+        for (int i = 0; i < want.n; i++) {
+            uint32_t rows, width;
+            const float *gd = find(&got, want.e[i].layer, want.e[i].name, &rows, &width);
+            if (!gd) fail_msg("checkpoint L%d.%s missing from the GPU run", want.e[i].layer, want.e[i].name);
+            assert_int_equal(rows, want.e[i].rows);
+            assert_int_equal(width, want.e[i].width);
+            double b = !strcmp(want.e[i].name, "logits") && bound > 2e-6 ? 2e-3 : bound;
+            double e = tu_nmse(gd, want.e[i].data, (size_t)rows * width);
+            if (e > worst) worst = e;
+            tu_assert_nmse(gd, want.e[i].data, (size_t)rows * width, b, "%s %s L%d.%s", tname,
+                           as_prefill ? "prefill" : "token-by-token", want.e[i].layer, want.e[i].name);
+        }
+        fprintf(stderr, "[ model    ] %-7s %-14s %d checkpoints, worst NMSE %.2e (bound %.0e)\n", tname,
+                as_prefill ? "prefill" : "token-by-token", got.n, worst, bound);
+        store_free(&got);
+    }
+
+    /* greedy: 24 tokens after a 5-token prompt */
+    const uint32_t NP = 5, NG = 24;
+    int32_t ref_out[24], gpu_out[24];
+    assert_int_equal(vkllm_ref_model_generate_greedy(ref, toks, NP, NG, ref_out), VKLLM_OK);
+    vkllm_session_reset(s);
+    float *logits = malloc(4ull * hp.n_vocab);
+    if (vkllm_session_prefill(s, toks, NP, logits)) fail_msg("prefill: %s", vkllm_device_error(dev));
+    int32_t next = 0;
+    for (uint32_t i = 0; i < hp.n_vocab; i++)
+        if (logits[i] > logits[next]) next = (int32_t)i;
+    for (uint32_t i = 0; i < NG; i++) {
+        gpu_out[i] = next;
+        if (i + 1 < NG && vkllm_session_decode(s, next, NULL, &next, NULL)) fail_msg("decode: %s", vkllm_device_error(dev));
+    }
+    for (uint32_t i = 0; i < NG; i++)
+        if (gpu_out[i] != ref_out[i]) fail_msg("%s greedy token %u: GPU %d, reference %d", tname, i, gpu_out[i], ref_out[i]);
+    free(logits);
+
+    /* the end of the context is an error, not a wrap */
+    vkllm_session_reset(s);
+    int32_t *many = calloc(257, sizeof *many);
+    assert_int_equal(vkllm_session_prefill(s, many, 257, NULL), VKLLM_ERROR_OUT_OF_RANGE);
+    assert_non_null(strstr(vkllm_device_error(dev), "context full"));
+    int32_t bad = (int32_t)hp.n_vocab;
+    assert_int_equal(vkllm_session_prefill(s, &bad, 1, NULL), VKLLM_ERROR_INVALID_ARGUMENT);
+    free(many);
+
+    vkllm_session_destroy(s);
+    vkllm_model_destroy(m);
+    tu_device_close(dev);
+    store_free(&want);
+    vkllm_ref_model_destroy(ref);
+    vkllm_gguf_close(g);
+    unlink(path);
+}
+
+static void test_model_f32(void **state) { (void)state; check_type(VKLLM_MKMODEL_F32, "f32", 1); }
+static void test_model_f16(void **state) { (void)state; check_type(VKLLM_MKMODEL_F16, "f16", 2); }
+static void test_model_q8_0(void **state) { (void)state; check_type(VKLLM_MKMODEL_Q8_0, "q8_0", 3); }
+static void test_model_q4_0(void **state) { (void)state; check_type(VKLLM_MKMODEL_Q4_0, "q4_0", 4); }
+static void test_model_q4_k_m(void **state) { (void)state; check_type(VKLLM_MKMODEL_Q4_K_M, "q4_k_m", 5); }
+
+static void test_model_refusals(void **state)
+{
+    (void)state;
+    vkllm_device *dev = tu_device_open();
+    vkllm_model *m;
+    assert_int_not_equal(vkllm_model_load(dev, "/nonexistent/model.gguf", NULL, &m), VKLLM_OK);
+    assert_null(m);
+    assert_non_null(strstr(vkllm_device_error(dev), "/nonexistent/model.gguf"));
+    char path[] = "/tmp/vkllm-test-notgguf-XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, "hello, this is not a model file at all", 38), 38);
+    close(fd);
+    assert_int_equal(vkllm_model_load(dev, path, NULL, &m), VKLLM_ERROR_BAD_FILE);
+    unlink(path);
+    tu_device_close(dev);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_model_f32),  cmocka_unit_test(test_model_f16),    cmocka_unit_test(test_model_q8_0),
+        cmocka_unit_test(test_model_q4_0), cmocka_unit_test(test_model_q4_k_m), cmocka_unit_test(test_model_refusals),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
