@@ -1,5 +1,61 @@
-/* Kernel operations of the attn family (see ops.h for the pattern). */
+/* Kernel operations of the attn family (see ops.h for the pattern): RoPE + KV-cache append, decode
+ * attention (flash-decoding split + merge) and prefill attention over an fp16 KV cache.
+ *
+ * KV cache layout (one K and one V tensor per layer, allocated by the runtime):
+ *   fp16 [n_kv_head][ctx][head_dim]: element e of position p of KV head h is half number
+ *   (h * ctx + p) * head_dim + e, i.e. 2 * ctx * head_dim * n_kv_head bytes per tensor. Each head's
+ *   positions are contiguous, so decode streams them with 16-byte loads.
+ * Live length: a device buffer `len` whose first uint32 is the number of valid cache positions L
+ *   (after this step's KV write); query row t of an n_tok-row batch sits at position L - n_tok + t.
+ *   Positions for the KV write come from an int32 buffer too. Nothing that changes per token is a
+ *   push constant, so a recorded chain replays for every token.
+ * Requirements: head_dim a multiple of 16 (Phi-3: 96, Phi-4: 128), n_q a multiple of n_kv_head,
+ * n_rot a multiple of 4, views at 256-byte multiples. */
 #ifndef VKLLM_OPS_ATTN_H
 #define VKLLM_OPS_ATTN_H
 #include "vkllm/ops.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Bytes of one K (or V) cache tensor. */
+uint64_t vkllm_kv_cache_bytes(uint32_t n_kv_head, uint32_t ctx, uint32_t head_dim);
+
+/* From the fused QKV rows (float32 [n_tok][qkv_stride]: Q n_q*hd, K n_kv*hd, V n_kv*hd), rotates Q
+ * into q (float32 [n_tok][n_q][hd]) and K into the cache, and stores V, both as fp16 at the positions
+ * pos[t] (int32 [n_tok]; outside [0, ctx) skips the cache write). RoPE as vkllm_op_rope (neox or
+ * interleaved, (hi, lo) table of vkllm_rope_table, fp64 angle where the device has shaderFloat64). */
+typedef struct vkllm_kv_write_args {
+    vkllm_view qkv, pos, table, q, k_cache, v_cache;
+    uint32_t n_tok, n_q, n_kv, head_dim, n_rot, qkv_stride, ctx;
+    int neox;
+    float attn_factor; /* 0 = 1 */
+    int force_fp32;    /* float32 angle path even where fp64 exists (tests) */
+    const char *name;
+} vkllm_kv_write_args;
+vkllm_status vkllm_op_kv_write(vkllm_chain *chain, const vkllm_kv_write_args *a);
+
+/* Attention of n_tok query rows (q float32 [n_tok][n_q][hd]) over the cache, causal, optional
+ * sliding window (window > 0: position k is seen from qpos iff qpos - window < k <= qpos), scale
+ * 1/sqrt(hd) unless `scale` is given; out float32 [n_tok][n_q][hd] (may not alias q).
+ * vkllm_op_attn_decode (n_tok small, e.g. 1..8): two dispatches; scratch must hold
+ * vkllm_attn_decode_scratch_bytes(...) bytes; n_split = 0 picks the split count from ctx.
+ * vkllm_op_attn_prefill: one dispatch, any n_tok (the batch's K/V must already be in the cache). */
+typedef struct vkllm_attn_args {
+    vkllm_view q, k_cache, v_cache, len, out, scratch;
+    uint32_t n_tok, n_q, n_kv, head_dim, ctx;
+    uint32_t window;  /* 0 = none */
+    float scale;      /* 0 = 1/sqrt(head_dim) */
+    uint32_t n_split; /* decode only; 0 = auto */
+    const char *name;
+} vkllm_attn_args;
+uint32_t vkllm_attn_decode_splits(uint32_t ctx, uint32_t n_split);
+uint64_t vkllm_attn_decode_scratch_bytes(uint32_t n_tok, uint32_t n_q, uint32_t head_dim, uint32_t ctx, uint32_t n_split);
+vkllm_status vkllm_op_attn_decode(vkllm_chain *chain, const vkllm_attn_args *a);
+vkllm_status vkllm_op_attn_prefill(vkllm_chain *chain, const vkllm_attn_args *a);
+
+#ifdef __cplusplus
+}
+#endif
 #endif

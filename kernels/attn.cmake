@@ -1,0 +1,8 @@
+# Attention family: RoPE + KV-cache append, decode (flash-decoding split + merge), prefill.
+vkllm_add_kernel(kv_write_neox SOURCE kv_write.comp DEFINES NEOX=1 FP64=1)
+vkllm_add_kernel(kv_write_norm SOURCE kv_write.comp DEFINES NEOX=0 FP64=1)
+vkllm_add_kernel(kv_write_neox_f32 SOURCE kv_write.comp DEFINES NEOX=1 FP64=0)
+vkllm_add_kernel(kv_write_norm_f32 SOURCE kv_write.comp DEFINES NEOX=0 FP64=0)
+vkllm_add_kernel(attn_decode SOURCE attn_decode.comp DEFINES MERGE=0)
+vkllm_add_kernel(attn_decode_merge SOURCE attn_decode.comp DEFINES MERGE=1)
+vkllm_add_kernel(attn_prefill SOURCE attn_prefill.comp)

@@ -1,0 +1,178 @@
+/* Attention family ops: RoPE + KV append, decode (split + merge), prefill. Shapes are checked here;
+ * variants are picked from the feature record (fp64 angles, shared-memory size for tile shapes). */
+#include <math.h>
+#include <string.h>
+
+#include "internal.h"
+#include "vkllm/ops.h"
+
+#define LOG2E 1.4426950408889634
+
+static vkllm_binding bind(vkllm_view v, uint64_t size, vkllm_access acc)
+{
+    vkllm_binding b = { v.buf, v.offset, size, acc };
+    return b;
+}
+
+static void grid_2d(const vkllm_device *dev, uint64_t groups, uint32_t out[3])
+{
+    uint32_t maxx = dev->f.max_workgroup_count[0];
+    out[0] = groups <= maxx ? (uint32_t)groups : maxx;
+    out[1] = groups <= maxx ? 1 : (uint32_t)((groups + maxx - 1) / maxx);
+    out[2] = 1;
+}
+
+uint64_t vkllm_kv_cache_bytes(uint32_t n_kv_head, uint32_t ctx, uint32_t head_dim)
+{
+    return (uint64_t)n_kv_head * ctx * head_dim * 2;
+}
+
+vkllm_status vkllm_op_kv_write(vkllm_chain *chain, const vkllm_kv_write_args *a)
+{
+    vkllm_device *dev = vkllm_chain_device(chain);
+    if (!dev || !a) return VKLLM_ERROR_INVALID_ARGUMENT;
+    if (a->n_tok == 0 || a->n_q == 0 || a->n_kv == 0 || a->head_dim == 0 || a->head_dim % 4 || a->n_rot % 4 ||
+        a->n_rot > a->head_dim || a->ctx == 0)
+        return vkllm_fail(dev, VKLLM_ERROR_INVALID_ARGUMENT,
+                          "kv_write: bad shape (n_tok %u, n_q %u, n_kv %u, head_dim %u, n_rot %u, ctx %u): head_dim and n_rot "
+                          "must be multiples of 4, n_rot <= head_dim",
+                          a->n_tok, a->n_q, a->n_kv, a->head_dim, a->n_rot, a->ctx);
+    uint64_t row = (uint64_t)(a->n_q + 2 * a->n_kv) * a->head_dim;
+    if (a->qkv_stride < row)
+        return vkllm_fail(dev, VKLLM_ERROR_INVALID_ARGUMENT, "kv_write: qkv_stride %u is shorter than a QKV row (%llu)", a->qkv_stride,
+                          (unsigned long long)row);
+    uint64_t units = (uint64_t)a->n_tok * (a->n_q + 2 * a->n_kv) * (a->head_dim / 4);
+    uint64_t cache = vkllm_kv_cache_bytes(a->n_kv, a->ctx, a->head_dim);
+    if (units > UINT32_MAX || cache / 2 > UINT32_MAX)
+        return vkllm_fail(dev, VKLLM_ERROR_TOO_LARGE, "kv_write: %llu units / %llu-byte cache exceed one call",
+                          (unsigned long long)units, (unsigned long long)cache);
+    int fp64 = dev->f.shader_fp64 && !a->force_fp32;
+    const char *kernel = a->neox ? (fp64 ? "kv_write_neox" : "kv_write_neox_f32") : (fp64 ? "kv_write_norm" : "kv_write_norm_f32");
+    uint32_t wg = 256 < dev->f.max_workgroup_invocations ? 256 : dev->f.max_workgroup_invocations;
+    vkllm_pipeline_desc pd = { .kernel = kernel, .n_bindings = 6, .push_size = 32, .n_spec = 1, .spec = { wg } };
+    vkllm_pipeline *p;
+    vkllm_status s = vkllm_pipeline_get(dev, &pd, &p);
+    if (s) return s;
+    struct { uint32_t n_tok, n_q, n_kv, hd, n_rot, stride, ctx; float af; } push = {
+        a->n_tok, a->n_q, a->n_kv, a->head_dim, a->n_rot, a->qkv_stride, a->ctx, a->attn_factor == 0 ? 1.0f : a->attn_factor };
+    uint64_t qkv_bytes = ((uint64_t)(a->n_tok - 1) * a->qkv_stride + row) * 4;
+    uint64_t q_bytes = (uint64_t)a->n_tok * a->n_q * a->head_dim * 4;
+    uint64_t pairs = (uint64_t)a->n_tok * (a->n_q + a->n_kv) * (a->n_rot / 2);
+    vkllm_dispatch d = { .pipeline = p, .name = a->name ? a->name : kernel, .n_bindings = 6,
+                         .bindings = { bind(a->qkv, qkv_bytes, VKLLM_READ), bind(a->pos, (uint64_t)a->n_tok * 4, VKLLM_READ),
+                                       bind(a->table, (uint64_t)(a->n_rot / 2 > 0 ? a->n_rot / 2 : 1) * 8, VKLLM_READ),
+                                       bind(a->q, q_bytes, VKLLM_WRITE), bind(a->k_cache, cache, VKLLM_WRITE),
+                                       bind(a->v_cache, cache, VKLLM_WRITE) },
+                         .push = &push,
+                         .bytes = (uint64_t)a->n_tok * row * 4 + q_bytes + (uint64_t)a->n_tok * a->n_kv * a->head_dim * 4,
+                         .flops = pairs * 6 };
+    grid_2d(dev, (units + wg - 1) / wg, d.groups);
+    return vkllm_chain_dispatch(chain, &d);
+}
+
+static vkllm_status check_attn(vkllm_device *dev, const vkllm_attn_args *a, const char *what)
+{
+    if (a->n_tok == 0 || a->n_q == 0 || a->n_kv == 0 || a->n_q % a->n_kv || a->head_dim == 0 || a->head_dim % 16 ||
+        a->head_dim > 256 || a->ctx == 0)
+        return vkllm_fail(dev, VKLLM_ERROR_INVALID_ARGUMENT,
+                          "%s: bad shape (n_tok %u, n_q %u, n_kv %u, head_dim %u, ctx %u): n_q must be a multiple of n_kv, "
+                          "head_dim a multiple of 16 up to 256",
+                          what, a->n_tok, a->n_q, a->n_kv, a->head_dim, a->ctx);
+    if ((uint64_t)a->n_kv * a->ctx * a->head_dim / 8 > UINT32_MAX ||
+        (uint64_t)a->n_tok * a->n_q * a->head_dim > UINT32_MAX)
+        return vkllm_fail(dev, VKLLM_ERROR_TOO_LARGE, "%s: cache or batch too large for 32-bit indexing", what);
+    return VKLLM_OK;
+}
+
+uint32_t vkllm_attn_decode_splits(uint32_t ctx, uint32_t n_split)
+{
+    if (n_split) return n_split;
+    /* enough workgroups to fill a large GPU at long contexts (x n_kv heads), chunks of >= 256 */
+    uint32_t s = ctx / 256;
+    return s < 1 ? 1 : s > 64 ? 64 : s;
+}
+
+uint64_t vkllm_attn_decode_scratch_bytes(uint32_t n_tok, uint32_t n_q, uint32_t head_dim, uint32_t ctx, uint32_t n_split)
+{
+    return (uint64_t)n_tok * n_q * vkllm_attn_decode_splits(ctx, n_split) * (head_dim + 4) * 4;
+}
+
+vkllm_status vkllm_op_attn_decode(vkllm_chain *chain, const vkllm_attn_args *a)
+{
+    vkllm_device *dev = vkllm_chain_device(chain);
+    if (!dev || !a) return VKLLM_ERROR_INVALID_ARGUMENT;
+    vkllm_status s = check_attn(dev, a, "attn_decode");
+    if (s) return s;
+    const uint32_t hd = a->head_dim, g = a->n_q / a->n_kv, vl = hd / 8;
+    const uint32_t n_split = vkllm_attn_decode_splits(a->ctx, a->n_split);
+    /* workgroup: 128 threads, fewer if the shared-memory merge area would not fit */
+    uint32_t wg = 128 < dev->f.max_workgroup_invocations ? 128 : dev->f.max_workgroup_invocations;
+    for (;;) {
+        uint32_t kg = wg / vl;
+        uint64_t shared = (uint64_t)g * hd * 4 + (uint64_t)g * wg * 4 + (uint64_t)kg * g * (8 + hd * 4);
+        if (shared <= dev->f.max_shared_memory) break;
+        if (wg / 2 < vl)
+            return vkllm_fail(dev, VKLLM_ERROR_UNSUPPORTED, "attn_decode: group %u x head_dim %u needs more shared memory than %u bytes",
+                              g, hd, dev->f.max_shared_memory);
+        wg /= 2;
+    }
+    if (wg < vl) return vkllm_fail(dev, VKLLM_ERROR_UNSUPPORTED, "attn_decode: workgroup %u < head_dim / 8", wg);
+    vkllm_pipeline_desc pd = { .kernel = "attn_decode", .n_bindings = 5, .push_size = 32, .n_spec = 4, .spec = { wg, hd, g, 64 } };
+    vkllm_pipeline *p, *pm;
+    if ((s = vkllm_pipeline_get(dev, &pd, &p))) return s;
+    vkllm_pipeline_desc pdm = { .kernel = "attn_decode_merge", .n_bindings = 3, .push_size = 32, .n_spec = 4, .spec = { 32, hd, g, 64 } };
+    if ((s = vkllm_pipeline_get(dev, &pdm, &pm))) return s;
+    float scale = (float)((a->scale != 0 ? a->scale : 1.0 / sqrt((double)hd)) * LOG2E);
+    struct { uint32_t n_tok, n_q, n_kv, ctx, n_split, window; float scale; uint32_t pad; } push = {
+        a->n_tok, a->n_q, a->n_kv, a->ctx, n_split, a->window, scale, 0 };
+    uint64_t qo = (uint64_t)a->n_tok * a->n_q * hd * 4;
+    uint64_t cache = vkllm_kv_cache_bytes(a->n_kv, a->ctx, hd);
+    uint64_t scr = vkllm_attn_decode_scratch_bytes(a->n_tok, a->n_q, hd, a->ctx, a->n_split);
+    /* profiling counts at full context: the cache bytes of the live range are not known at record time */
+    vkllm_dispatch d = { .pipeline = p, .name = a->name ? a->name : "attn_decode", .n_bindings = 5,
+                         .bindings = { bind(a->q, qo, VKLLM_READ), bind(a->k_cache, cache, VKLLM_READ),
+                                       bind(a->v_cache, cache, VKLLM_READ), bind(a->len, 4, VKLLM_READ),
+                                       bind(a->scratch, scr, VKLLM_WRITE) },
+                         .push = &push, .groups = { n_split, a->n_kv, a->n_tok },
+                         .bytes = 2 * cache * a->n_tok, .flops = 4ull * a->n_q * a->ctx * hd * a->n_tok };
+    if ((s = vkllm_chain_dispatch(chain, &d))) return s;
+    vkllm_dispatch m = { .pipeline = pm, .name = "attn_decode_merge", .n_bindings = 3,
+                         .bindings = { bind(a->scratch, scr, VKLLM_READ), bind(a->len, 4, VKLLM_READ), bind(a->out, qo, VKLLM_WRITE) },
+                         .push = &push, .groups = { a->n_q, a->n_tok, 1 }, .bytes = scr + qo };
+    return vkllm_chain_dispatch(chain, &m);
+}
+
+vkllm_status vkllm_op_attn_prefill(vkllm_chain *chain, const vkllm_attn_args *a)
+{
+    vkllm_device *dev = vkllm_chain_device(chain);
+    if (!dev || !a) return VKLLM_ERROR_INVALID_ARGUMENT;
+    vkllm_status s = check_attn(dev, a, "attn_prefill");
+    if (s) return s;
+    const uint32_t hd = a->head_dim, bc = 16;
+    uint32_t br = 32;
+    for (;;) {
+        uint64_t shared = (uint64_t)(br + 2 * bc) * (hd + 4) * 4 + (uint64_t)br * bc * 4;
+        if (shared <= dev->f.max_shared_memory && br * 4 <= dev->f.max_workgroup_invocations) break;
+        if (br == 4) return vkllm_fail(dev, VKLLM_ERROR_UNSUPPORTED, "attn_prefill: head_dim %u needs more shared memory", hd);
+        br /= 2;
+    }
+    vkllm_pipeline_desc pd = { .kernel = "attn_prefill", .n_bindings = 5, .push_size = 32, .n_spec = 4, .spec = { 4 * br, hd, br, bc } };
+    vkllm_pipeline *p;
+    if ((s = vkllm_pipeline_get(dev, &pd, &p))) return s;
+    float scale = (float)((a->scale != 0 ? a->scale : 1.0 / sqrt((double)hd)) * LOG2E);
+    struct { uint32_t n_tok, n_q, n_kv, ctx, window, group; float scale; uint32_t pad; } push = {
+        a->n_tok, a->n_q, a->n_kv, a->ctx, a->window, a->n_q / a->n_kv, scale, 0 };
+    uint64_t qo = (uint64_t)a->n_tok * a->n_q * hd * 4;
+    uint64_t cache = vkllm_kv_cache_bytes(a->n_kv, a->ctx, hd);
+    /* profiling: causal FLOPs of a batch that starts the context (4 * n_q * hd * T^2 / 2) */
+    vkllm_dispatch d = { .pipeline = p, .name = a->name ? a->name : "attn_prefill", .n_bindings = 5,
+                         .bindings = { bind(a->q, qo, VKLLM_READ), bind(a->k_cache, cache, VKLLM_READ),
+                                       bind(a->v_cache, cache, VKLLM_READ), bind(a->len, 4, VKLLM_READ),
+                                       bind(a->out, qo, VKLLM_WRITE) },
+                         .push = &push, .groups = { (a->n_tok + br - 1) / br, a->n_q, 1 },
+                         .bytes = 2 * qo + 2 * (uint64_t)a->n_kv * a->n_tok * hd * 2,
+                         .flops = 2ull * a->n_q * hd * a->n_tok * a->n_tok };
+    if (d.groups[0] > dev->f.max_workgroup_count[0] || d.groups[1] > dev->f.max_workgroup_count[1])
+        return vkllm_fail(dev, VKLLM_ERROR_TOO_LARGE, "attn_prefill: grid %u x %u too large", d.groups[0], d.groups[1]);
+    return vkllm_chain_dispatch(chain, &d);
+}

@@ -1,0 +1,379 @@
+/* Attention family against host/ref/attn.c: KV write (RoPE + fp16 append), decode (split + merge) and
+ * prefill, GQA shapes of Phi-4 (40/10/128) and Phi-3 (32/32/96) plus awkward ones, sliding window on
+ * and off, replay of one recorded chain as the context grows, and a KV write -> prefill chain.
+ *
+ * Bounds and why:
+ * - KV write Q: as the rope kernel, NMSE <= 1e-10 with the fp64 angle path (float32 cos/sin of a
+ *   reduced angle, two multiply-adds); 1e-7 on the float32 angle path at positions < 2048.
+ * - KV write cache: every written V half within 1 fp16 ulp of the reference (packHalf2x16's rounding
+ *   mode is the implementation's), every K half within 1 ulp plus 1e-5 absolute (the float32
+ *   rotation of inputs of magnitude ~2..10 has a few 1e-7 of absolute error, which cancellation can
+ *   turn into several ulp of a small result; on the float32 angle path, max_pos * 2^-24 rad of angle
+ *   error times |a| + |b| <= 20); rows of other positions keep their poison.
+ * - Attention: the reference is fed the same fp16 K/V bits, so the only differences are float32
+ *   dot products over head_dim, exp2 of a float argument (a few ulp), and float32 sums of up to 4k
+ *   weights: relative error per output below ~1e-5 worst case, NMSE ~1e-11 typically. Bound 1e-8
+ *   (1e-7 for peaky softmax where exp amplifies the score error by |score|); any masking, indexing
+ *   or merge error costs far more (one wrong position of 255 gives ~1e-3). */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "gpu_testutil.h"
+#include "vkllm/half.h"
+#include "vkllm/ref.h"
+#include "vkllm/ref_attn.h"
+
+/* ---------- KV write ---------- */
+
+typedef struct kvw_case {
+    uint32_t n_tok, n_q, n_kv, hd, n_rot, ctx;
+    int neox, force_fp32;
+    int32_t max_pos;
+} kvw_case;
+
+static void run_kvw(vkllm_device *dev, const kvw_case *k, uint64_t id)
+{
+    tu_rng r = tu_rng_for(id);
+    const uint32_t stride = (k->n_q + 2 * k->n_kv) * k->hd + 8; /* a few extra columns, as a padded row */
+    const size_t nqkv = (size_t)k->n_tok * stride, nq = (size_t)k->n_tok * k->n_q * k->hd;
+    const size_t nc = (size_t)k->n_kv * k->ctx * k->hd; /* halves */
+    float *qkv = malloc(nqkv * 4), *qref = malloc(nq * 4), *qout = malloc(nq * 4), table[512];
+    uint16_t *kref = malloc(nc * 2), *vref = malloc(nc * 2), *kout = malloc(nc * 2), *vout = malloc(nc * 2);
+    int32_t *pos = malloc(k->n_tok * 4);
+    double inv[256];
+    assert_true(qkv && qref && qout && kref && vref && kout && vout && pos);
+    tu_fill_normal(&r, qkv, nqkv, 2.0f);
+    /* distinct positions (two tokens at one position would race), one out of range when there is room */
+    for (uint32_t t = 0; t < k->n_tok; t++) pos[t] = (int32_t)((uint32_t)k->max_pos - t * 7u);
+    if (k->n_tok > 2) pos[1] = (int32_t)k->ctx + 5; /* skipped by the cache write, Q still rotated */
+    vkllm_rope_inv_freq(inv, k->n_rot, 10000.0, 1.0, NULL);
+    vkllm_rope_table(table, inv, k->n_rot / 2);
+    const uint16_t POISON = 0x7e00; /* an fp16 NaN in every untouched half */
+    for (size_t i = 0; i < nc; i++) kref[i] = vref[i] = POISON;
+    vkllm_kv_write_params rp = { k->n_tok, k->n_q, k->n_kv, k->hd, k->n_rot, stride, k->ctx, k->neox, 1.0f };
+    vkllm_ref_kv_write(&rp, qkv, pos, inv, qref, kref, vref);
+
+    tu_fbuf bqkv = tu_fbuf_alloc(dev, nqkv), bpos = tu_fbuf_alloc(dev, k->n_tok), btab = tu_fbuf_alloc(dev, k->n_rot ? k->n_rot : 2),
+            bq = tu_fbuf_alloc(dev, nq), bk = tu_fbuf_alloc(dev, nc / 2), bv = tu_fbuf_alloc(dev, nc / 2);
+    tu_fbuf_upload(dev, &bqkv, qkv);
+    tu_fbuf_upload(dev, &bpos, (const float *)pos);
+    tu_fbuf_upload(dev, &btab, table);
+    tu_fbuf_poison(dev, &bq);
+    uint16_t *poison = malloc(nc * 2);
+    for (size_t i = 0; i < nc; i++) poison[i] = POISON;
+    tu_fbuf_upload(dev, &bk, (const float *)poison);
+    tu_fbuf_upload(dev, &bv, (const float *)poison);
+    vkllm_chain *c;
+    assert_int_equal(vkllm_chain_create(dev, NULL, &c), VKLLM_OK);
+    assert_int_equal(vkllm_chain_begin(c), VKLLM_OK);
+    vkllm_kv_write_args a = { tu_view(&bqkv), tu_view(&bpos), tu_view(&btab), tu_view(&bq), tu_view(&bk), tu_view(&bv),
+                              k->n_tok, k->n_q, k->n_kv, k->hd, k->n_rot, stride, k->ctx, k->neox, 1.0f, k->force_fp32, NULL };
+    if (vkllm_op_kv_write(c, &a)) fail_msg("kv_write: %s", vkllm_device_error(dev));
+    assert_int_equal(vkllm_chain_end(c), VKLLM_OK);
+    assert_int_equal(vkllm_chain_run(c), VKLLM_OK);
+    vkllm_chain_destroy(c);
+    tu_fbuf_download(dev, &bq, qout);
+    tu_fbuf_download(dev, &bk, (float *)kout);
+    tu_fbuf_download(dev, &bv, (float *)vout);
+    tu_assert_nmse(qout, qref, nq, k->force_fp32 ? 1e-7 : 1e-10, "kv_write Q %s%s tok=%u q=%u kv=%u hd=%u rot=%u",
+                   k->neox ? "neox" : "interleaved", k->force_fp32 ? " fp32-angle" : "", k->n_tok, k->n_q, k->n_kv, k->hd, k->n_rot);
+    /* the float32 angle path adds an angle error of up to max_pos * 2^-24 rad (times |a| + |b|) */
+    const float k_abs = k->force_fp32 ? (float)k->max_pos * 6e-8f * 20.0f : 1e-5f;
+    for (int which = 0; which < 2; which++) {
+        const uint16_t *o = which ? vout : kout, *rf = which ? vref : kref;
+        for (size_t i = 0; i < nc; i++) {
+            if (rf[i] == POISON) {
+                if (o[i] != POISON) fail_msg("kv_write %c cache: stray write at half %zu (0x%04x) seed %llu", "KV"[which], i, o[i],
+                                             (unsigned long long)tu_seed());
+                continue;
+            }
+            float g = vkllm_fp16_to_fp32(o[i]), e = vkllm_fp16_to_fp32(rf[i]);
+            /* K: 1 ulp of e plus the float32 rotation's absolute error (cancellation in a c - b s with
+             * |a|, |b| up to ~10 here: a few 1e-7); V: a plain conversion, 1 ulp */
+            float tol = fabsf(e) * (1.0f / 1024.0f) + 1.0f / 16777216.0f + (which ? 0.0f : k_abs);
+            if (!(fabsf(g - e) <= tol))
+                fail_msg("kv_write %c cache: half %zu is %g, reference %g (seed %llu, hd=%u)", "KV"[which], i, g, e,
+                         (unsigned long long)tu_seed(), k->hd);
+        }
+    }
+    tu_fbuf_free(dev, &bqkv); tu_fbuf_free(dev, &bpos); tu_fbuf_free(dev, &btab);
+    tu_fbuf_free(dev, &bq); tu_fbuf_free(dev, &bk); tu_fbuf_free(dev, &bv);
+    free(qkv); free(qref); free(qout); free(kref); free(vref); free(kout); free(vout); free(pos); free(poison);
+}
+
+static void test_kv_write(void **state)
+{
+    (void)state;
+    vkllm_device *dev = tu_device_open();
+    const kvw_case cases[] = {
+        { 1, 40, 10, 128, 128, 64, 1, 0, 63 },      /* Phi-4 decode step */
+        { 17, 40, 10, 128, 128, 300, 1, 0, 255 },   /* Phi-4 batch, one token out of range */
+        { 3, 32, 32, 96, 96, 4097, 1, 0, 4096 },    /* Phi-3 */
+        { 5, 32, 32, 96, 64, 40, 1, 0, 39 },        /* partial rotation: tail copied */
+        { 4, 6, 2, 16, 16, 33, 0, 0, 32 },          /* interleaved pairs, tiny heads */
+        { 9, 8, 4, 64, 32, 100, 0, 0, 99 },         /* interleaved, partial */
+        { 17, 40, 10, 128, 128, 2048, 1, 1, 2047 }, /* float32 angle path */
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) run_kvw(dev, &cases[i], 100 + i);
+    tu_device_close(dev);
+}
+
+/* ---------- attention ---------- */
+
+typedef struct attn_case {
+    int prefill;
+    uint32_t n_tok, n_q, n_kv, hd, ctx, n_live, window, n_split;
+    float q_scale; /* larger: peakier softmax */
+} attn_case;
+
+typedef struct attn_bufs {
+    tu_fbuf q, k, v, len, out, scr;
+} attn_bufs;
+
+static void record_attn(vkllm_device *dev, vkllm_chain *c, const attn_case *k, attn_bufs *b)
+{
+    vkllm_attn_args a = { tu_view(&b->q), tu_view(&b->k), tu_view(&b->v), tu_view(&b->len), tu_view(&b->out), tu_view(&b->scr),
+                          k->n_tok, k->n_q, k->n_kv, k->hd, k->ctx, k->window, 0.0f, k->n_split, NULL };
+    vkllm_status s = k->prefill ? vkllm_op_attn_prefill(c, &a) : vkllm_op_attn_decode(c, &a);
+    if (s) fail_msg("attn: %s", vkllm_device_error(dev));
+}
+
+static void random_cache(tu_rng *r, uint16_t *c, size_t n)
+{
+    for (size_t i = 0; i < n; i++) c[i] = vkllm_fp32_to_fp16(tu_normal(r));
+}
+
+static void check_attn(const attn_case *k, const float *q, const uint16_t *kc, const uint16_t *vc, uint32_t n_live,
+                       const float *out)
+{
+    const size_t nq = (size_t)k->n_tok * k->n_q * k->hd;
+    float *ref = malloc(nq * 4);
+    vkllm_attn_params p = { k->n_tok, k->n_q, k->n_kv, k->hd, k->ctx, n_live, k->window, 0.0f };
+    vkllm_ref_attn(&p, q, kc, vc, ref);
+    tu_assert_nmse(out, ref, nq, k->q_scale > 2 ? 1e-7 : 1e-8, "attn %s tok=%u q=%u kv=%u hd=%u ctx=%u live=%u window=%u split=%u qs=%g",
+                   k->prefill ? "prefill" : "decode", k->n_tok, k->n_q, k->n_kv, k->hd, k->ctx, n_live, k->window, k->n_split,
+                   (double)k->q_scale);
+    free(ref);
+}
+
+static void run_attn(vkllm_device *dev, const attn_case *k, uint64_t id)
+{
+    tu_rng r = tu_rng_for(id);
+    const size_t nq = (size_t)k->n_tok * k->n_q * k->hd, nc = (size_t)k->n_kv * k->ctx * k->hd;
+    float *q = malloc(nq * 4), *out = malloc(nq * 4);
+    uint16_t *kc = malloc(nc * 2), *vc = malloc(nc * 2);
+    assert_true(q && out && kc && vc);
+    tu_fill_normal(&r, q, nq, k->q_scale);
+    random_cache(&r, kc, nc);
+    random_cache(&r, vc, nc);
+    attn_bufs b = { tu_fbuf_alloc(dev, nq), tu_fbuf_alloc(dev, nc / 2), tu_fbuf_alloc(dev, nc / 2), tu_fbuf_alloc(dev, 1),
+                    tu_fbuf_alloc(dev, nq),
+                    tu_fbuf_alloc(dev, vkllm_attn_decode_scratch_bytes(k->n_tok, k->n_q, k->hd, k->ctx, k->n_split) / 4) };
+    tu_fbuf_upload(dev, &b.q, q);
+    tu_fbuf_upload(dev, &b.k, (const float *)kc);
+    tu_fbuf_upload(dev, &b.v, (const float *)vc);
+    tu_fbuf_upload(dev, &b.len, (const float *)&k->n_live);
+    tu_fbuf_poison(dev, &b.out);
+    tu_fbuf_poison(dev, &b.scr);
+    vkllm_chain *c;
+    assert_int_equal(vkllm_chain_create(dev, NULL, &c), VKLLM_OK);
+    assert_int_equal(vkllm_chain_begin(c), VKLLM_OK);
+    record_attn(dev, c, k, &b);
+    assert_int_equal(vkllm_chain_end(c), VKLLM_OK);
+    assert_int_equal(vkllm_chain_run(c), VKLLM_OK);
+    vkllm_chain_destroy(c);
+    tu_fbuf_download(dev, &b.out, out);
+    tu_fbuf scr_check = b.scr;
+    float *scr = malloc(scr_check.n * 4);
+    tu_fbuf_download(dev, &scr_check, scr); /* only the guard words matter */
+    free(scr);
+    check_attn(k, q, kc, vc, k->n_live, out);
+    tu_fbuf_free(dev, &b.q); tu_fbuf_free(dev, &b.k); tu_fbuf_free(dev, &b.v); tu_fbuf_free(dev, &b.len);
+    tu_fbuf_free(dev, &b.out); tu_fbuf_free(dev, &b.scr);
+    free(q); free(out); free(kc); free(vc);
+}
+
+static void test_attn_decode(void **state)
+{
+    (void)state;
+    vkllm_device *dev = tu_device_open();
+    const attn_case cases[] = {
+        { 0, 1, 40, 10, 128, 64, 1, 0, 0, 1.0f },       /* Phi-4, context 1 */
+        { 0, 1, 40, 10, 128, 256, 255, 0, 0, 1.0f },    /* Phi-4, 255 */
+        { 0, 1, 40, 10, 128, 4224, 4097, 0, 0, 1.0f },  /* Phi-4, 4097 (splits of the live range) */
+        { 0, 1, 40, 10, 128, 4224, 4097, 1000, 0, 1.0f },/* sliding window */
+        { 0, 1, 32, 32, 96, 256, 255, 0, 0, 1.0f },     /* Phi-3 */
+        { 0, 1, 32, 32, 96, 4200, 4097, 0, 0, 1.0f },
+        { 0, 1, 32, 32, 96, 4200, 4097, 2047, 0, 4.0f },/* window, peaky softmax */
+        { 0, 3, 40, 10, 128, 512, 300, 0, 0, 1.0f },    /* a batch of 3 rows at consecutive positions */
+        { 0, 2, 40, 10, 128, 512, 17, 5, 0, 1.0f },     /* window shorter than the context */
+        { 0, 1, 6, 2, 64, 1000, 1000, 0, 1, 1.0f },     /* one split: whole range in one workgroup */
+        { 0, 1, 6, 2, 64, 1000, 999, 0, 7, 1.0f },      /* odd split count */
+        { 0, 1, 8, 1, 16, 200, 131, 0, 3, 8.0f },       /* multi-query, tiny heads, peaky */
+        { 0, 3, 6, 2, 64, 100, 2, 0, 4, 1.0f },         /* batch longer than the context: row 0 sees nothing */
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) run_attn(dev, &cases[i], 200 + i);
+    tu_device_close(dev);
+}
+
+static void test_attn_prefill(void **state)
+{
+    (void)state;
+    vkllm_device *dev = tu_device_open();
+    const attn_case cases[] = {
+        { 1, 1, 40, 10, 128, 64, 1, 0, 0, 1.0f },       /* Phi-4, one row, context 1 */
+        { 1, 3, 40, 10, 128, 256, 255, 0, 0, 1.0f },    /* 3 rows at an offset */
+        { 1, 17, 40, 10, 128, 4224, 4097, 0, 0, 1.0f }, /* 17 rows, long prefix */
+        { 1, 17, 40, 10, 128, 4224, 4097, 1000, 0, 1.0f },
+        { 1, 64, 32, 32, 96, 64, 64, 0, 0, 1.0f },      /* Phi-3, batch from position 0 */
+        { 1, 64, 32, 32, 96, 64, 64, 16, 0, 4.0f },     /* window inside the batch, peaky */
+        { 1, 64, 32, 32, 96, 1100, 1000, 300, 0, 1.0f },/* offset + window */
+        { 1, 33, 6, 3, 16, 40, 37, 0, 0, 1.0f },        /* rows not a multiple of the tile, hd 16 */
+        { 1, 5, 8, 1, 64, 16, 3, 0, 0, 1.0f },          /* batch longer than the context */
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) run_attn(dev, &cases[i], 300 + i);
+    tu_device_close(dev);
+}
+
+/* One recorded decode chain replayed as the live length grows (len is the only thing that changes). */
+static void test_attn_replay(void **state)
+{
+    (void)state;
+    vkllm_device *dev = tu_device_open();
+    const attn_case k = { 0, 1, 40, 10, 128, 2048, 0, 0, 0, 1.0f };
+    tu_rng r = tu_rng_for(400);
+    const size_t nq = (size_t)k.n_q * k.hd, nc = (size_t)k.n_kv * k.ctx * k.hd;
+    float *q = malloc(nq * 4), *out = malloc(nq * 4);
+    uint16_t *kc = malloc(nc * 2), *vc = malloc(nc * 2);
+    tu_fill_normal(&r, q, nq, 1.0f);
+    random_cache(&r, kc, nc);
+    random_cache(&r, vc, nc);
+    attn_bufs b = { tu_fbuf_alloc(dev, nq), tu_fbuf_alloc(dev, nc / 2), tu_fbuf_alloc(dev, nc / 2), tu_fbuf_alloc(dev, 1),
+                    tu_fbuf_alloc(dev, nq), tu_fbuf_alloc(dev, vkllm_attn_decode_scratch_bytes(1, k.n_q, k.hd, k.ctx, 0) / 4) };
+    tu_fbuf_upload(dev, &b.q, q);
+    tu_fbuf_upload(dev, &b.k, (const float *)kc);
+    tu_fbuf_upload(dev, &b.v, (const float *)vc);
+    vkllm_chain *c;
+    assert_int_equal(vkllm_chain_create(dev, NULL, &c), VKLLM_OK);
+    assert_int_equal(vkllm_chain_begin(c), VKLLM_OK);
+    record_attn(dev, c, &k, &b);
+    assert_int_equal(vkllm_chain_end(c), VKLLM_OK);
+    const uint32_t lens[] = { 1, 2, 100, 257, 2047, 2048 };
+    for (size_t i = 0; i < sizeof lens / sizeof lens[0]; i++) {
+        tu_fbuf_upload(dev, &b.len, (const float *)&lens[i]);
+        tu_fbuf_poison(dev, &b.out);
+        assert_int_equal(vkllm_chain_run(c), VKLLM_OK);
+        tu_fbuf_download(dev, &b.out, out);
+        check_attn(&k, q, kc, vc, lens[i], out);
+    }
+    vkllm_chain_destroy(c);
+    tu_fbuf_free(dev, &b.q); tu_fbuf_free(dev, &b.k); tu_fbuf_free(dev, &b.v); tu_fbuf_free(dev, &b.len);
+    tu_fbuf_free(dev, &b.out); tu_fbuf_free(dev, &b.scr);
+    free(q); free(out); free(kc); free(vc);
+    tu_device_close(dev);
+}
+
+/* KV write then prefill then decode of the next token in chains, as the model runs them: the
+ * barriers between the write and the reads come from the declared accesses. */
+static void test_attn_pipeline(void **state)
+{
+    (void)state;
+    vkllm_device *dev = tu_device_open();
+    const uint32_t n_q = 8, n_kv = 2, hd = 64, ctx = 96, T = 37;
+    const uint32_t stride = (n_q + 2 * n_kv) * hd;
+    tu_rng r = tu_rng_for(500);
+    const size_t nqkv = (size_t)(T + 1) * stride, nq = (size_t)(T + 1) * n_q * hd, nc = (size_t)n_kv * ctx * hd;
+    float *qkv = malloc(nqkv * 4), *qref = malloc(nq * 4), *out = malloc(nq * 4), table[64];
+    uint16_t *kref = calloc(nc, 2), *vref = calloc(nc, 2);
+    int32_t pos[64];
+    double inv[32];
+    tu_fill_normal(&r, qkv, nqkv, 1.0f);
+    for (uint32_t t = 0; t <= T; t++) pos[t] = (int32_t)t;
+    vkllm_rope_inv_freq(inv, hd, 10000.0, 1.0, NULL);
+    vkllm_rope_table(table, inv, hd / 2);
+    vkllm_kv_write_params rp = { T + 1, n_q, n_kv, hd, hd, stride, ctx, 1, 1.0f };
+    vkllm_ref_kv_write(&rp, qkv, pos, inv, qref, kref, vref);
+
+    tu_fbuf bqkv = tu_fbuf_alloc(dev, nqkv), bpos = tu_fbuf_alloc(dev, T + 1), btab = tu_fbuf_alloc(dev, hd),
+            bq = tu_fbuf_alloc(dev, nq), bk = tu_fbuf_alloc(dev, nc / 2), bv = tu_fbuf_alloc(dev, nc / 2), blen = tu_fbuf_alloc(dev, 1),
+            bo = tu_fbuf_alloc(dev, nq), bs = tu_fbuf_alloc(dev, vkllm_attn_decode_scratch_bytes(1, n_q, hd, ctx, 0) / 4);
+    tu_fbuf_upload(dev, &bqkv, qkv);
+    tu_fbuf_upload(dev, &bpos, (const float *)pos);
+    tu_fbuf_upload(dev, &btab, table);
+    tu_fbuf_poison(dev, &bq); tu_fbuf_poison(dev, &bk); tu_fbuf_poison(dev, &bv); tu_fbuf_poison(dev, &bo);
+    vkllm_chain *c;
+    assert_int_equal(vkllm_chain_create(dev, NULL, &c), VKLLM_OK);
+    for (int step = 0; step < 2; step++) {
+        /* step 0: prefill of T tokens; step 1: decode of token T (views at row offsets of 256-byte multiples) */
+        uint32_t n_tok = step ? 1 : T, first = step ? T : 0, L = step ? T + 1 : T;
+        tu_fbuf_upload(dev, &blen, (const float *)&L);
+        vkllm_view vqkv = { bqkv.buf, (uint64_t)first * stride * 4 }, vpos = { bpos.buf, 0 };
+        vkllm_view vq = { bq.buf, (uint64_t)first * n_q * hd * 4 }, vo = { bo.buf, (uint64_t)first * n_q * hd * 4 };
+        if (step) {
+            uint32_t p1 = T;
+            vkllm_buffer_write(dev, &bpos.buf, 0, &p1, 4);
+        }
+        assert_int_equal(vkllm_chain_begin(c), VKLLM_OK);
+        vkllm_kv_write_args w = { vqkv, vpos, tu_view(&btab), vq, tu_view(&bk), tu_view(&bv), n_tok, n_q, n_kv, hd, hd, stride, ctx, 1,
+                                  1.0f, 0, NULL };
+        if (vkllm_op_kv_write(c, &w)) fail_msg("kv_write: %s", vkllm_device_error(dev));
+        vkllm_attn_args a = { vq, tu_view(&bk), tu_view(&bv), tu_view(&blen), vo, tu_view(&bs), n_tok, n_q, n_kv, hd, ctx, 0, 0.0f, 0, NULL };
+        if ((step ? vkllm_op_attn_decode(c, &a) : vkllm_op_attn_prefill(c, &a))) fail_msg("attn: %s", vkllm_device_error(dev));
+        assert_int_equal(vkllm_chain_end(c), VKLLM_OK);
+        assert_int_equal(vkllm_chain_run(c), VKLLM_OK);
+    }
+    vkllm_chain_destroy(c);
+    tu_fbuf_download(dev, &bo, out);
+    float *ref = malloc(nq * 4);
+    /* prefill rows (L = T) and the decode row (L = T + 1) against the reference on the reference cache */
+    vkllm_attn_params p = { T, n_q, n_kv, hd, ctx, T, 0, 0.0f };
+    vkllm_ref_attn(&p, qref, kref, vref, ref);
+    vkllm_attn_params p1 = { 1, n_q, n_kv, hd, ctx, T + 1, 0, 0.0f };
+    vkllm_ref_attn(&p1, qref + (size_t)T * n_q * hd, kref, vref, ref + (size_t)T * n_q * hd);
+    /* K/V on the GPU may differ from the reference's by one fp16 ulp: inputs differ by ~1e-7 NMSE */
+    tu_assert_nmse(out, ref, nq, 1e-6, "kv_write -> prefill -> decode chain");
+    free(ref);
+    tu_fbuf_free(dev, &bqkv); tu_fbuf_free(dev, &bpos); tu_fbuf_free(dev, &btab); tu_fbuf_free(dev, &bq); tu_fbuf_free(dev, &bk);
+    tu_fbuf_free(dev, &bv); tu_fbuf_free(dev, &blen); tu_fbuf_free(dev, &bo); tu_fbuf_free(dev, &bs);
+    free(qkv); free(qref); free(out); free(kref); free(vref);
+    tu_device_close(dev);
+}
+
+static void test_attn_bad_args(void **state)
+{
+    (void)state;
+    vkllm_device *dev = tu_device_open();
+    tu_fbuf b = tu_fbuf_alloc(dev, 1024);
+    vkllm_chain *c;
+    assert_int_equal(vkllm_chain_create(dev, NULL, &c), VKLLM_OK);
+    assert_int_equal(vkllm_chain_begin(c), VKLLM_OK);
+    vkllm_view v = tu_view(&b);
+    vkllm_attn_args a = { v, v, v, v, v, v, 1, 6, 4, 64, 4, 0, 0.0f, 0, NULL };
+    assert_int_equal(vkllm_op_attn_decode(c, &a), VKLLM_ERROR_INVALID_ARGUMENT); /* 6 heads over 4 KV heads */
+    a.n_kv = 2; a.head_dim = 72;
+    assert_int_equal(vkllm_op_attn_prefill(c, &a), VKLLM_ERROR_INVALID_ARGUMENT); /* head_dim not a multiple of 16 */
+    a.head_dim = 64; a.ctx = 4096;
+    assert_int_equal(vkllm_op_attn_prefill(c, &a), VKLLM_ERROR_OUT_OF_RANGE); /* cache larger than the buffer */
+    vkllm_kv_write_args w = { v, v, v, v, v, v, 1, 4, 2, 64, 62, 512, 4, 1, 1.0f, 0, NULL };
+    assert_int_equal(vkllm_op_kv_write(c, &w), VKLLM_ERROR_INVALID_ARGUMENT); /* n_rot not a multiple of 4 */
+    w.n_rot = 64; w.qkv_stride = 100;
+    assert_int_equal(vkllm_op_kv_write(c, &w), VKLLM_ERROR_INVALID_ARGUMENT); /* row shorter than Q|K|V */
+    assert_int_equal(vkllm_chain_end(c), VKLLM_OK);
+    vkllm_chain_destroy(c);
+    tu_fbuf_free(dev, &b);
+    tu_device_close(dev);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_kv_write),
+        cmocka_unit_test(test_attn_decode),
+        cmocka_unit_test(test_attn_prefill),
+        cmocka_unit_test(test_attn_replay),
+        cmocka_unit_test(test_attn_pipeline),
+        cmocka_unit_test(test_attn_bad_args),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
