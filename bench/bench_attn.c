@@ -1,0 +1,238 @@
+/* Microbenchmarks of the attention family at Phi-4 shapes (40 query heads over 10 KV heads, head_dim
+ * 128), method in benchutil.h:
+ *   decode (split + merge, one query row) at contexts 512, 4096, 16384: bytes = the K and V the call
+ *     must read, 2 * n_kv * ctx * hd * 2, against the streaming-read ceiling; caches rotate through
+ *     enough copies that L2 never holds the next call's cache;
+ *   prefill (portable tiles) of 512, 2048, 8192 tokens from position 0: TFLOP/s counted as causal,
+ *     4 * n_q * hd * T^2 / 2 (what bench/torch_attn.py counts for SDPA);
+ *   kv_write of 1 and 512 tokens (bytes: QKV rows read, Q written, K and V halves written).
+ * Each result is checked against the CPU reference (prefill: a few rows per head, the reference is
+ * O(T^2)). A call's time for decode is from the split's start to the merge's end. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "benchutil.h"
+#include "vkllm/half.h"
+#include "vkllm/ref.h"
+#include "vkllm/ref_attn.h"
+
+static const uint32_t NQ = 40, NKV = 10, HD = 128;
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+static uint16_t *random_halves(size_t n)
+{
+    uint16_t *h = malloc(n * 2);
+    if (!h) exit(1);
+    for (size_t i = 0; i < n; i++) h[i] = vkllm_fp32_to_fp16(bu_normal());
+    return h;
+}
+
+static vkllm_buffer upload(vkllm_device *dev, const void *data, uint64_t bytes)
+{
+    vkllm_buffer b;
+    BU_CK(dev, vkllm_buffer_alloc(dev, VKLLM_MEM_DEVICE, bytes, &b));
+    if (data) BU_CK(dev, vkllm_buffer_write(dev, &b, 0, data, bytes));
+    else BU_CK(dev, vkllm_buffer_fill(dev, &b, 0, bytes / 4 * 4, 0x7FC00000u));
+    return b;
+}
+
+/* ---- decode ---- */
+static void bench_decode(vkllm_device *dev, uint32_t ctx, uint32_t n_split)
+{
+    const uint64_t cache = vkllm_kv_cache_bytes(NKV, ctx, HD), pair = bu_round256(2 * cache);
+    const uint64_t call = 2 * cache;
+    uint32_t copies, n_disp;
+    bu_plan(call, &copies, &n_disp);
+    if (n_disp > 400) n_disp = 400;
+    const size_t nc = (size_t)NKV * ctx * HD, nq = (size_t)NQ * HD;
+    uint16_t *kc = random_halves(nc), *vc = random_halves(nc);
+    float *q = malloc(nq * 4), *out = malloc(nq * 4), *ref = malloc(nq * 4);
+    for (size_t i = 0; i < nq; i++) q[i] = bu_normal();
+    vkllm_buffer kv;
+    BU_CK(dev, vkllm_buffer_alloc(dev, VKLLM_MEM_DEVICE, pair * copies, &kv));
+    for (uint32_t j = 0; j < copies; j++) {
+        BU_CK(dev, vkllm_buffer_write(dev, &kv, j * pair, kc, cache));
+        BU_CK(dev, vkllm_buffer_write(dev, &kv, j * pair + bu_round256(cache), vc, cache));
+    }
+    vkllm_buffer bq = upload(dev, q, nq * 4), bo = upload(dev, NULL, nq * 4), blen = upload(dev, &ctx, 4);
+    vkllm_buffer bs = upload(dev, NULL, vkllm_attn_decode_scratch_bytes(1, NQ, HD, ctx, n_split));
+    vkllm_chain_options o = { .timestamps = 1, .max_dispatches = 2 * n_disp };
+    vkllm_chain *c;
+    BU_CK(dev, vkllm_chain_create(dev, &o, &c));
+    BU_CK(dev, vkllm_chain_begin(c));
+    for (uint32_t i = 0; i < n_disp; i++) {
+        uint32_t j = i % copies;
+        vkllm_attn_args a = { { bq, 0 }, { kv, j * pair }, { kv, j * pair + bu_round256(cache) }, { blen, 0 }, { bo, 0 }, { bs, 0 },
+                              1, NQ, NKV, HD, ctx, 0, 0.0f, n_split, NULL };
+        BU_CK(dev, vkllm_op_attn_decode(c, &a));
+    }
+    BU_CK(dev, vkllm_chain_end(c));
+    BU_CK(dev, vkllm_chain_run(c));
+    BU_CK(dev, vkllm_chain_run(c));
+    const vkllm_timing *t;
+    uint32_t nt;
+    BU_CK(dev, vkllm_chain_timings(c, &t, &nt));
+    double *d = malloc(n_disp * sizeof *d);
+    for (uint32_t i = 0; i < n_disp; i++) d[i] = t[2 * i + 1].start_ns + t[2 * i + 1].duration_ns - t[2 * i].start_ns;
+    qsort(d, n_disp, sizeof *d, cmp_double);
+    double med = d[n_disp / 2], mn = d[0];
+    vkllm_chain_destroy(c);
+    BU_CK(dev, vkllm_buffer_read(dev, &bo, 0, out, nq * 4));
+    vkllm_attn_params p = { 1, NQ, NKV, HD, ctx, ctx, 0, 0.0f };
+    vkllm_ref_attn(&p, q, kc, vc, ref);
+    double e = bu_nmse(out, ref, nq);
+    char shape[96];
+    snprintf(shape, sizeof shape, "phi4 40/10x128 ctx=%u splits=%u", ctx, vkllm_attn_decode_splits(ctx, n_split));
+    bu_report("attn_decode+merge", shape, call, 4ull * NQ * ctx * HD, med, mn, e);
+    if (!(e <= 1e-8)) {
+        fprintf(stderr, "bench-attn: decode %s is WRONG (NMSE %.3e)\n", shape, e);
+        exit(1);
+    }
+    vkllm_buffer_free(dev, &kv); vkllm_buffer_free(dev, &bq); vkllm_buffer_free(dev, &bo); vkllm_buffer_free(dev, &blen);
+    vkllm_buffer_free(dev, &bs);
+    free(kc); free(vc); free(q); free(out); free(ref); free(d);
+}
+
+/* ---- prefill ---- */
+typedef struct {
+    vkllm_buffer q, k, v, len, out, scr;
+    uint32_t T;
+} prefill_case;
+static void rec_prefill(vkllm_chain *c, uint32_t i, void *u)
+{
+    prefill_case *k = u;
+    (void)i;
+    vkllm_attn_args a = { { k->q, 0 }, { k->k, 0 }, { k->v, 0 }, { k->len, 0 }, { k->out, 0 }, { k->scr, 0 },
+                          k->T, NQ, NKV, HD, k->T, 0, 0.0f, 0, NULL };
+    if (vkllm_op_attn_prefill(c, &a)) exit(1);
+}
+
+static void bench_prefill(vkllm_device *dev, uint32_t T)
+{
+    const size_t nc = (size_t)NKV * T * HD, nq = (size_t)T * NQ * HD;
+    uint16_t *kc = random_halves(nc), *vc = random_halves(nc);
+    float *q = malloc(nq * 4), *out = malloc(nq * 4), ref[128];
+    for (size_t i = 0; i < nq; i++) q[i] = bu_normal();
+    prefill_case k = { upload(dev, q, nq * 4), upload(dev, kc, nc * 2), upload(dev, vc, nc * 2), upload(dev, &T, 4),
+                       upload(dev, NULL, nq * 4), { 0 }, T };
+    k.scr = k.len;
+    double med, mn;
+    uint32_t n = bu_quick ? 2 : (T >= 8192 ? 5 : 20);
+    bu_time_dispatches(dev, n, rec_prefill, &k, &med, &mn);
+    BU_CK(dev, vkllm_buffer_read(dev, &k.out, 0, out, nq * 4));
+    /* rows 0, T/2 and T-1 of every head: query at position t sees 0..t */
+    double num = 0, den = 0;
+    const uint32_t rows[3] = { 0, T / 2, T - 1 };
+    for (int r = 0; r < 3; r++)
+        for (uint32_t h = 0; h < NQ; h++) {
+            /* the reference with one query head: pick KV head h / 4 by passing that head's cache rows */
+            vkllm_attn_params p = { 1, 1, 1, HD, T, rows[r] + 1, 0, 0.0f };
+            size_t qo = ((size_t)rows[r] * NQ + h) * HD, co = (size_t)(h / (NQ / NKV)) * T * HD;
+            vkllm_ref_attn(&p, q + qo, kc + co, vc + co, ref);
+            for (uint32_t e = 0; e < HD; e++) {
+                double dd = (double)out[qo + e] - ref[e];
+                num += isfinite(out[qo + e]) ? dd * dd : INFINITY;
+                den += (double)ref[e] * ref[e];
+            }
+        }
+    double e = num / den;
+    char shape[96];
+    snprintf(shape, sizeof shape, "phi4 40/10x128 T=%u causal", T);
+    uint64_t flops = 2ull * NQ * HD * T * T;
+    bu_report("attn_prefill", shape, 2 * nq * 4 + 2 * nc * 2, flops, med, mn, e);
+    if (!(e <= 1e-8)) {
+        fprintf(stderr, "bench-attn: prefill %s is WRONG (NMSE %.3e)\n", shape, e);
+        exit(1);
+    }
+    vkllm_buffer_free(dev, &k.q); vkllm_buffer_free(dev, &k.k); vkllm_buffer_free(dev, &k.v); vkllm_buffer_free(dev, &k.len);
+    vkllm_buffer_free(dev, &k.out);
+    free(kc); free(vc); free(q); free(out);
+}
+
+/* ---- kv write ---- */
+typedef struct {
+    vkllm_buffer qkv, pos, table, q, k, v;
+    uint32_t n_tok, ctx, copies;
+    uint64_t qkv_bytes;
+} kvw_case;
+static void rec_kvw(vkllm_chain *c, uint32_t i, void *u)
+{
+    kvw_case *k = u;
+    uint32_t j = i % k->copies, stride = (NQ + 2 * NKV) * HD;
+    vkllm_kv_write_args a = { { k->qkv, j * k->qkv_bytes }, { k->pos, 0 }, { k->table, 0 }, { k->q, 0 }, { k->k, 0 }, { k->v, 0 },
+                              k->n_tok, NQ, NKV, HD, HD, stride, k->ctx, 1, 1.0f, 0, NULL };
+    if (vkllm_op_kv_write(c, &a)) exit(1);
+}
+
+static void bench_kv_write(vkllm_device *dev, uint32_t n_tok)
+{
+    const uint32_t stride = (NQ + 2 * NKV) * HD, ctx = 4096;
+    kvw_case k = { .n_tok = n_tok, .ctx = ctx };
+    k.qkv_bytes = bu_round256((uint64_t)n_tok * stride * 4);
+    const uint64_t call = (uint64_t)n_tok * stride * 4 + (uint64_t)n_tok * NQ * HD * 4 + (uint64_t)n_tok * 2 * NKV * HD * 2;
+    uint32_t n_disp;
+    bu_plan(call, &k.copies, &n_disp);
+    k.qkv = bu_random_buffer(dev, k.qkv_bytes * k.copies);
+    int32_t *pos = malloc(n_tok * 4);
+    for (uint32_t t = 0; t < n_tok; t++) pos[t] = (int32_t)(1000 + t);
+    double inv[64];
+    float table[128];
+    vkllm_rope_inv_freq(inv, HD, 250000.0, 1.0, NULL);
+    vkllm_rope_table(table, inv, HD / 2);
+    k.pos = upload(dev, pos, n_tok * 4);
+    k.table = upload(dev, table, sizeof table);
+    k.q = upload(dev, NULL, (uint64_t)n_tok * NQ * HD * 4);
+    k.k = upload(dev, NULL, vkllm_kv_cache_bytes(NKV, ctx, HD));
+    k.v = upload(dev, NULL, vkllm_kv_cache_bytes(NKV, ctx, HD));
+    double med, mn;
+    bu_time_dispatches(dev, n_disp, rec_kvw, &k, &med, &mn);
+    /* Q of copy (n_disp - 1) % copies was written last */
+    size_t nqkv = (size_t)n_tok * stride, nq = (size_t)n_tok * NQ * HD;
+    float *qkv = malloc(nqkv * 4), *qo = malloc(nq * 4), *qr = malloc(nq * 4);
+    uint16_t *kr = malloc(vkllm_kv_cache_bytes(NKV, ctx, HD)), *vr = malloc(vkllm_kv_cache_bytes(NKV, ctx, HD));
+    BU_CK(dev, vkllm_buffer_read(dev, &k.qkv, (uint64_t)((n_disp - 1) % k.copies) * k.qkv_bytes, qkv, nqkv * 4));
+    BU_CK(dev, vkllm_buffer_read(dev, &k.q, 0, qo, nq * 4));
+    vkllm_kv_write_params p = { n_tok, NQ, NKV, HD, HD, stride, ctx, 1, 1.0f };
+    vkllm_ref_kv_write(&p, qkv, pos, inv, qr, kr, vr);
+    double e = bu_nmse(qo, qr, nq);
+    char shape[64];
+    snprintf(shape, sizeof shape, "phi4 tok=%u", n_tok);
+    bu_report("kv_write_neox", shape, call, (uint64_t)n_tok * (NQ + NKV) * HD * 3, med, mn, e);
+    if (!(e <= 1e-7)) {
+        fprintf(stderr, "bench-attn: kv_write %s is WRONG (NMSE %.3e)\n", shape, e);
+        exit(1);
+    }
+    vkllm_buffer_free(dev, &k.qkv); vkllm_buffer_free(dev, &k.pos); vkllm_buffer_free(dev, &k.table); vkllm_buffer_free(dev, &k.q);
+    vkllm_buffer_free(dev, &k.k); vkllm_buffer_free(dev, &k.v);
+    free(pos); free(qkv); free(qo); free(qr); free(kr); free(vr);
+}
+
+int main(int argc, char **argv)
+{
+    vkllm_device *dev = bu_open(argc, argv, "bench-attn");
+    bu_measure_ceiling(dev);
+    if (bu_quick) {
+        bench_decode(dev, 512, 0);
+        bench_prefill(dev, 128);
+        bench_kv_write(dev, 1);
+    } else {
+        const uint32_t ctxs[3] = { 512, 4096, 16384 };
+        for (int i = 0; i < 3; i++) bench_decode(dev, ctxs[i], 0);
+        /* the split count is fixed at record time from the capacity; show its effect at 16384 */
+        bench_decode(dev, 16384, 32);
+        bench_decode(dev, 16384, 128);
+        bench_decode(dev, 4096, 64);
+        const uint32_t ts[3] = { 512, 2048, 8192 };
+        for (int i = 0; i < 3; i++) bench_prefill(dev, ts[i]);
+        bench_kv_write(dev, 1);
+        bench_kv_write(dev, 512);
+    }
+    bu_close(dev);
+    return 0;
+}
