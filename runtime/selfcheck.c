@@ -169,8 +169,10 @@ static vkllm_status selfcheck_norm_rope(vkllm_device *dev, vkllm_selfcheck_sink 
 
 /* Families of other files register here. */
 extern vkllm_status vkllm_selfcheck_gemm(vkllm_device *dev, vkllm_selfcheck_sink *sink);
+extern vkllm_status vkllm_selfcheck_misc(vkllm_device *dev, vkllm_selfcheck_sink *sink);
 static const vkllm_selfcheck_family families[] = {
     selfcheck_norm_rope,
+    vkllm_selfcheck_misc,
     vkllm_selfcheck_gemm,
 };
 
