@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "vkllm/gguf.h"
+#include "vkllm/quant.h"
 #include "vkllm/mkmodel.h"
 #include "vkllm/phi3.h"
 #include "vkllm/ref.h"
@@ -232,6 +233,157 @@ static void test_window_rows(void **state)
     vkllm_ref_model_destroy(b);
 }
 
+/* ------------------------------------------------------------------------------------------------
+ * Every checkpoint recomputed from the previous ones by an independent restatement of the math
+ * (fused row layouts, RoPE positions, GQA, residual adds). Inputs are the same float32 checkpoints,
+ * so only summation order and libm differ: the bound 1e-10 is far below any real mistake (a wrong
+ * row, head or position gives NMSE of order 1). */
+
+typedef struct all_ckpt {
+    float *data[8][VKLLM_REF_N_LAYER_CHECKPOINTS]; /* (T, width) per layer and name */
+    float *final[VKLLM_REF_N_FINAL_CHECKPOINTS];
+} all_ckpt;
+
+static void keep_all(void *user, int layer, const char *name, const float *data, uint32_t n_tok, uint32_t width)
+{
+    all_ckpt *c = user;
+    float **slot = NULL;
+    if (layer < 0) slot = &c->final[strcmp(name, "logits") == 0];
+    else
+        for (int i = 0; i < VKLLM_REF_N_LAYER_CHECKPOINTS; i++)
+            if (!strcmp(name, vkllm_ref_layer_checkpoints[i])) slot = &c->data[layer][i];
+    assert_non_null(slot);
+    *slot = copy_rows(data, (size_t)n_tok * width);
+}
+
+static float *weights(vkllm_gguf *g, const char *name)
+{
+    const vkllm_gguf_tensor *t = vkllm_gguf_find_tensor(g, name);
+    assert_non_null(t);
+    float *w = malloc((size_t)t->n_elems * sizeof(float));
+    vkllm_dequantize(t->type, t->data, w, (size_t)t->n_elems);
+    return w;
+}
+
+/* y (T, rows) = x (T, cols) W^T, with row offset r0 into W (rows of width cols) */
+static float *mv(const float *w, size_t r0, size_t rows, size_t cols, const float *x, size_t T)
+{
+    float *y = malloc(T * rows * sizeof(float));
+    for (size_t t = 0; t < T; t++)
+        for (size_t r = 0; r < rows; r++) {
+            double a = 0;
+            for (size_t c = 0; c < cols; c++) a += (double)w[(r0 + r) * cols + c] * x[t * cols + c];
+            y[t * rows + r] = (float)a;
+        }
+    return y;
+}
+
+static float *norm(const float *x, const float *w, size_t T, size_t n, double eps)
+{
+    float *y = malloc(T * n * sizeof(float));
+    for (size_t t = 0; t < T; t++) {
+        double ss = 0;
+        for (size_t i = 0; i < n; i++) ss += (double)x[t * n + i] * x[t * n + i];
+        for (size_t i = 0; i < n; i++) y[t * n + i] = (float)(x[t * n + i] / sqrt(ss / n + eps) * w[i]);
+    }
+    return y;
+}
+
+/* rotate-half RoPE in place: pairs (i, i + d/2), angle pos * base^(-2i/d) */
+static void rope(float *x, size_t T, size_t heads, size_t d, double base)
+{
+    for (size_t t = 0; t < T; t++)
+        for (size_t h = 0; h < heads; h++)
+            for (size_t i = 0; i < d / 2; i++) {
+                float *p = x + (t * heads + h) * d;
+                double th = (double)t * pow(base, -2.0 * (double)i / (double)d), a = p[i], b = p[i + d / 2];
+                p[i] = (float)(a * cos(th) - b * sin(th));
+                p[i + d / 2] = (float)(a * sin(th) + b * cos(th));
+            }
+}
+
+static void test_checkpoint_chain(void **state)
+{
+    (void)state;
+    vkllm_ref_model *m = load(M_GQA, NULL);
+    const vkllm_phi3_hparams *hp = vkllm_ref_model_hparams(m);
+    const size_t T = 7, E = hp->n_embd, D = hp->head_dim, H = hp->n_head, HKV = hp->n_head_kv, F = hp->n_ff;
+    const size_t Q = H * D, KV = HKV * D, V = hp->n_vocab;
+    tu_rng r = tu_rng_for(500);
+    int32_t tok[7];
+    random_tokens(&r, tok, (uint32_t)T, (uint32_t)V);
+    all_ckpt c;
+    memset(&c, 0, sizeof c);
+    OK(vkllm_ref_model_forward(m, tok, (uint32_t)T, 0, NULL, 0, keep_all, &c));
+    vkllm_gguf *g;
+    char err[512], name[64];
+    assert_int_equal(vkllm_gguf_open(paths[M_GQA], &g, err, sizeof err), VKLLM_OK);
+    float *emb = weights(g, "token_embd.weight");
+    float *x = malloc(T * E * sizeof(float));
+    for (size_t t = 0; t < T; t++) memcpy(x + t * E, emb + (size_t)tok[t] * E, E * sizeof(float));
+#define W(s) (snprintf(name, sizeof name, "blk.%u.%s.weight", l, s), weights(g, name))
+#define CMP(got, want, n, what) tu_assert_nmse(got, want, n, 1e-10, "layer %u %s", l, what)
+    for (unsigned l = 0; l < hp->n_layer; l++) {
+        float **k = c.data[l];
+        float *wan = W("attn_norm"), *wqkv = W("attn_qkv"), *wo = W("attn_output"), *wfn = W("ffn_norm");
+        float *wup = W("ffn_up"), *wdown = W("ffn_down");
+        float *an = norm(x, wan, T, E, hp->rms_eps);
+        CMP(k[0], an, T * E, "attn_norm");
+        float *q = mv(wqkv, 0, Q, E, k[0], T), *kk = mv(wqkv, Q, KV, E, k[0], T), *v = mv(wqkv, Q + KV, KV, E, k[0], T);
+        rope(q, T, H, D, hp->rope_base);
+        rope(kk, T, HKV, D, hp->rope_base);
+        CMP(k[1], q, T * Q, "q");
+        CMP(k[2], kk, T * KV, "k");
+        CMP(k[3], v, T * KV, "v");
+        /* causal attention with GQA over the checkpointed q, k, v */
+        float *att = malloc(T * Q * sizeof(float));
+        for (size_t t = 0; t < T; t++)
+            for (size_t h = 0; h < H; h++) {
+                size_t kh = h / (H / HKV);
+                double s[16], mx = -INFINITY, sum = 0;
+                for (size_t j = 0; j <= t; j++) {
+                    double dot = 0;
+                    for (size_t d = 0; d < D; d++) dot += (double)k[1][t * Q + h * D + d] * k[2][j * KV + kh * D + d];
+                    s[j] = dot / sqrt((double)D);
+                    mx = s[j] > mx ? s[j] : mx;
+                }
+                for (size_t j = 0; j <= t; j++) sum += s[j] = exp(s[j] - mx);
+                for (size_t d = 0; d < D; d++) {
+                    double a = 0;
+                    for (size_t j = 0; j <= t; j++) a += s[j] / sum * k[3][j * KV + kh * D + d];
+                    att[t * Q + h * D + d] = (float)a;
+                }
+            }
+        CMP(k[4], att, T * Q, "attn");
+        float *ao = mv(wo, 0, E, Q, k[4], T);
+        CMP(k[5], ao, T * E, "attn_out");
+        for (size_t i = 0; i < T * E; i++) x[i] += k[5][i];
+        float *fn = norm(x, wfn, T, E, hp->rms_eps);
+        CMP(k[6], fn, T * E, "ffn_norm");
+        float *gate = mv(wup, 0, F, E, k[6], T), *up = mv(wup, F, F, E, k[6], T);
+        for (size_t i = 0; i < T * F; i++) gate[i] = (float)((double)gate[i] / (1 + exp(-(double)gate[i])) * up[i]);
+        CMP(k[7], gate, T * F, "ffn_act");
+        float *fo = mv(wdown, 0, E, F, k[7], T);
+        CMP(k[8], fo, T * E, "ffn_out");
+        for (size_t i = 0; i < T * E; i++) x[i] += k[8][i];
+        CMP(k[9], x, T * E, "out");
+        memcpy(x, k[9], T * E * sizeof(float));
+        free(wan); free(wqkv); free(wo); free(wfn); free(wup); free(wdown); free(an); free(q); free(kk); free(v);
+        free(att); free(ao); free(fn); free(gate); free(up); free(fo);
+        for (int i = 0; i < VKLLM_REF_N_LAYER_CHECKPOINTS; i++) free(k[i]);
+    }
+#undef W
+#undef CMP
+    float *won = weights(g, "output_norm.weight"), *wout = weights(g, "output.weight");
+    float *on = norm(x, won, T, E, hp->rms_eps);
+    tu_assert_nmse(c.final[0], on, T * E, 1e-10, "output_norm");
+    float *lg = mv(wout, 0, V, E, c.final[0], T);
+    tu_assert_nmse(c.final[1], lg, T * V, 1e-10, "logits");
+    free(won); free(wout); free(on); free(lg); free(emb); free(x); free(c.final[0]); free(c.final[1]);
+    vkllm_gguf_close(g);
+    vkllm_ref_model_destroy(m);
+}
+
 static void test_greedy_deterministic(void **state)
 {
     (void)state;
@@ -297,6 +449,7 @@ int main(void)
         cmocka_unit_test(test_prefill_equals_steps),
         cmocka_unit_test(test_checkpoints_and_window1),
         cmocka_unit_test(test_window_rows),
+        cmocka_unit_test(test_checkpoint_chain),
         cmocka_unit_test(test_greedy_deterministic),
         cmocka_unit_test(test_refusals),
     };
