@@ -147,6 +147,7 @@ static void bench_add(vkllm_device *dev, uint32_t n_embd, uint32_t n_tok)
 typedef struct {
     vkllm_buffer table, ids, out, status;
     uint32_t n_vocab, n_embd, n_tok, copies;
+    int force_u32;
     uint64_t ids_bytes, out_bytes;
 } embed_case;
 static void rec_embed(vkllm_chain *c, uint32_t i, void *u)
@@ -154,11 +155,11 @@ static void rec_embed(vkllm_chain *c, uint32_t i, void *u)
     embed_case *k = u;
     uint32_t j = i % k->copies;
     vkllm_embed_args a = { { k->table, 0 }, { k->ids, i * k->ids_bytes }, { k->out, j * k->out_bytes }, { k->status, 0 },
-                           VKLLM_DTYPE_Q4_K, k->n_vocab, k->n_embd, k->n_tok, k->n_embd, 0, 0, NULL };
+                           VKLLM_DTYPE_Q4_K, k->n_vocab, k->n_embd, k->n_tok, k->n_embd, k->force_u32, 0, NULL };
     if (vkllm_op_embed(c, &a)) exit(1);
 }
 
-static void bench_embed(vkllm_device *dev, uint32_t n_vocab, uint32_t n_embd, uint32_t n_tok)
+static void bench_embed(vkllm_device *dev, uint32_t n_vocab, uint32_t n_embd, uint32_t n_tok, int force_u32)
 {
     const vkllm_features *f = vkllm_device_features(dev);
     uint64_t row_bytes = (uint64_t)n_embd / 256 * 144, tb = row_bytes * n_vocab;
@@ -166,7 +167,7 @@ static void bench_embed(vkllm_device *dev, uint32_t n_vocab, uint32_t n_embd, ui
         n_vocab /= 2;
         tb = row_bytes * n_vocab;
     }
-    embed_case k = { .n_vocab = n_vocab, .n_embd = n_embd, .n_tok = n_tok };
+    embed_case k = { .n_vocab = n_vocab, .n_embd = n_embd, .n_tok = n_tok, .force_u32 = force_u32 };
     uint64_t call = (row_bytes + (uint64_t)n_embd * 4 + 4) * n_tok;
     k.ids_bytes = bu_round256((uint64_t)n_tok * 4);
     k.out_bytes = bu_round256((uint64_t)n_embd * n_tok * 4);
@@ -222,7 +223,8 @@ static void bench_embed(vkllm_device *dev, uint32_t n_vocab, uint32_t n_embd, ui
     char shape[96];
     snprintf(shape, sizeof shape, "q4_K %ux%u, tok=%u", n_vocab, n_embd, n_tok);
     double e = (double)wrong / ((double)n_embd * n_tok);
-    bu_report("embed", shape, call, 0, med, mn, e);
+    int u16 = vkllm_device_features(dev)->storage_16bit && !force_u32;
+    bu_report(u16 ? "embed_u16" : "embed", shape, call, 0, med, mn, e);
     check_or_die("embed", shape, e, 0.0);
     vkllm_buffer_free(dev, &k.table); vkllm_buffer_free(dev, &k.ids); vkllm_buffer_free(dev, &k.out);
     vkllm_buffer_free(dev, &k.status);
@@ -300,8 +302,9 @@ int main(int argc, char **argv)
     bench_swiglu(dev, 17920, bu_quick ? 16 : 512);
     bench_add(dev, 5120, 1);
     bench_add(dev, 5120, bu_quick ? 16 : 512);
-    bench_embed(dev, bu_quick ? 8192 : 100352, 5120, 1);
-    bench_embed(dev, bu_quick ? 8192 : 100352, 5120, bu_quick ? 16 : 512);
+    bench_embed(dev, bu_quick ? 8192 : 100352, 5120, 1, 0);
+    bench_embed(dev, bu_quick ? 8192 : 100352, 5120, bu_quick ? 16 : 512, 0);
+    bench_embed(dev, bu_quick ? 8192 : 100352, 5120, bu_quick ? 16 : 512, 1); /* the portable uint32 decoder */
     bench_select(dev, 100352, 1, 0);
     bench_select(dev, 100352, 4, 0);
     bench_select(dev, 100352, 1, 40);

@@ -31,6 +31,12 @@ static uint32_t wg_size(const vkllm_device *dev, uint32_t want)
 {
     return want < dev->f.max_workgroup_invocations ? want : dev->f.max_workgroup_invocations;
 }
+/* 256 threads, or 64 when that still leaves fewer than ~256 workgroups (a single decode token):
+ * small calls then spread over more of the GPU's multiprocessors (132 on an H100). */
+static uint32_t wg_for_threads(const vkllm_device *dev, uint64_t threads)
+{
+    return wg_size(dev, threads >= 256ull * 256 ? 256 : 64);
+}
 static int same_view(vkllm_view a, vkllm_view b)
 {
     return a.buf.block == b.buf.block && a.buf.offset + a.offset == b.buf.offset + b.offset;
@@ -49,7 +55,7 @@ vkllm_status vkllm_op_swiglu(vkllm_chain *chain, const vkllm_swiglu_args *a)
     uint64_t threads = (uint64_t)a->n_tok * (vec4 ? a->n_ff / 4 : a->n_ff);
     if (threads > UINT32_MAX)
         return vkllm_fail(dev, VKLLM_ERROR_TOO_LARGE, "swiglu: %llu threads exceed one call", (unsigned long long)threads);
-    uint32_t wg = wg_size(dev, 256);
+    uint32_t wg = wg_for_threads(dev, threads);
     vkllm_pipeline_desc pd = { .kernel = "swiglu", .n_bindings = 2, .push_size = 16, .n_spec = 2, .spec = { wg, (uint32_t)vec4 } };
     vkllm_pipeline *p;
     vkllm_status s = vkllm_pipeline_get(dev, &pd, &p);
@@ -71,13 +77,13 @@ vkllm_status vkllm_op_add(vkllm_chain *chain, const vkllm_add_args *a)
     if (a->n == 0) return vkllm_fail(dev, VKLLM_ERROR_INVALID_ARGUMENT, "add: n = 0");
     if (!aligned16(a->a.offset) || !aligned16(a->b.offset) || !aligned16(a->y.offset))
         return vkllm_fail(dev, VKLLM_ERROR_INVALID_ARGUMENT, "add: view offsets must be multiples of 16 bytes (256 is safe)");
-    uint32_t wg = wg_size(dev, 256);
+    uint64_t bytes = (uint64_t)a->n * 4, threads = a->n / 4 + a->n % 4;
+    uint32_t wg = wg_for_threads(dev, threads);
     vkllm_pipeline_desc pd = { .kernel = "add", .n_bindings = 3, .push_size = 4, .n_spec = 1, .spec = { wg } };
     vkllm_pipeline *p;
     vkllm_status s = vkllm_pipeline_get(dev, &pd, &p);
     if (s) return s;
     uint32_t push = a->n;
-    uint64_t bytes = (uint64_t)a->n * 4, threads = a->n / 4 + a->n % 4;
     int in_place = same_view(a->a, a->y);
     vkllm_dispatch d = { .pipeline = p, .name = a->name ? a->name : "add", .n_bindings = 3,
                          .bindings = { bind(a->a, bytes, in_place ? VKLLM_READ_WRITE : VKLLM_READ), bind(a->b, bytes, VKLLM_READ),
