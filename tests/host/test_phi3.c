@@ -13,6 +13,8 @@
 #include "vkllm/gguf.h"
 #include "vkllm/mkmodel.h"
 #include "vkllm/phi3.h"
+#include "vkllm/quant.h"
+#include "vkllm/ref_model.h"
 
 static char tmpdir[256];
 static char base_path[300];
@@ -43,6 +45,8 @@ typedef struct patch {
     const char *str_key, *str_val;      /* set (or add) a string key */
     const char *u32_key;                /* set (or add) a u32 key */
     uint32_t u32_val;
+    const char *f32_key;                /* add an f32 key */
+    float f32_val;
     const char *drop_tensor;
     const char *reshape_tensor;         /* give it ne = {ne0, ne1} (data zero) */
     uint64_t ne0, ne1;
@@ -115,6 +119,7 @@ static void patch_model(const char *src, const char *dst, const patch *p)
     }
     if (p->str_key && !str_done) OK(vkllm_gguf_writer_add_string(w, p->str_key, p->str_val));
     if (p->u32_key && !u32_done) OK(vkllm_gguf_writer_add_u32(w, p->u32_key, p->u32_val));
+    if (p->f32_key) OK(vkllm_gguf_writer_add_f32(w, p->f32_key, p->f32_val));
 
     /* declare */
     uint64_t nt = vkllm_gguf_n_tensors(g);
@@ -337,6 +342,72 @@ static void test_longrope(void **state)
     vkllm_gguf_close(g);
 }
 
+/* LongRoPE reaches the reference model: layer 0's q equals W_q · attn_norm rotated with
+ * inv_freq[i] = base^(-2i/d) / factor[i] and cos, sin scaled by the attention factor, with the long
+ * factors for a context beyond the original one and the short ones otherwise. */
+typedef struct q_grab { float *attn_norm, *q; } q_grab;
+
+static void grab(void *user, int layer, const char *name, const float *data, uint32_t n_tok, uint32_t width)
+{
+    q_grab *g = user;
+    float **slot = layer != 0 ? NULL : !strcmp(name, "attn_norm") ? &g->attn_norm : !strcmp(name, "q") ? &g->q : NULL;
+    if (!slot) return;
+    *slot = malloc((size_t)n_tok * width * sizeof(float));
+    memcpy(*slot, data, (size_t)n_tok * width * sizeof(float));
+}
+
+static void test_longrope_in_reference(void **state)
+{
+    (void)state;
+    char path[320], err[512];
+    snprintf(path, sizeof path, "%s/longrope_ref.gguf", tmpdir);
+    patch_model(base_path, path, &(patch){ .rope_factors = 1, .n_rot_half = 8, .f32_key = "phi3.rope.scaling.attn_factor",
+                                           .f32_val = 1.19f, .u32_key = "phi3.rope.scaling.original_context_length",
+                                           .u32_val = 128 });
+    vkllm_gguf *g;
+    vkllm_phi3_hparams hp;
+    if (vkllm_gguf_open(path, &g, err, sizeof err) != VKLLM_OK) fail_msg("%s", err);
+    OK(vkllm_phi3_read_hparams(g, &hp, err, sizeof err));
+    assert_float_equal(hp.rope_attn_factor, 1.19f, 0);
+    const vkllm_gguf_tensor *tq = vkllm_gguf_find_tensor(g, "blk.0.attn_qkv.weight");
+    float *w = malloc((size_t)tq->n_elems * sizeof(float));
+    vkllm_dequantize(tq->type, tq->data, w, (size_t)tq->n_elems);
+    const uint32_t T = 6, E = hp.n_embd, D = hp.head_dim, Q = hp.n_head * D;
+    const int32_t tok[6] = { 5, 6, 7, 8, 9, 10 };
+    for (int longctx = 0; longctx < 2; longctx++) {
+        vkllm_ref_model *m;
+        vkllm_ref_model_options o = { longctx ? 129 : 128, 0, 0 };
+        if (vkllm_ref_model_create(g, &hp, &o, &m, err, sizeof err) != VKLLM_OK) fail_msg("%s", err);
+        q_grab c = { NULL, NULL };
+        OK(vkllm_ref_model_forward(m, tok, T, 0, NULL, 0, grab, &c));
+        float *want = malloc((size_t)T * Q * sizeof(float));
+        for (uint32_t t = 0; t < T; t++)
+            for (uint32_t h = 0; h < hp.n_head; h++) {
+                double raw[64];
+                for (uint32_t d = 0; d < D; d++) {
+                    double a = 0;
+                    for (uint32_t e = 0; e < E; e++) a += (double)w[(size_t)(h * D + d) * E + e] * c.attn_norm[t * E + e];
+                    raw[d] = a;
+                }
+                for (uint32_t i = 0; i < D / 2; i++) {
+                    double factor = longctx ? 1.0 + 0.5 * i : 1.0 + 0.01 * i; /* what patch_model wrote */
+                    double th = t * pow(hp.rope_base, -2.0 * i / D) / (float)factor;
+                    double cs = cos(th) * 1.19f, sn = sin(th) * 1.19f;
+                    want[t * Q + h * D + i] = (float)(raw[i] * cs - raw[i + D / 2] * sn);
+                    want[t * Q + h * D + i + D / 2] = (float)(raw[i] * sn + raw[i + D / 2] * cs);
+                }
+            }
+        tu_assert_nmse(c.q, want, (size_t)T * Q, 1e-10, "LongRoPE q (%s factors)", longctx ? "long" : "short");
+        free(want);
+        free(c.q);
+        free(c.attn_norm);
+        vkllm_ref_model_destroy(m);
+    }
+    free(w);
+    vkllm_gguf_close(g);
+    unlink(path);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -344,6 +415,7 @@ int main(void)
         cmocka_unit_test(test_refusals),
         cmocka_unit_test(test_tied_output),
         cmocka_unit_test(test_longrope),
+        cmocka_unit_test(test_longrope_in_reference),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
