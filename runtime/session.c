@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "model_internal.h"
 #include "vkllm/half.h"
@@ -62,6 +63,8 @@ struct vkllm_session {
     uint64_t uses;
     int timestamps;
     double last_gpu_ns;
+    double host_ns; /* time spent preparing and submitting steps (not waiting), summed */
+    uint64_t steps;
 };
 
 uint64_t vkllm_session_scratch_estimate(const vkllm_phi3_hparams *hp, uint32_t n_ctx, uint32_t max_batch)
@@ -344,6 +347,26 @@ void vkllm_session_reset(vkllm_session *s)
     if (s) s->pos = 0;
 }
 
+vkllm_status vkllm_session_rewind(vkllm_session *s, uint32_t pos)
+{
+    if (!s) return VKLLM_ERROR_INVALID_ARGUMENT;
+    if (pos > s->pos)
+        return vkllm_fail(s->dev, VKLLM_ERROR_OUT_OF_RANGE, "cannot rewind to position %u: only %u tokens are in the cache", pos,
+                          s->pos);
+    s->pos = pos;
+    return VKLLM_OK;
+}
+
+void vkllm_session_host_time(vkllm_session *s, double *ns, uint64_t *steps, int reset)
+{
+    if (ns) *ns = s ? s->host_ns : 0;
+    if (steps) *steps = s ? s->steps : 0;
+    if (s && reset) {
+        s->host_ns = 0;
+        s->steps = 0;
+    }
+}
+
 uint32_t vkllm_session_pos(const vkllm_session *s) { return s ? s->pos : 0; }
 uint32_t vkllm_session_n_ctx(const vkllm_session *s) { return s ? s->n_ctx : 0; }
 double vkllm_session_last_gpu_ns(const vkllm_session *s) { return s ? s->last_gpu_ns : 0; }
@@ -381,9 +404,20 @@ static void set_params(vkllm_session *s, const int32_t *tokens, uint32_t n)
     *len = s->pos + n;
 }
 
-static vkllm_status run_chain(vkllm_session *s, vkllm_chain *c)
+static double now_ns(void)
 {
-    vkllm_status st = vkllm_chain_run(c);
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1e9 + ts.tv_nsec;
+}
+
+/* t0: when the host started preparing this step (before writing the params). */
+static vkllm_status run_chain(vkllm_session *s, vkllm_chain *c, double t0)
+{
+    vkllm_status st = vkllm_chain_submit(c);
+    s->host_ns += now_ns() - t0;
+    s->steps++;
+    if (!st) st = vkllm_chain_wait(c, UINT64_MAX);
     if (st) return st;
     const uint32_t *status = (const uint32_t *)((uint8_t *)vkllm_buffer_map(&s->hparams) + s->params_in + OUT_STATUS);
     if (status[0])
@@ -433,8 +467,9 @@ vkllm_status vkllm_session_prefill(vkllm_session *s, const int32_t *tokens, uint
         uint32_t M = n - done < s->max_batch ? n - done : s->max_batch;
         vkllm_chain *c;
         if ((st = prefill_chain_for(s, M, &c))) return st;
+        double t0 = now_ns();
         set_params(s, tokens + done, M);
-        if ((st = run_chain(s, c))) return st;
+        if ((st = run_chain(s, c, t0))) return st;
         s->pos += M;
         done += M;
     }
@@ -468,8 +503,9 @@ vkllm_status vkllm_session_decode(vkllm_session *s, int32_t token, vkllm_sampler
         }
         c = s->decode_topk;
     }
+    double t0 = now_ns();
     set_params(s, &token, 1);
-    if ((st = run_chain(s, c))) return st;
+    if ((st = run_chain(s, c, t0))) return st;
     s->pos++;
     const uint8_t *out = (const uint8_t *)vkllm_buffer_map(&s->hparams) + s->params_in;
     if (!full && !use_topk) {
@@ -547,7 +583,7 @@ vkllm_status vkllm_session_capture(vkllm_session *s, const int32_t *tokens, uint
     if (!st) st = record_step(s, c, R, TAIL_NONE, &cp);
     for (uint32_t step = 0; step < n && !st; step += R) {
         set_params(s, tokens + step, R);
-        if ((st = run_chain(s, c))) break;
+        if ((st = run_chain(s, c, now_ns()))) break;
         s->pos += R;
         for (uint32_t i = 0; i < NL * CP_PER_LAYER && !st; i++) {
             uint32_t w = cp_width(s, (int)(i % CP_PER_LAYER));

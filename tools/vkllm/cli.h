@@ -1,5 +1,31 @@
-/* The subcommands of the vkllm tool; each returns the process exit code (0 ok, 1 failure, 2 usage). */
+/* The subcommands of the vkllm tool and what they share; each command returns the process exit
+ * code (0 ok, 1 failure, 2 bad usage). */
 #ifndef VKLLM_CLI_H
 #define VKLLM_CLI_H
+
+#include <signal.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "vkllm/device.h"
+#include "vkllm/model.h"
+
 int cmd_info(int argc, char **argv);
+int cmd_run(int argc, char **argv);
+int cmd_bench(int argc, char **argv);
+int cmd_validate(int argc, char **argv);
+
+extern volatile sig_atomic_t cli_interrupted;
+void cli_catch_sigint(void);
+double cli_now(void);
+/* Parse a flag's value; on a bad one print "vkllm <cmd>: <flag> needs ..." and return 0. */
+int cli_u32(const char *cmd, const char *flag, const char *s, uint32_t lo, uint32_t hi, uint32_t *out);
+int cli_u64(const char *cmd, const char *flag, const char *s, uint64_t *out);
+int cli_float(const char *cmd, const char *flag, const char *s, float lo, float hi, float *out);
+int cli_tokens(const char *cmd, const char *s, int32_t **out, uint32_t *n);
+/* Path of the built-in tiny model, written deterministically at first use; NULL (message printed)
+ * on failure. */
+const char *cli_builtin_model(char *buf, size_t n);
+vkllm_device *cli_open_device(const char *cmd, const char *select);
+vkllm_model *cli_load_model(const char *cmd, vkllm_device *dev, const char *path, uint32_t n_ctx);
 #endif

@@ -54,6 +54,11 @@ vkllm_status vkllm_session_create(vkllm_model *m, const vkllm_session_options *o
 void vkllm_session_destroy(vkllm_session *s);
 /* Forgets the context (the cache is reused from position 0). */
 void vkllm_session_reset(vkllm_session *s);
+/* Keeps only the first pos tokens of the cache (pos <= vkllm_session_pos). */
+vkllm_status vkllm_session_rewind(vkllm_session *s, uint32_t pos);
+/* Host time spent preparing and submitting steps (writing the step's parameters, vkQueueSubmit;
+ * not waiting), summed over steps since the last reset; reset = 1 zeroes the counters. */
+void vkllm_session_host_time(vkllm_session *s, double *ns, uint64_t *steps, int reset);
 /* Tokens in the cache. */
 uint32_t vkllm_session_pos(const vkllm_session *s);
 uint32_t vkllm_session_n_ctx(const vkllm_session *s);

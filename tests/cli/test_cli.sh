@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# The vkllm tool end to end on the built-in tiny model: generation is deterministic per seed,
+# a fixture written by mkfixtures validates, and bad input of every kind gives one clear line and a
+# non-zero exit (never a crash). Needs VKLLM_BIN (the build's bin directory).
+set -u
+bin=${VKLLM_BIN:?set VKLLM_BIN to the build bin directory}
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+export XDG_CACHE_HOME="$tmp/cache"
+pass=0 fail=0
+ok() { pass=$((pass + 1)); }
+bad() { fail=$((fail + 1)); echo "FAIL: $*"; }
+
+# expect <exit code> <pattern in stderr> -- command...
+expect() {
+  local code=$1 pat=$2; shift 3
+  local out rc
+  out=$("$@" 2>&1 >/dev/null); rc=$?
+  if [ "$rc" -ne "$code" ]; then bad "$* -> exit $rc, wanted $code; output: $out"; return; fi
+  if [ "$rc" -ge 128 ]; then bad "$* crashed (signal $((rc - 128)))"; return; fi
+  if ! grep -qiE -- "$pat" <<<"$out"; then bad "$* -> message does not match '$pat': $out"; return; fi
+  ok
+}
+
+# generation: greedy and seeded runs are reproducible
+a=$("$bin/vkllm" run -n 12 --temp 0 --tokens 3,4,5 2>/dev/null) || bad "greedy run failed"
+b=$("$bin/vkllm" run -n 12 --temp 0 --tokens 3,4,5 2>/dev/null)
+[ -n "$a" ] && [ "$a" = "$b" ] && ok || bad "greedy runs differ: '$a' vs '$b'"
+[ "$(wc -w <<<"$a")" -eq 12 ] && ok || bad "wanted 12 tokens, got '$a'"
+a=$("$bin/vkllm" run -n 12 --seed 7 --tokens 3 2>/dev/null); b=$("$bin/vkllm" run -n 12 --seed 7 --tokens 3 2>/dev/null)
+[ -n "$a" ] && [ "$a" = "$b" ] && ok || bad "seeded runs differ: '$a' vs '$b'"
+out=$("$bin/vkllm" run -n 4 --tokens 1 2>&1 >/dev/null)
+grep -q "tokens/s" <<<"$out" && grep -q "time to first token" <<<"$out" && ok || bad "no speed summary: $out"
+# the end of the context stops generation with a message
+out=$("$bin/vkllm" run -n 50 --ctx 20 --tokens 1,2,3 2>&1 >/dev/null)
+grep -q "context is full" <<<"$out" && ok || bad "no context-full message: $out"
+
+# fixtures: the CPU reference's checkpoints validate on the GPU
+model="$XDG_CACHE_HOME/vkllm/tiny-q4_k_m-v1.gguf"
+"$bin/mkfixtures" -m "$model" --random 12 --seed 5 -o "$tmp/ref.h5" >/dev/null 2>&1 || bad "mkfixtures failed"
+"$bin/vkllm" validate -m "$model" --fixture "$tmp/ref.h5" >"$tmp/val.txt" 2>&1 && ok || bad "validate failed: $(tail -5 "$tmp/val.txt")"
+grep -q " 0 failed" "$tmp/val.txt" && ok || bad "validate summary: $(tail -2 "$tmp/val.txt")"
+
+# bad input: one clear line, non-zero exit
+printf 'not a gguf file' >"$tmp/junk.gguf"
+mkdir -p "$tmp/dir.gguf"
+expect 2 "unknown command" -- "$bin/vkllm" frobnicate
+expect 2 "unknown option" -- "$bin/vkllm" run --frob 1
+expect 2 "-n needs an integer" -- "$bin/vkllm" run -n abc
+expect 2 "-n needs an integer" -- "$bin/vkllm" run -n -5
+expect 2 "--temp needs a number" -- "$bin/vkllm" run --temp nan
+expect 2 "--top-p needs a number" -- "$bin/vkllm" run --top-p 2
+expect 2 "--tokens needs" -- "$bin/vkllm" run --tokens 1,x,3
+expect 2 "--ctx needs" -- "$bin/vkllm" run --ctx 0
+expect 2 "missing value" -- "$bin/vkllm" run -m
+expect 1 "No such file|cannot open|not found" -- "$bin/vkllm" run -m "$tmp/missing.gguf"
+expect 1 "directory|cannot|not a regular" -- "$bin/vkllm" run -m "$tmp/dir.gguf"
+expect 1 "magic|GGUF|too small|truncat" -- "$bin/vkllm" run -m "$tmp/junk.gguf"
+expect 1 "outside the vocabulary" -- "$bin/vkllm" run --tokens 99999999
+expect 1 "larger than the model" -- "$bin/vkllm" run --ctx 100000
+expect 2 "needs -m" -- "$bin/vkllm" validate --fixture x.h5
+expect 1 "h5|HDF5|fixture|open" -- "$bin/vkllm" validate -m "$model" --fixture "$tmp/junk.gguf"
+expect 1 "no Vulkan device name contains" -- "$bin/vkllm" info --device no-such-device-xyz
+expect 2 "do not fit" -- "$bin/vkllm" bench -p 512 -n 128 --ctx 100
+
+echo "$pass passed, $fail failed"
+[ "$fail" -eq 0 ]
