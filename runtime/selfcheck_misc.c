@@ -72,7 +72,7 @@ static vkllm_status check_swiglu(ctx *c, rng *r, vkllm_selfcheck_result *res)
     size_t ngu = 2 * (size_t)n_ff * n_tok, n = (size_t)n_ff * n_tok;
     float *gu = malloc(ngu * 4), *ref = malloc(n * 4), *out = malloc(n * 4);
     vkllm_status s = (!gu || !ref || !out) ? vkllm_fail(c->dev, VKLLM_ERROR_OUT_OF_HOST_MEMORY, "self-check: out of host memory") : VKLLM_OK;
-    vkllm_view vg, va;
+    vkllm_view vg = { { NULL, 0, 0 }, 0 }, va = { { NULL, 0, 0 }, 0 };
     if (!s) {
         for (size_t i = 0; i < ngu; i++) gu[i] = 3.0f * normal(r);
         gu[0] = -100.0f;
@@ -102,7 +102,7 @@ static vkllm_status check_add(ctx *c, rng *r, vkllm_selfcheck_result *res)
     const uint32_t n = 5123;
     float *a = malloc(n * 4), *b = malloc(n * 4), *ref = malloc(n * 4), *out = malloc(n * 4);
     vkllm_status s = (!a || !b || !ref || !out) ? vkllm_fail(c->dev, VKLLM_ERROR_OUT_OF_HOST_MEMORY, "self-check: out of host memory") : VKLLM_OK;
-    vkllm_view va, vb;
+    vkllm_view va = { { NULL, 0, 0 }, 0 }, vb = { { NULL, 0, 0 }, 0 };
     if (!s) {
         for (uint32_t i = 0; i < n; i++) { a[i] = 10.0f * normal(r); b[i] = normal(r); }
         vkllm_ref_add(a, b, ref, n);
@@ -137,7 +137,7 @@ static vkllm_status check_embed(ctx *c, rng *r, vkllm_dtype type, vkllm_selfchec
     float *x = malloc((size_t)n_vocab * n_embd * 4), *ref = malloc((size_t)n_tok * n_embd * 4), *out = malloc((size_t)n_tok * n_embd * 4);
     void *table = malloc(tb);
     vkllm_status s = (!x || !ref || !out || !table) ? vkllm_fail(c->dev, VKLLM_ERROR_OUT_OF_HOST_MEMORY, "self-check: out of host memory") : VKLLM_OK;
-    vkllm_view vt, vi, vo, vs;
+    vkllm_view vt = { { NULL, 0, 0 }, 0 }, vi = { { NULL, 0, 0 }, 0 }, vo = { { NULL, 0, 0 }, 0 }, vs = { { NULL, 0, 0 }, 0 };
     uint32_t st[2] = { 0, 0 };
     if (!s) {
         for (size_t i = 0; i < (size_t)n_vocab * n_embd; i++) x[i] = 0.05f * normal(r);
@@ -178,7 +178,7 @@ static vkllm_status check_select(ctx *c, rng *r, uint32_t k, vkllm_selfcheck_res
     float *x = malloc((size_t)n * rows * 4), *rv = malloc((size_t)rows * per * 4), *ov = malloc((size_t)rows * per * 4);
     uint32_t *ri = malloc((size_t)rows * per * 4), *oi = malloc((size_t)rows * per * 4);
     vkllm_status s = (!x || !rv || !ov || !ri || !oi) ? vkllm_fail(c->dev, VKLLM_ERROR_OUT_OF_HOST_MEMORY, "self-check: out of host memory") : VKLLM_OK;
-    vkllm_view vx, vo, vv, vs;
+    vkllm_view vx = { { NULL, 0, 0 }, 0 }, vo = { { NULL, 0, 0 }, 0 }, vv = { { NULL, 0, 0 }, 0 }, vs = { { NULL, 0, 0 }, 0 };
     if (!s) {
         for (size_t i = 0; i < (size_t)n * rows; i++) x[i] = normal(r);
         x[next(r) % n] = NAN;
