@@ -223,7 +223,10 @@ static void test_hparams_and_tensors(void **state)
     vkllm_phi3_hparams hp;
     vkllm_phi3_tensors t;
     char err[512];
-    if (check(base_path, &hp, &t, err, sizeof err) != VKLLM_OK) fail_msg("%s", err);
+    vkllm_gguf *g; /* tensor pointers are valid while g is open */
+    if (vkllm_gguf_open(base_path, &g, err, sizeof err) != VKLLM_OK) fail_msg("%s", err);
+    if (vkllm_phi3_read_hparams(g, &hp, err, sizeof err) != VKLLM_OK) fail_msg("%s", err);
+    if (vkllm_phi3_check_tensors(g, &hp, &t, err, sizeof err) != VKLLM_OK) fail_msg("%s", err);
     assert_int_equal(hp.n_layer, c.n_layer);
     assert_int_equal(hp.n_embd, c.n_embd);
     assert_int_equal(hp.n_head, c.n_head);
@@ -250,6 +253,7 @@ static void test_hparams_and_tensors(void **state)
     }
     vkllm_phi3_tensors_free(&t);
     vkllm_phi3_tensors_free(NULL);
+    vkllm_gguf_close(g);
 }
 
 static void test_refusals(void **state)
