@@ -16,7 +16,6 @@
 // Per call: reads n_tok rows of the table (n_embd * bytes per element) + 4 * n_tok, writes
 // 4 * n_embd * n_tok bytes; no FLOPs to speak of.
 #extension GL_GOOGLE_include_directive : require
-#extension GL_EXT_control_flow_attributes : require
 
 layout(local_size_x_id = 0) in;
 layout(constant_id = 1) const uint TYPE = 0;
@@ -24,7 +23,6 @@ layout(constant_id = 2) const uint D8 = 1;
 
 #if U16
 #extension GL_EXT_shader_16bit_storage : require
-#extension GL_EXT_shader_explicit_arithmetic_types_int16 : require
 layout(std430, binding = 0) readonly buffer T16 { uint16_t w16[]; };
 #define BLK_BUF_U16 w16
 #else

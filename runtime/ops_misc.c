@@ -37,6 +37,11 @@ static uint32_t wg_for_threads(const vkllm_device *dev, uint64_t threads)
 {
     return wg_size(dev, threads >= 256ull * 256 ? 256 : 64);
 }
+static vkllm_status need_subgroup_arithmetic(vkllm_device *dev, const char *op)
+{
+    if (dev->f.subgroup_arithmetic) return VKLLM_OK;
+    return vkllm_fail(dev, VKLLM_ERROR_UNSUPPORTED, "%s: needs subgroup arithmetic in compute shaders, which this device lacks", op);
+}
 static int same_view(vkllm_view a, vkllm_view b)
 {
     return a.buf.block == b.buf.block && a.buf.offset + a.offset == b.buf.offset + b.offset;
@@ -167,12 +172,14 @@ vkllm_status vkllm_op_argmax(vkllm_chain *chain, const vkllm_argmax_args *a)
     if (!dev || !a) return VKLLM_ERROR_INVALID_ARGUMENT;
     if (a->n == 0 || a->rows == 0 || a->stride < a->n)
         return vkllm_fail(dev, VKLLM_ERROR_INVALID_ARGUMENT, "argmax: bad shape n=%u rows=%u stride=%u", a->n, a->rows, a->stride);
+    vkllm_status s = need_subgroup_arithmetic(dev, "argmax");
+    if (s) return s;
     uint32_t chunk = argmax_chunk(a->n), n_chunks = (a->n + chunk - 1) / chunk;
     int vec4 = a->n % 4 == 0 && a->stride % 4 == 0 && aligned16(a->x.offset);
     uint32_t wg = wg_size(dev, 256);
     vkllm_pipeline *p1, *p2;
     vkllm_pipeline_desc pd = { .kernel = "argmax_chunk", .n_bindings = 2, .push_size = 20, .n_spec = 2, .spec = { wg, (uint32_t)vec4 } };
-    vkllm_status s = vkllm_pipeline_get(dev, &pd, &p1);
+    s = vkllm_pipeline_get(dev, &pd, &p1);
     if (s) return s;
     pd.kernel = "argmax_merge";
     pd.n_bindings = 3;
@@ -221,12 +228,14 @@ vkllm_status vkllm_op_topk(vkllm_chain *chain, const vkllm_topk_args *a)
     if (dev->f.max_workgroup_invocations < 256)
         return vkllm_fail(dev, VKLLM_ERROR_UNSUPPORTED, "topk: needs 256 invocations per workgroup, the device has %u",
                           dev->f.max_workgroup_invocations);
+    vkllm_status s = need_subgroup_arithmetic(dev, "topk");
+    if (s) return s;
     uint32_t n_chunks = (a->n + TOPK_CHUNK - 1) / TOPK_CHUNK;
     if (n_chunks > dev->f.max_workgroup_count[0] || (uint64_t)n_chunks * a->k * a->rows > UINT32_MAX)
         return vkllm_fail(dev, VKLLM_ERROR_TOO_LARGE, "topk: n=%u rows=%u is too large for one call", a->n, a->rows);
     vkllm_pipeline *p1, *p2;
     vkllm_pipeline_desc pd = { .kernel = "topk_chunk", .n_bindings = 2, .push_size = 20 };
-    vkllm_status s = vkllm_pipeline_get(dev, &pd, &p1);
+    s = vkllm_pipeline_get(dev, &pd, &p1);
     if (s) return s;
     pd.kernel = "topk_merge";
     pd.n_bindings = 4;
