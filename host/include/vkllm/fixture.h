@@ -17,7 +17,11 @@
  * Any checkpoint may be absent (a writer may store only some); readers skip absent ones with a
  * notice. The reader treats the file as hostile: attribute types and counts, dataset ranks, shapes
  * and classes are checked before anything is read; a bad file gets VKLLM_ERROR_BAD_FILE with a
- * message, never a crash. HDF5's own error printing is switched off (process-wide: H5Eset_auto). */
+ * message, never a crash from our code. HDF5's own error printing is switched off (process-wide:
+ * H5Eset_auto). Limit: HDF5 1.10 itself is not memory-safe on crafted files (byte-flip fuzzing found
+ * a heap overflow inside H5Aexists on a corrupted object header), so a fixture from an untrusted
+ * source belongs in a sandboxed process; damage from truncation and from wrong writers (types,
+ * shapes, attributes) is refused cleanly. */
 #ifndef VKLLM_FIXTURE_H
 #define VKLLM_FIXTURE_H
 
