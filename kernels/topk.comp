@@ -7,7 +7,8 @@
 //   PASS 1 (topk_chunk): workgroup (c, r) takes CHUNK = 256 * EPT elements of row r into registers
 //          and writes their top k as (key, index) pairs, sorted, to cand[r][c][0..k) (a chunk with
 //          m < k elements pads with (0, 0xffffffff), which pass 2 skips);
-//   PASS 2 (topk_merge): workgroup r selects the top k of the n_chunks * k candidates of row r and
+//   PASS 2 (topk_merge): workgroup r selects the top k of the n_chunks * k candidates of row r (in
+//          registers when they fit: up to 4096, i.e. n <= 131072 at k = 64, any vocab at k <= 40) and
 //          writes the values (re-read from x, so -0 and NaN payloads come back as they were) and
 //          indices.
 // Selection: every element is a unique 64-bit composite (key, ~index) where key is the
@@ -72,17 +73,39 @@ uint workgroup_incl_scan(uint v)
 
 bool comp_gt(uint ak, uint an, uint bk, uint bn) { return ak > bk || (ak == bk && an > bn); }
 
+// The elements a workgroup selects from live in registers (CAP per thread): the chunk in pass 1,
+// the candidates in pass 2 when they fit (n_chunks * k <= 256 * CAP; else pass 2 re-reads them from
+// the scratch buffer, L2-resident, at every digit).
 #if PASS == 1
-uint elem_k[EPT], elem_n[EPT]; // the chunk in registers: key and ~index of each element
-bool elem_ok[EPT];             // false past the end of the row
-#define ELEM_LOAD(j, ok, ck, cn) ok = elem_ok[j]; ck = elem_k[j]; cn = elem_n[j]
+#define CAP EPT
 #else
-#define ELEM_LOAD(j, ok, ck, cn)                              \
-    {                                                         \
-        const uvec2 q_ = cand[cbase + (j)];                   \
-        ok = q_.y != NONE; ck = q_.x; cn = ~q_.y;             \
+#define CAP 16u
+#endif
+uint elem_k[CAP], elem_n[CAP]; // key and ~index of each element
+bool elem_ok[CAP];             // false past the end (pass 1) or for a padding candidate (pass 2)
+
+// Runs STEP(ok, ck, cn) on every element of this thread (a macro so both loops unroll or stream).
+#if PASS == 1
+#define FOR_EACH_ELEM(STEP) for (uint j = 0u; j < CAP; j++) STEP(elem_ok[j], elem_k[j], elem_n[j])
+#else
+#define FOR_EACH_ELEM(STEP)                                                           \
+    if (in_regs) {                                                                    \
+        for (uint j = 0u; j < CAP; j++) STEP(elem_ok[j], elem_k[j], elem_n[j])        \
+    } else {                                                                          \
+        for (uint j = tid; j < M; j += WG) {                                          \
+            const uvec2 q_ = cand[cbase + j];                                         \
+            STEP(q_.y != NONE, q_.x, ~q_.y)                                           \
+        }                                                                             \
     }
 #endif
+#define HIST_STEP(ok, ck, cn)                                                                        \
+    if ((ok) && ((ck) & mhi) == phi && ((cn) & mlo) == plo) atomicAdd(hist[((d < 4u ? (ck) : (cn)) >> shift) & 255u], 1u);
+#define COLLECT_STEP(ok, ck, cn)                                                                     \
+    if ((ok) && (((ck) & mhi) > phi || (((ck) & mhi) == phi && ((cn) & mlo) >= plo))) {               \
+        const uint s_ = atomicAdd(s_count, 1u);                                                      \
+        sel_k[s_] = (ck);                                                                            \
+        sel_n[s_] = (cn);                                                                            \
+    }
 
 void main()
 {
@@ -92,21 +115,26 @@ void main()
     const uint m = hi - lo; // valid elements in this chunk
     const uint kk = min(k, m);
     for (uint r = gl_WorkGroupID.y; r < p.rows; r += gl_NumWorkGroups.y) {
-        for (uint j = 0u; j < EPT; j++) {
+        for (uint j = 0u; j < CAP; j++) {
             const uint e = lo + tid + j * WG;
             elem_ok[j] = e < hi;
             elem_k[j] = e < hi ? key_of(x[r * p.stride + e]) : 0u;
             elem_n[j] = ~e;
         }
-#define LOOP_ELEMS for (uint j = 0u; j < EPT; j++)
-#define ELEM(j) j
 #else
     const uint kk = k;
     const uint M = p.n_chunks * k; // candidates per row
+    const bool in_regs = M <= WG * CAP;
     for (uint r = gl_WorkGroupID.x; r < p.rows; r += gl_NumWorkGroups.x) {
         const uint cbase = r * M;
-#define LOOP_ELEMS for (uint j = tid; j < M; j += WG)
-#define ELEM(j) j
+        if (in_regs)
+            for (uint j = 0u; j < CAP; j++) {
+                const uint i = tid + j * WG;
+                const uvec2 q = i < M ? cand[cbase + i] : uvec2(0u, NONE);
+                elem_ok[j] = q.y != NONE;
+                elem_k[j] = q.x;
+                elem_n[j] = ~q.y;
+            }
 #endif
         // radix select of the kk-th largest composite: prefix/mask over (key, ~index)
         uint phi = 0u, plo = 0u, mhi = 0u, mlo = 0u, rem = kk;
@@ -118,11 +146,7 @@ void main()
             const uint shift = 24u - 8u * (d & 3u);
             hist[tid] = 0u;
             barrier();
-            LOOP_ELEMS {
-                bool ok; uint ck, cn;
-                ELEM_LOAD(ELEM(j), ok, ck, cn);
-                if (ok && (ck & mhi) == phi && (cn & mlo) == plo) atomicAdd(hist[((d < 4u ? ck : cn) >> shift) & 255u], 1u);
-            }
+            FOR_EACH_ELEM(HIST_STEP)
             barrier();
             const uint h = hist[255u - tid];
             const uint incl = workgroup_incl_scan(h); // = elements in bins >= 255 - tid
@@ -138,16 +162,7 @@ void main()
         // collect: composites whose masked prefix is >= the found one (exactly kk of them)
         if (tid == 0u) s_count = 0u;
         barrier();
-        LOOP_ELEMS {
-            bool ok; uint ck, cn;
-            ELEM_LOAD(ELEM(j), ok, ck, cn);
-            const uint ak = ck & mhi, an = cn & mlo;
-            if (ok && (ak > phi || (ak == phi && an >= plo))) {
-                const uint s = atomicAdd(s_count, 1u);
-                sel_k[s] = ck;
-                sel_n[s] = cn;
-            }
-        }
+        FOR_EACH_ELEM(COLLECT_STEP)
         barrier();
         if (tid < kk) {
             const uint ck = sel_k[tid], cn = sel_n[tid];
