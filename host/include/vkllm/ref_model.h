@@ -35,7 +35,11 @@ typedef struct vkllm_ref_model_options {
     uint32_t n_ctx;        /* KV cache length in tokens; 0: min(n_ctx_train, 4096). Also picks the
                             * LongRoPE factors (long when n_ctx > n_ctx_orig) */
     uint64_t max_bytes;    /* refuse when weights + cache need more; 0: 8 GiB */
-    int no_sliding_window; /* 1: attend to the whole prefix even if the file sets a window */
+    int no_sliding_window; /* 1: attend to the whole prefix even if the file sets a window. The
+                            * window (key j visible from position p when p - j < window, as HF and
+                            * llama.cpp mask) applies by default; note that current llama.cpp ignores
+                            * Phi's window (it warns "Phi SWA is currently disabled"), so compare
+                            * with it beyond the window only with this set */
 } vkllm_ref_model_options;
 
 typedef struct vkllm_ref_model vkllm_ref_model;
