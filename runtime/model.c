@@ -40,7 +40,8 @@ static vkllm_status upload(vkllm_model *m, const vkllm_gguf_tensor *t, weight *w
                           "tensor '%s' is %.1f MiB, over this device's largest storage binding (%.1f MiB, "
                           "maxStorageBufferRange): this model is too large for '%s'",
                           t->name, t->bytes / 1048576.0, dev->f.max_storage_buffer_range / 1048576.0, dev->f.name);
-    vkllm_status s = vkllm_buffer_alloc(dev, VKLLM_MEM_DEVICE, t->bytes, &w->buf);
+    /* rounded up to whole words: kernels on the portable path read 32-bit words */
+    vkllm_status s = vkllm_buffer_alloc(dev, VKLLM_MEM_DEVICE, (t->bytes + 3) / 4 * 4, &w->buf);
     if (s) return s;
     m->device_bytes += (t->bytes + 255) / 256 * 256;
     const uint8_t *src = t->data;

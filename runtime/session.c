@@ -64,6 +64,7 @@ struct vkllm_session {
     int timestamps;
     double last_gpu_ns;
     double host_ns; /* time spent preparing and submitting steps (not waiting), summed */
+    vkllm_chain *last; /* the chain of the last step (for its timings) */
     uint64_t steps;
 };
 
@@ -347,6 +348,14 @@ void vkllm_session_reset(vkllm_session *s)
     if (s) s->pos = 0;
 }
 
+vkllm_status vkllm_session_timings(vkllm_session *s, const vkllm_timing **t, uint32_t *n)
+{
+    if (!s || !t || !n) return VKLLM_ERROR_INVALID_ARGUMENT;
+    if (!s->timestamps || !s->last)
+        return vkllm_fail(s->dev, VKLLM_ERROR_INVALID_ARGUMENT, "no timings: the session was created without timestamps or has not run");
+    return vkllm_chain_timings(s->last, t, n);
+}
+
 vkllm_status vkllm_session_rewind(vkllm_session *s, uint32_t pos)
 {
     if (!s) return VKLLM_ERROR_INVALID_ARGUMENT;
@@ -424,6 +433,7 @@ static vkllm_status run_chain(vkllm_session *s, vkllm_chain *c, double t0)
         return vkllm_fail(s->dev, VKLLM_ERROR_INTERNAL, "the embedding kernel saw %u out-of-vocabulary id(s), e.g. %d",
                           status[0], (int32_t)status[1]);
     s->last_gpu_ns = 0;
+    s->last = c;
     if (s->timestamps) {
         const vkllm_timing *t;
         uint32_t n;

@@ -14,6 +14,7 @@ int cmd_info(int argc, char **argv);
 int cmd_run(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
 int cmd_validate(int argc, char **argv);
+int cmd_profile(int argc, char **argv);
 
 extern volatile sig_atomic_t cli_interrupted;
 void cli_catch_sigint(void);

@@ -14,6 +14,7 @@ static void usage(FILE *f)
             "commands:\n"
             "  run        generate from a prompt (default: a built-in tiny model), streaming tokens\n"
             "  bench      prompt-processing and generation speed, with spread over repetitions\n"
+            "  profile    GPU time per kernel of a prefill and of decode steps, against the read ceiling\n"
             "  validate   run a model on a fixture's tokens and compare every checkpoint with it\n"
             "  info       the chosen Vulkan device, its features, the kernels of this build, and a self-check\n"
             "             of every kernel against the CPU reference\n"
@@ -37,6 +38,7 @@ int main(int argc, char **argv)
     if (!strcmp(cmd, "info")) return cmd_info(argc - 1, argv + 1);
     if (!strcmp(cmd, "run")) return cmd_run(argc - 1, argv + 1);
     if (!strcmp(cmd, "bench")) return cmd_bench(argc - 1, argv + 1);
+    if (!strcmp(cmd, "profile")) return cmd_profile(argc - 1, argv + 1);
     if (!strcmp(cmd, "validate")) return cmd_validate(argc - 1, argv + 1);
     fprintf(stderr, "vkllm: unknown command '%s'\n\n", cmd);
     usage(stderr);

@@ -9,6 +9,7 @@
 
 #include <stdint.h>
 
+#include "vkllm/chain.h"
 #include "vkllm/device.h"
 #include "vkllm/phi3.h"
 #include "vkllm/sampler.h"
@@ -74,6 +75,8 @@ vkllm_status vkllm_session_prefill(vkllm_session *s, const int32_t *tokens, uint
  * the full logits). logits (optional) receives the full logits. */
 vkllm_status vkllm_session_decode(vkllm_session *s, int32_t token, vkllm_sampler *sampler, int32_t *next, float *logits);
 
+/* Per-dispatch GPU times of the last step (timestamps on); valid until the next step. */
+vkllm_status vkllm_session_timings(vkllm_session *s, const vkllm_timing **t, uint32_t *n);
 /* GPU time of the last step's dispatches (timestamps on), ns; 0 otherwise. */
 double vkllm_session_last_gpu_ns(const vkllm_session *s);
 
