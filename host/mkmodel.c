@@ -513,11 +513,16 @@ static inline float normalish(rng *r)
     return ((float)s - 131070.0f) * (1.7320508f / 65536.0f);
 }
 
+/* Little-endian byte order of the generator's words, so files match across hosts. */
 static void random_bytes(rng *r, uint8_t *p, size_t n)
 {
     while (n >= 8) {
         uint64_t v = next(r);
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+        memcpy(p, &v, 8);
+#else
         for (int i = 0; i < 8; i++) p[i] = (uint8_t)(v >> (8 * i));
+#endif
         p += 8;
         n -= 8;
     }
