@@ -11,8 +11,9 @@
 // and W comes from DRAM about once), y = ceil(N / BN) tiles of outputs. Each k-step dequantizes a
 // BN x BK tile of W into shared memory (never a full dequantized copy of W) next to a BM x BK tile of X.
 //
-// COOPMAT == 0, portable: BM = BN = 64, BK = 32, 256 threads (spec constant 0 must be 256), each
-//   thread a 4 x 4 register block (rows ty + 16 i, columns tx + 16 j: the shared reads of one
+// COOPMAT == 0, portable: BM = 16 * RM (spec constant 5: 1, 2 or 4, small for small M so that few
+//   padded rows are computed), BN = 64, BK = 32, 256 threads (spec constant 0 must be 256), each
+//   thread an RM x 4 register block (rows ty + 16 i, columns tx + 16 j: the shared reads of one
 //   k are a broadcast of X and 16 consecutive W values). Float32 throughout: the only difference
 //   from the reference is the summation order. K may be any whole number of blocks (f32/f16/bf16:
 //   any K; the k tail is zero-filled).
@@ -41,6 +42,9 @@ layout(constant_id = 2) const uint CM_N = 16;
 layout(constant_id = 3) const uint CM_K = 16;
 #endif
 layout(constant_id = 4) const uint VEC4X = 0; // x_stride % 4 == 0 and x 16-byte aligned: vec4 loads of X
+#if !COOPMAT
+layout(constant_id = 5) const uint RM = 4;    // portable: rows of X per thread
+#endif
 
 layout(std430, binding = 0) readonly buffer W32 { uint w32[]; };
 layout(std430, binding = 0) readonly buffer WF { float wf[]; };
@@ -142,8 +146,8 @@ void store_out(uint m, uint n, float v)
 
 #if !COOPMAT
 // ---------------------------------------------------------------- portable float32 tiles
-const uint BM = 64u, BN = 64u, BK = 32u;
-shared float xs[BK][BM + 1u]; // k-major: the 4 rows a thread needs at one k are a broadcast
+const uint BM = 16u * RM, BN = 64u, BK = 32u;
+shared float xs[BK][BM + 1u]; // k-major: the RM rows a thread needs at one k are a broadcast
 shared float ws[BK][BN + 1u];
 
 void main()
@@ -151,33 +155,39 @@ void main()
     const uint tid = gl_LocalInvocationID.x; // 256 threads
     const uint tx = tid & 15u, ty = tid >> 4;
     const uint m0 = gl_WorkGroupID.x * BM, n0 = gl_WorkGroupID.y * BN;
-    // loaders: 64 rows x 32 k = 256 x 8 elements, one row segment of 8 per thread
+    // loaders: 64 W rows x 32 k = 256 x 8 elements, one row segment of 8 per thread; X: BM rows alike
     const uint lr = tid >> 2, lk = (tid & 3u) * 8u;
-    float acc[4][4];
-    for (uint i = 0u; i < 4u; i++)
+    float acc[RM][4];
+    for (uint i = 0u; i < RM; i++)
         for (uint j = 0u; j < 4u; j++) acc[i][j] = 0.0;
 
     for (uint k0 = 0u; k0 < p.K; k0 += BK) {
-        vec4 xa = x_load4(m0 + lr, k0 + lk), xb = x_load4(m0 + lr, k0 + lk + 4u);
+        vec4 xa = vec4(0.0), xb = vec4(0.0);
+        if (lr < BM) {
+            xa = x_load4(m0 + lr, k0 + lk);
+            xb = x_load4(m0 + lr, k0 + lk + 4u);
+        }
         vec4 wa, wb;
         w_load8(n0 + lr, k0 + lk, wa, wb);
         barrier(); // the previous step's reads of xs/ws are done
         for (uint i = 0u; i < 4u; i++) {
-            xs[lk + i][lr] = xa[i];
-            xs[lk + 4u + i][lr] = xb[i];
+            if (lr < BM) {
+                xs[lk + i][lr] = xa[i];
+                xs[lk + 4u + i][lr] = xb[i];
+            }
             ws[lk + i][lr] = wa[i];
             ws[lk + 4u + i][lr] = wb[i];
         }
         barrier();
         for (uint kk = 0u; kk < BK; kk++) {
-            float xv[4], wv[4];
-            for (uint i = 0u; i < 4u; i++) xv[i] = xs[kk][ty + 16u * i];
+            float xv[RM], wv[4];
+            for (uint i = 0u; i < RM; i++) xv[i] = xs[kk][ty + 16u * i];
             for (uint j = 0u; j < 4u; j++) wv[j] = ws[kk][tx + 16u * j];
-            for (uint i = 0u; i < 4u; i++)
+            for (uint i = 0u; i < RM; i++)
                 for (uint j = 0u; j < 4u; j++) acc[i][j] = fma(xv[i], wv[j], acc[i][j]);
         }
     }
-    for (uint i = 0u; i < 4u; i++)
+    for (uint i = 0u; i < RM; i++)
         for (uint j = 0u; j < 4u; j++) store_out(m0 + ty + 16u * i, n0 + tx + 16u * j, acc[i][j]);
 }
 

@@ -8,7 +8,7 @@
 #include "vkllm/ops.h"
 
 /* Tile shapes, as in kernels/gemm.comp. */
-enum { PORT_BM = 64, PORT_BN = 64, PORT_WG = 256, CM_BM = 128, CM_BN = 128, CM_BK = 32, CM_SUBGROUPS = 8, CM_LD = CM_BK + 8 };
+enum { PORT_BN = 64, PORT_WG = 256, CM_BM = 128, CM_BN = 128, CM_BK = 32, CM_SUBGROUPS = 8, CM_LD = CM_BK + 8 };
 
 static const char *type_suffix(vkllm_dtype t)
 {
@@ -129,7 +129,7 @@ vkllm_status vkllm_op_gemm(vkllm_chain *chain, const vkllm_gemm_args *a)
     const vkllm_features *f = &dev->f;
     uint32_t vec4x = a->x_stride % 4 == 0 && a->x.offset % 16 == 0;
     char kernel[32];
-    vkllm_pipeline_desc pd = { .kernel = kernel, .n_bindings = 4, .push_size = 32, .n_spec = 5 };
+    vkllm_pipeline_desc pd = { .kernel = kernel, .n_bindings = 4, .push_size = 32, .n_spec = 6 };
     uint32_t bm, bn;
     if (coop) {
         const vkllm_coopmat_shape *sh = pick_shape(f);
@@ -138,6 +138,7 @@ vkllm_status vkllm_op_gemm(vkllm_chain *chain, const vkllm_gemm_args *a)
         pd.spec[1] = sh->m;
         pd.spec[2] = sh->n;
         pd.spec[3] = sh->k;
+        pd.spec[5] = 4; /* unused */
         /* the kernel lays out exactly 8 subgroups: pin the size where the driver could vary it */
         if (f->subgroup_size_control && f->min_subgroup_size != f->max_subgroup_size) pd.required_subgroup_size = f->subgroup_size;
         bm = CM_BM;
@@ -149,7 +150,10 @@ vkllm_status vkllm_op_gemm(vkllm_chain *chain, const vkllm_gemm_args *a)
                               PORT_WG, f->max_workgroup_invocations);
         pd.spec[0] = PORT_WG;
         pd.spec[1] = pd.spec[2] = pd.spec[3] = 16; /* unused */
-        bm = PORT_BM;
+        /* rows per thread: the tile is 16 * rm tokens, so small M computes few padded rows */
+        uint32_t rm = a->m <= 16 ? 1 : a->m <= 32 ? 2 : 4;
+        pd.spec[5] = rm;
+        bm = 16 * rm;
         bn = PORT_BN;
     }
     pd.spec[4] = vec4x;
