@@ -142,6 +142,31 @@ vkllm_status vkllm_op_attn_decode(vkllm_chain *chain, const vkllm_attn_args *a)
     return vkllm_chain_dispatch(chain, &m);
 }
 
+enum { CM_NSG = 4, CM_BC = 32 };
+
+static uint64_t cm_shared_bytes(uint32_t hd)
+{
+    return 2ull * CM_BC * (hd + 8) * 2 + (uint64_t)CM_NSG * 16 * CM_BC * 4 + (uint64_t)CM_NSG * 16 * (CM_BC + 8) * 2 +
+           (uint64_t)CM_NSG * 256 * 4;
+}
+
+int vkllm_attn_prefill_uses_coopmat(vkllm_device *dev, uint32_t head_dim)
+{
+    if (!dev) return 0;
+    const vkllm_features *f = &dev->f;
+    int shape = 0;
+    for (uint32_t i = 0; i < f->n_coopmat_shapes; i++) {
+        const vkllm_coopmat_shape *c = &f->coopmat_shapes[i];
+        if (c->m == 16 && c->n == 16 && c->k == 16 && c->subgroup_scope && !strcmp(c->a_type, "f16") && !strcmp(c->b_type, "f16") &&
+            !strcmp(c->c_type, "f32") && !strcmp(c->r_type, "f32"))
+            shape = 1;
+    }
+    uint32_t sg = f->subgroup_size;
+    return shape && f->coopmat && f->shader_fp16 && vkllm_kernel_available("attn_prefill_cm") && head_dim % 16 == 0 &&
+           head_dim <= 256 && sg >= 16 && (sg & (sg - 1)) == 0 && CM_NSG * sg <= f->max_workgroup_invocations &&
+           cm_shared_bytes(head_dim) <= f->max_shared_memory;
+}
+
 vkllm_status vkllm_op_attn_prefill(vkllm_chain *chain, const vkllm_attn_args *a)
 {
     vkllm_device *dev = vkllm_chain_device(chain);
@@ -149,6 +174,28 @@ vkllm_status vkllm_op_attn_prefill(vkllm_chain *chain, const vkllm_attn_args *a)
     vkllm_status s = check_attn(dev, a, "attn_prefill");
     if (s) return s;
     const uint32_t hd = a->head_dim, bc = 16;
+    if (!a->force_portable && vkllm_attn_prefill_uses_coopmat(dev, hd)) {
+        const uint32_t sg = dev->f.subgroup_size, br = 16 * CM_NSG;
+        vkllm_pipeline_desc pd = { .kernel = "attn_prefill_cm", .n_bindings = 5, .push_size = 32, .n_spec = 3,
+                                   .spec = { CM_NSG * sg, hd, CM_NSG } };
+        /* the kernel's lanes-per-row split of the softmax reads gl_SubgroupSize: pin it where it may vary */
+        if (dev->f.subgroup_size_control && dev->f.min_subgroup_size != dev->f.max_subgroup_size) pd.required_subgroup_size = sg;
+        vkllm_pipeline *p;
+        if ((s = vkllm_pipeline_get(dev, &pd, &p))) return s;
+        float scale = (float)((a->scale != 0 ? a->scale : 1.0 / sqrt((double)hd)) * LOG2E);
+        struct { uint32_t n_tok, n_q, n_kv, ctx, window, group; float scale; uint32_t pad; } push = {
+            a->n_tok, a->n_q, a->n_kv, a->ctx, a->window, a->n_q / a->n_kv, scale, 0 };
+        uint64_t qo = (uint64_t)a->n_tok * a->n_q * hd * 4;
+        uint64_t cache = vkllm_kv_cache_bytes(a->n_kv, a->ctx, hd);
+        vkllm_dispatch d = { .pipeline = p, .name = a->name ? a->name : "attn_prefill_cm", .n_bindings = 5,
+                             .bindings = { bind(a->q, qo, VKLLM_READ), bind(a->k_cache, cache, VKLLM_READ),
+                                           bind(a->v_cache, cache, VKLLM_READ), bind(a->len, 4, VKLLM_READ),
+                                           bind(a->out, qo, VKLLM_WRITE) },
+                             .push = &push, .groups = { (a->n_tok + br - 1) / br, a->n_q, 1 },
+                             .bytes = 2 * qo + 2 * (uint64_t)a->n_kv * a->n_tok * hd * 2,
+                             .flops = 2ull * a->n_q * hd * a->n_tok * a->n_tok };
+        return vkllm_chain_dispatch(chain, &d);
+    }
     uint32_t br = 32;
     for (;;) {
         uint64_t shared = (uint64_t)(br + 2 * bc) * (hd + 4) * 4 + (uint64_t)br * bc * 4;

@@ -14,8 +14,13 @@
  *   dot products over head_dim, exp2 of a float argument (a few ulp), and float32 sums of up to 4k
  *   weights: relative error per output below ~1e-5 worst case, NMSE ~1e-11 typically. Bound 1e-8
  *   (1e-7 for peaky softmax where exp amplifies the score error by |score|); any masking, indexing
- *   or merge error costs far more (one wrong position of 255 gives ~1e-3). */
+ *   or merge error costs far more (one wrong position of 255 gives ~1e-3).
+ * - Prefill with cooperative matrices (run where the device has them, besides the portable run): Q
+ *   and the probabilities P are rounded to fp16 (2^-12 relative each): score errors of ~2.4e-4 x |q|
+ *   scale and weight errors of the same size give NMSE ~1e-7 (~1e-6 for the peaky cases); bound
+ *   1e-4, still far below what a structural error costs. */
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -125,6 +130,7 @@ typedef struct attn_case {
     int prefill;
     uint32_t n_tok, n_q, n_kv, hd, ctx, n_live, window, n_split;
     float q_scale; /* larger: peakier softmax */
+    int coopmat;   /* prefill: 0 forces the portable kernel; 1 lets the op pick (run only where it picks coopmat) */
 } attn_case;
 
 typedef struct attn_bufs {
@@ -134,7 +140,7 @@ typedef struct attn_bufs {
 static void record_attn(vkllm_device *dev, vkllm_chain *c, const attn_case *k, attn_bufs *b)
 {
     vkllm_attn_args a = { tu_view(&b->q), tu_view(&b->k), tu_view(&b->v), tu_view(&b->len), tu_view(&b->out), tu_view(&b->scr),
-                          k->n_tok, k->n_q, k->n_kv, k->hd, k->ctx, k->window, 0.0f, k->n_split, NULL };
+                          k->n_tok, k->n_q, k->n_kv, k->hd, k->ctx, k->window, 0.0f, k->n_split, NULL, !k->coopmat };
     vkllm_status s = k->prefill ? vkllm_op_attn_prefill(c, &a) : vkllm_op_attn_decode(c, &a);
     if (s) fail_msg("attn: %s", vkllm_device_error(dev));
 }
@@ -151,8 +157,9 @@ static void check_attn(const attn_case *k, const float *q, const uint16_t *kc, c
     float *ref = malloc(nq * 4);
     vkllm_attn_params p = { k->n_tok, k->n_q, k->n_kv, k->hd, k->ctx, n_live, k->window, 0.0f };
     vkllm_ref_attn(&p, q, kc, vc, ref);
-    tu_assert_nmse(out, ref, nq, k->q_scale > 2 ? 1e-7 : 1e-8, "attn %s tok=%u q=%u kv=%u hd=%u ctx=%u live=%u window=%u split=%u qs=%g",
-                   k->prefill ? "prefill" : "decode", k->n_tok, k->n_q, k->n_kv, k->hd, k->ctx, n_live, k->window, k->n_split,
+    double bound = k->coopmat ? 1e-4 : k->q_scale > 2 ? 1e-7 : 1e-8;
+    tu_assert_nmse(out, ref, nq, bound, "attn %s%s tok=%u q=%u kv=%u hd=%u ctx=%u live=%u window=%u split=%u qs=%g",
+                   k->prefill ? "prefill" : "decode", k->coopmat ? " coopmat" : "", k->n_tok, k->n_q, k->n_kv, k->hd, k->ctx, n_live, k->window, k->n_split,
                    (double)k->q_scale);
     free(ref);
 }
@@ -199,19 +206,19 @@ static void test_attn_decode(void **state)
     (void)state;
     vkllm_device *dev = tu_device_open();
     const attn_case cases[] = {
-        { 0, 1, 40, 10, 128, 64, 1, 0, 0, 1.0f },       /* Phi-4, context 1 */
-        { 0, 1, 40, 10, 128, 256, 255, 0, 0, 1.0f },    /* Phi-4, 255 */
-        { 0, 1, 40, 10, 128, 4224, 4097, 0, 0, 1.0f },  /* Phi-4, 4097 (splits of the live range) */
-        { 0, 1, 40, 10, 128, 4224, 4097, 1000, 0, 1.0f },/* sliding window */
-        { 0, 1, 32, 32, 96, 256, 255, 0, 0, 1.0f },     /* Phi-3 */
-        { 0, 1, 32, 32, 96, 4200, 4097, 0, 0, 1.0f },
-        { 0, 1, 32, 32, 96, 4200, 4097, 2047, 0, 4.0f },/* window, peaky softmax */
-        { 0, 3, 40, 10, 128, 512, 300, 0, 0, 1.0f },    /* a batch of 3 rows at consecutive positions */
-        { 0, 2, 40, 10, 128, 512, 17, 5, 0, 1.0f },     /* window shorter than the context */
-        { 0, 1, 6, 2, 64, 1000, 1000, 0, 1, 1.0f },     /* one split: whole range in one workgroup */
-        { 0, 1, 6, 2, 64, 1000, 999, 0, 7, 1.0f },      /* odd split count */
-        { 0, 1, 8, 1, 16, 200, 131, 0, 3, 8.0f },       /* multi-query, tiny heads, peaky */
-        { 0, 3, 6, 2, 64, 100, 2, 0, 4, 1.0f },         /* batch longer than the context: row 0 sees nothing */
+        { 0, 1, 40, 10, 128, 64, 1, 0, 0, 1.0f, 0 },       /* Phi-4, context 1 */
+        { 0, 1, 40, 10, 128, 256, 255, 0, 0, 1.0f, 0 },    /* Phi-4, 255 */
+        { 0, 1, 40, 10, 128, 4224, 4097, 0, 0, 1.0f, 0 },  /* Phi-4, 4097 (splits of the live range) */
+        { 0, 1, 40, 10, 128, 4224, 4097, 1000, 0, 1.0f, 0 },/* sliding window */
+        { 0, 1, 32, 32, 96, 256, 255, 0, 0, 1.0f, 0 },     /* Phi-3 */
+        { 0, 1, 32, 32, 96, 4200, 4097, 0, 0, 1.0f, 0 },
+        { 0, 1, 32, 32, 96, 4200, 4097, 2047, 0, 4.0f, 0 },/* window, peaky softmax */
+        { 0, 3, 40, 10, 128, 512, 300, 0, 0, 1.0f, 0 },    /* a batch of 3 rows at consecutive positions */
+        { 0, 2, 40, 10, 128, 512, 17, 5, 0, 1.0f, 0 },     /* window shorter than the context */
+        { 0, 1, 6, 2, 64, 1000, 1000, 0, 1, 1.0f, 0 },     /* one split: whole range in one workgroup */
+        { 0, 1, 6, 2, 64, 1000, 999, 0, 7, 1.0f, 0 },      /* odd split count */
+        { 0, 1, 8, 1, 16, 200, 131, 0, 3, 8.0f, 0 },       /* multi-query, tiny heads, peaky */
+        { 0, 3, 6, 2, 64, 100, 2, 0, 4, 1.0f, 0 },         /* batch longer than the context: row 0 sees nothing */
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) run_attn(dev, &cases[i], 200 + i);
     tu_device_close(dev);
@@ -222,17 +229,26 @@ static void test_attn_prefill(void **state)
     (void)state;
     vkllm_device *dev = tu_device_open();
     const attn_case cases[] = {
-        { 1, 1, 40, 10, 128, 64, 1, 0, 0, 1.0f },       /* Phi-4, one row, context 1 */
-        { 1, 3, 40, 10, 128, 256, 255, 0, 0, 1.0f },    /* 3 rows at an offset */
-        { 1, 17, 40, 10, 128, 4224, 4097, 0, 0, 1.0f }, /* 17 rows, long prefix */
-        { 1, 17, 40, 10, 128, 4224, 4097, 1000, 0, 1.0f },
-        { 1, 64, 32, 32, 96, 64, 64, 0, 0, 1.0f },      /* Phi-3, batch from position 0 */
-        { 1, 64, 32, 32, 96, 64, 64, 16, 0, 4.0f },     /* window inside the batch, peaky */
-        { 1, 64, 32, 32, 96, 1100, 1000, 300, 0, 1.0f },/* offset + window */
-        { 1, 33, 6, 3, 16, 40, 37, 0, 0, 1.0f },        /* rows not a multiple of the tile, hd 16 */
-        { 1, 5, 8, 1, 64, 16, 3, 0, 0, 1.0f },          /* batch longer than the context */
+        { 1, 1, 40, 10, 128, 64, 1, 0, 0, 1.0f, 0 },       /* Phi-4, one row, context 1 */
+        { 1, 3, 40, 10, 128, 256, 255, 0, 0, 1.0f, 0 },    /* 3 rows at an offset */
+        { 1, 17, 40, 10, 128, 4224, 4097, 0, 0, 1.0f, 0 }, /* 17 rows, long prefix */
+        { 1, 17, 40, 10, 128, 4224, 4097, 1000, 0, 1.0f, 0 },
+        { 1, 64, 32, 32, 96, 64, 64, 0, 0, 1.0f, 0 },      /* Phi-3, batch from position 0 */
+        { 1, 64, 32, 32, 96, 64, 64, 16, 0, 4.0f, 0 },     /* window inside the batch, peaky */
+        { 1, 64, 32, 32, 96, 1100, 1000, 300, 0, 1.0f, 0 },/* offset + window */
+        { 1, 33, 6, 3, 16, 40, 37, 0, 0, 1.0f, 0 },        /* rows not a multiple of the tile, hd 16 */
+        { 1, 5, 8, 1, 64, 16, 3, 0, 0, 1.0f, 0 },          /* batch longer than the context */
     };
-    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) run_attn(dev, &cases[i], 300 + i);
+    fprintf(stderr, "[ attn     ] cooperative-matrix prefill: %s\n",
+            vkllm_attn_prefill_uses_coopmat(dev, 128) ? "tested besides the portable kernel" : "not on this device (portable only)");
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        run_attn(dev, &cases[i], 300 + i);
+        if (vkllm_attn_prefill_uses_coopmat(dev, cases[i].hd)) {
+            attn_case cm = cases[i];
+            cm.coopmat = 1;
+            run_attn(dev, &cm, 300 + i);
+        }
+    }
     tu_device_close(dev);
 }
 
@@ -241,7 +257,7 @@ static void test_attn_replay(void **state)
 {
     (void)state;
     vkllm_device *dev = tu_device_open();
-    const attn_case k = { 0, 1, 40, 10, 128, 2048, 0, 0, 0, 1.0f };
+    const attn_case k = { 0, 1, 40, 10, 128, 2048, 0, 0, 0, 1.0f, 0 };
     tu_rng r = tu_rng_for(400);
     const size_t nq = (size_t)k.n_q * k.hd, nc = (size_t)k.n_kv * k.ctx * k.hd;
     float *q = malloc(nq * 4), *out = malloc(nq * 4);
@@ -318,7 +334,7 @@ static void test_attn_pipeline(void **state)
         vkllm_kv_write_args w = { vqkv, vpos, tu_view(&btab), vq, tu_view(&bk), tu_view(&bv), n_tok, n_q, n_kv, hd, hd, stride, ctx, 1,
                                   1.0f, 0, NULL };
         if (vkllm_op_kv_write(c, &w)) fail_msg("kv_write: %s", vkllm_device_error(dev));
-        vkllm_attn_args a = { vq, tu_view(&bk), tu_view(&bv), tu_view(&blen), vo, tu_view(&bs), n_tok, n_q, n_kv, hd, ctx, 0, 0.0f, 0, NULL };
+        vkllm_attn_args a = { vq, tu_view(&bk), tu_view(&bv), tu_view(&blen), vo, tu_view(&bs), n_tok, n_q, n_kv, hd, ctx, 0, 0.0f, 0, NULL, 0 };
         if ((step ? vkllm_op_attn_decode(c, &a) : vkllm_op_attn_prefill(c, &a))) fail_msg("attn: %s", vkllm_device_error(dev));
         assert_int_equal(vkllm_chain_end(c), VKLLM_OK);
         assert_int_equal(vkllm_chain_run(c), VKLLM_OK);
@@ -332,7 +348,7 @@ static void test_attn_pipeline(void **state)
     vkllm_attn_params p1 = { 1, n_q, n_kv, hd, ctx, T + 1, 0, 0.0f };
     vkllm_ref_attn(&p1, qref + (size_t)T * n_q * hd, kref, vref, ref + (size_t)T * n_q * hd);
     /* K/V on the GPU may differ from the reference's by one fp16 ulp: inputs differ by ~1e-7 NMSE */
-    tu_assert_nmse(out, ref, nq, 1e-6, "kv_write -> prefill -> decode chain");
+    tu_assert_nmse(out, ref, nq, vkllm_attn_prefill_uses_coopmat(dev, hd) ? 1e-4 : 1e-6, "kv_write -> prefill -> decode chain");
     free(ref);
     tu_fbuf_free(dev, &bqkv); tu_fbuf_free(dev, &bpos); tu_fbuf_free(dev, &btab); tu_fbuf_free(dev, &bq); tu_fbuf_free(dev, &bk);
     tu_fbuf_free(dev, &bv); tu_fbuf_free(dev, &blen); tu_fbuf_free(dev, &bo); tu_fbuf_free(dev, &bs);
@@ -349,7 +365,7 @@ static void test_attn_bad_args(void **state)
     assert_int_equal(vkllm_chain_create(dev, NULL, &c), VKLLM_OK);
     assert_int_equal(vkllm_chain_begin(c), VKLLM_OK);
     vkllm_view v = tu_view(&b);
-    vkllm_attn_args a = { v, v, v, v, v, v, 1, 6, 4, 64, 4, 0, 0.0f, 0, NULL };
+    vkllm_attn_args a = { v, v, v, v, v, v, 1, 6, 4, 64, 4, 0, 0.0f, 0, NULL, 0 };
     assert_int_equal(vkllm_op_attn_decode(c, &a), VKLLM_ERROR_INVALID_ARGUMENT); /* 6 heads over 4 KV heads */
     a.n_kv = 2; a.head_dim = 72;
     assert_int_equal(vkllm_op_attn_prefill(c, &a), VKLLM_ERROR_INVALID_ARGUMENT); /* head_dim not a multiple of 16 */

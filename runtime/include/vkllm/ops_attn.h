@@ -41,7 +41,8 @@ vkllm_status vkllm_op_kv_write(vkllm_chain *chain, const vkllm_kv_write_args *a)
  * 1/sqrt(hd) unless `scale` is given; out float32 [n_tok][n_q][hd] (may not alias q).
  * vkllm_op_attn_decode (n_tok small, e.g. 1..8): two dispatches; scratch must hold
  * vkllm_attn_decode_scratch_bytes(...) bytes; n_split = 0 picks the split count from ctx.
- * vkllm_op_attn_prefill: one dispatch, any n_tok (the batch's K/V must already be in the cache). */
+ * vkllm_op_attn_prefill: one dispatch, any n_tok (the batch's K/V must already be in the cache);
+ * the cooperative-matrix kernel where the device has 16x16x16 f16 -> f32 matrices, else the portable one. */
 typedef struct vkllm_attn_args {
     vkllm_view q, k_cache, v_cache, len, out, scratch;
     uint32_t n_tok, n_q, n_kv, head_dim, ctx;
@@ -49,11 +50,15 @@ typedef struct vkllm_attn_args {
     float scale;      /* 0 = 1/sqrt(head_dim) */
     uint32_t n_split; /* decode only; 0 = auto */
     const char *name;
+    int force_portable; /* prefill: the shared-memory float32 kernel even where cooperative matrices exist */
 } vkllm_attn_args;
 uint32_t vkllm_attn_decode_splits(uint32_t ctx, uint32_t n_split);
 uint64_t vkllm_attn_decode_scratch_bytes(uint32_t n_tok, uint32_t n_q, uint32_t head_dim, uint32_t ctx, uint32_t n_split);
 vkllm_status vkllm_op_attn_decode(vkllm_chain *chain, const vkllm_attn_args *a);
 vkllm_status vkllm_op_attn_prefill(vkllm_chain *chain, const vkllm_attn_args *a);
+/* 1 if vkllm_op_attn_prefill takes the cooperative-matrix kernel (fp16 Q and P, fp32 accumulate:
+ * NMSE ~1e-7 instead of ~1e-12) for this head_dim on this device, unless forced portable. */
+int vkllm_attn_prefill_uses_coopmat(vkllm_device *dev, uint32_t head_dim);
 
 #ifdef __cplusplus
 }
