@@ -48,6 +48,7 @@ layout(constant_id = 5) const uint RM = 4;    // portable: rows of X per thread
 
 layout(std430, binding = 0) readonly buffer W32 { uint w32[]; };
 layout(std430, binding = 0) readonly buffer WF { float wf[]; };
+layout(std430, binding = 0) readonly buffer W4 { uvec4 w4[]; };
 layout(std430, binding = 1) readonly buffer X { float x[]; };
 layout(std430, binding = 1) readonly buffer X4 { vec4 x4[]; };
 layout(std430, binding = 2) writeonly buffer Y { float y[]; };
@@ -206,22 +207,34 @@ shared float16_t as_[2u * BM * LD]; // X tile, row m: as_[buf][m][k]
 shared float16_t bs_[2u * BN * LD]; // W tile, row n: bs_[buf][n][k] = B column-major
 shared float cs_[8u * CM_M * CM_N];  // epilogue: one accumulator tile per subgroup
 
-vec4 xr[XV];
-vec4 wr[2u * WV];
+f16vec4 xr[XV];     // the next step's X, already fp16
+f16vec4 wr[2u * WV]; // the next step's W, dequantized to fp16
 
 void fetch(uint m0, uint n0, uint k0)
 {
     const uint tid = gl_LocalInvocationID.x;
     for (uint i = 0u; i < XV; i++) {
         const uint idx = tid + i * WG, row = idx / (BK / 4u), c = (idx % (BK / 4u)) * 4u;
-        xr[i] = x_load4(m0 + row, k0 + c);
+        xr[i] = f16vec4(x_load4(m0 + row, k0 + c));
     }
     for (uint i = 0u; i < WV; i++) {
         const uint idx = tid + i * WG, row = idx / (BK / 8u), c = (idx % (BK / 8u)) * 8u;
         const uint n = n0 + row;
-        wr[2u * i] = vec4(0.0);
-        wr[2u * i + 1u] = vec4(0.0);
-        if (n < p.N) w_dequant8(n, k0 + c, wr[2u * i], wr[2u * i + 1u]);
+        wr[2u * i] = f16vec4(0.0);
+        wr[2u * i + 1u] = f16vec4(0.0);
+        if (n < p.N) {
+#if WTYPE == 1
+            // fp16 weights: one 16-byte load, bits kept as they are (K % 32 == 0, so a row starts on 64 bytes)
+            const uvec4 q = w4[(n * p.row_h + k0 + c) >> 3];
+            wr[2u * i] = f16vec4(unpackFloat2x16(q.x), unpackFloat2x16(q.y));
+            wr[2u * i + 1u] = f16vec4(unpackFloat2x16(q.z), unpackFloat2x16(q.w));
+#else
+            vec4 a, b;
+            w_dequant8(n, k0 + c, a, b);
+            wr[2u * i] = f16vec4(a);
+            wr[2u * i + 1u] = f16vec4(b);
+#endif
+        }
     }
 }
 
@@ -231,13 +244,13 @@ void stash(uint buf)
     for (uint i = 0u; i < XV; i++) {
         const uint idx = tid + i * WG, row = idx / (BK / 4u), c = (idx % (BK / 4u)) * 4u;
         const uint o = (buf * BM + row) * LD + c;
-        const f16vec4 v = f16vec4(xr[i]);
+        const f16vec4 v = xr[i];
         as_[o] = v.x; as_[o + 1u] = v.y; as_[o + 2u] = v.z; as_[o + 3u] = v.w;
     }
     for (uint i = 0u; i < WV; i++) {
         const uint idx = tid + i * WG, row = idx / (BK / 8u), c = (idx % (BK / 8u)) * 8u;
         const uint o = (buf * BN + row) * LD + c;
-        const f16vec4 a = f16vec4(wr[2u * i]), b = f16vec4(wr[2u * i + 1u]);
+        const f16vec4 a = wr[2u * i], b = wr[2u * i + 1u];
         bs_[o] = a.x; bs_[o + 1u] = a.y; bs_[o + 2u] = a.z; bs_[o + 3u] = a.w;
         bs_[o + 4u] = b.x; bs_[o + 5u] = b.y; bs_[o + 6u] = b.z; bs_[o + 7u] = b.w;
     }
