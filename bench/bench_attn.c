@@ -70,7 +70,7 @@ static void bench_decode(vkllm_device *dev, uint32_t ctx, uint32_t n_split)
     for (uint32_t i = 0; i < n_disp; i++) {
         uint32_t j = i % copies;
         vkllm_attn_args a = { { bq, 0 }, { kv, j * pair }, { kv, j * pair + bu_round256(cache) }, { blen, 0 }, { bo, 0 }, { bs, 0 },
-                              1, NQ, NKV, HD, ctx, 0, 0.0f, n_split, NULL };
+                              1, NQ, NKV, HD, ctx, 0, 0.0f, n_split, NULL, 0 };
         BU_CK(dev, vkllm_op_attn_decode(c, &a));
     }
     BU_CK(dev, vkllm_chain_end(c));
@@ -229,9 +229,10 @@ int main(int argc, char **argv)
         const uint32_t ctxs[3] = { 512, 4096, 16384 };
         for (int i = 0; i < 3; i++) bench_decode(dev, ctxs[i], 0);
         /* the split count is fixed at record time from the capacity; show its effect at 16384 */
-        bench_decode(dev, 16384, 32);
-        bench_decode(dev, 16384, 128);
+        bench_decode(dev, 16384, 64);
+        bench_decode(dev, 16384, 256);
         bench_decode(dev, 4096, 64);
+        bench_decode(dev, 4096, 128);
         const uint32_t ts[3] = { 512, 2048, 8192 };
         for (int i = 0; i < 3; i++) bench_prefill(dev, ts[i], 1);
         if (vkllm_attn_prefill_uses_coopmat(dev, HD))

@@ -36,6 +36,7 @@ layout(constant_id = 3) const uint MIN_CHUNK = 64;
 const uint D4 = HD / 4;
 const uint VL = HD / 8;
 const uint KG = WG / VL;
+const uint UV = 8; // V rows loaded per lane before they are used
 
 layout(push_constant) uniform Params {
     uint n_tok, n_q, n_kv, ctx;
@@ -119,23 +120,37 @@ void main()
         barrier();
         if (kg < KG) {
             const uint n_here = min(WG, k1 - tile);
-            for (uint j = kg; j < n_here; j += KG) {
-                const uvec4 w = v8[(head_base + tile + j) * VL + lane];
-                const vec4 va = vec4(unpackHalf2x16(w.x), unpackHalf2x16(w.y));
-                const vec4 vb = vec4(unpackHalf2x16(w.z), unpackHalf2x16(w.w));
-                for (uint g = 0; g < G; g++) {
-                    const float sv = sc[g * WG + j];
-                    if (sv > m[g]) {
-                        const float a = exp2(m[g] - sv);
-                        l[g] *= a;
-                        acc0[g] *= a;
-                        acc1[g] *= a;
-                        m[g] = sv;
+            // the tile's max over this lane group's positions first, so the loop below has no
+            // branches and can keep UV loads of V in flight per lane
+            for (uint g = 0; g < G; g++) {
+                float tm = NEG_INF;
+                for (uint j = kg; j < n_here; j += KG) tm = max(tm, sc[g * WG + j]);
+                const float mn = max(m[g], tm);
+                if (mn != NEG_INF) { // else this lane group has seen nothing yet
+                    const float a = exp2(m[g] - mn);
+                    l[g] *= a;
+                    acc0[g] *= a;
+                    acc1[g] *= a;
+                    m[g] = mn;
+                }
+            }
+            for (uint j0 = kg; j0 < n_here; j0 += UV * KG) {
+                uvec4 w[UV];
+                for (uint u = 0; u < UV; u++) {
+                    const uint j = j0 + u * KG;
+                    w[u] = j < n_here ? v8[(head_base + tile + j) * VL + lane] : uvec4(0);
+                }
+                for (uint u = 0; u < UV; u++) {
+                    const uint j = j0 + u * KG;
+                    if (j >= n_here) break;
+                    const vec4 va = vec4(unpackHalf2x16(w[u].x), unpackHalf2x16(w[u].y));
+                    const vec4 vb = vec4(unpackHalf2x16(w[u].z), unpackHalf2x16(w[u].w));
+                    for (uint g = 0; g < G; g++) {
+                        const float pe = exp2(sc[g * WG + j] - m[g]);
+                        l[g] += pe;
+                        acc0[g] += pe * va;
+                        acc1[g] += pe * vb;
                     }
-                    const float pe = exp2(sv - m[g]);
-                    l[g] += pe;
-                    acc0[g] += pe * va;
-                    acc1[g] += pe * vb;
                 }
             }
         }
@@ -177,26 +192,59 @@ layout(std430, binding = 0) readonly buffer S { float scr[]; };
 layout(std430, binding = 0) readonly buffer S4 { vec4 scr4[]; };
 layout(std430, binding = 2) writeonly buffer O4 { vec4 out4[]; };
 
-// One workgroup per (query head h = x, query row t = y); threads over the HD/4 vec4 columns.
+const uint MAX_SPLIT = 1024; // the host keeps n_split at or below this
+const uint SL = WG / D4;     // split lanes: threads (c, sl) sum splits sl, sl + SL, ...
+shared float wsh[MAX_SPLIT];
+shared float red[WG];
+shared vec4 osh[WG];
+
+// One workgroup per (query head h = x, query row t = y): the global max over the live splits, their
+// weights into shared memory, then SL lanes per output vec4 sum the weighted partial outputs (loads of
+// different splits are independent, so many are in flight) and one lane per vec4 adds the SL sums.
 void main()
 {
-    const uint h = gl_WorkGroupID.x, t = gl_WorkGroupID.y;
+    const uint h = gl_WorkGroupID.x, t = gl_WorkGroupID.y, tid = gl_LocalInvocationID.x;
     uint lo, hi, chunk;
     row_range(t, lo, hi, chunk);
     const uint n_live = (hi - lo + chunk - 1) / chunk;
     const uint rec0 = (t * p.n_q + h) * p.n_split;
-    float M = uintBitsToFloat(0xff800000u);
-    for (uint s = 0; s < n_live; s++) M = max(M, scr[(rec0 + s) * (HD + 4) + HD]);
-    for (uint c = gl_LocalInvocationID.x; c < D4; c += WG) {
-        vec4 o = vec4(0.0);
-        float L = 0.0;
-        for (uint s = 0; s < n_live; s++) {
-            const uint rec = (rec0 + s) * (HD + 4);
-            const float w = exp2(scr[rec + HD] - M);
-            o += w * scr4[rec / 4 + c];
-            L += w * scr[rec + HD + 1];
-        }
-        out4[(t * p.n_q + h) * D4 + c] = L > 0.0 ? o / L : vec4(0.0); // a row with no position: 0
+    const float NEG_INF = uintBitsToFloat(0xff800000u);
+
+    float mx = NEG_INF;
+    for (uint s = tid; s < n_live; s += WG) mx = max(mx, scr[(rec0 + s) * (HD + 4) + HD]);
+    red[tid] = mx;
+    barrier();
+    for (uint w = WG / 2; w > 0; w /= 2) { // WG is a power of two
+        if (tid < w) red[tid] = max(red[tid], red[tid + w]);
+        barrier();
+    }
+    const float M = red[0];
+    barrier();
+    float ls = 0.0;
+    for (uint s = tid; s < n_live; s += WG) {
+        const uint rec = (rec0 + s) * (HD + 4);
+        const float w = exp2(scr[rec + HD] - M);
+        wsh[s] = w;
+        ls += w * scr[rec + HD + 1];
+    }
+    red[tid] = ls;
+    barrier();
+    for (uint w = WG / 2; w > 0; w /= 2) {
+        if (tid < w) red[tid] += red[tid + w];
+        barrier();
+    }
+    const float L = red[0];
+
+    const uint c = tid % D4, sl = tid / D4;
+    vec4 o = vec4(0.0);
+    if (sl < SL)
+        for (uint s = sl; s < n_live; s += SL) o += wsh[s] * scr4[(rec0 + s) * ((HD + 4) / 4) + c];
+    osh[tid] = o;
+    barrier();
+    if (tid < D4) {
+        vec4 sum = vec4(0.0);
+        for (uint k = 0; k < SL; k++) sum += osh[k * D4 + tid];
+        out4[(t * p.n_q + h) * D4 + tid] = L > 0.0 ? sum / L : vec4(0.0); // a row with no position: 0
     }
 }
 #endif

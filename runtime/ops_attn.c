@@ -87,9 +87,11 @@ static vkllm_status check_attn(vkllm_device *dev, const vkllm_attn_args *a, cons
 uint32_t vkllm_attn_decode_splits(uint32_t ctx, uint32_t n_split)
 {
     if (n_split) return n_split;
-    /* enough workgroups to fill a large GPU at long contexts (x n_kv heads), chunks of >= 256 */
-    uint32_t s = ctx / 256;
-    return s < 1 ? 1 : s > 64 ? 64 : s;
+    /* at a full cache: chunks of 128 positions (one tile of the 128-thread workgroup), so a long
+     * context gives many workgroups per KV head (16384: 128 x n_kv); shorter live lengths share the
+     * same splits with smaller chunks (never below 64 positions) */
+    uint32_t s = ctx / 128;
+    return s < 1 ? 1 : s > 128 ? 128 : s;
 }
 
 uint64_t vkllm_attn_decode_scratch_bytes(uint32_t n_tok, uint32_t n_q, uint32_t head_dim, uint32_t ctx, uint32_t n_split)
@@ -105,6 +107,8 @@ vkllm_status vkllm_op_attn_decode(vkllm_chain *chain, const vkllm_attn_args *a)
     if (s) return s;
     const uint32_t hd = a->head_dim, g = a->n_q / a->n_kv, vl = hd / 8;
     const uint32_t n_split = vkllm_attn_decode_splits(a->ctx, a->n_split);
+    if (n_split > 1024)
+        return vkllm_fail(dev, VKLLM_ERROR_INVALID_ARGUMENT, "attn_decode: n_split %u is over 1024 (the merge's limit)", n_split);
     /* workgroup: 128 threads, fewer if the shared-memory merge area would not fit */
     uint32_t wg = 128 < dev->f.max_workgroup_invocations ? 128 : dev->f.max_workgroup_invocations;
     for (;;) {
@@ -120,7 +124,10 @@ vkllm_status vkllm_op_attn_decode(vkllm_chain *chain, const vkllm_attn_args *a)
     vkllm_pipeline_desc pd = { .kernel = "attn_decode", .n_bindings = 5, .push_size = 32, .n_spec = 4, .spec = { wg, hd, g, 64 } };
     vkllm_pipeline *p, *pm;
     if ((s = vkllm_pipeline_get(dev, &pd, &p))) return s;
-    vkllm_pipeline_desc pdm = { .kernel = "attn_decode_merge", .n_bindings = 3, .push_size = 32, .n_spec = 4, .spec = { 32, hd, g, 64 } };
+    uint32_t mwg = 256; /* merge: a power of two >= head_dim / 4 */
+    while (mwg > dev->f.max_workgroup_invocations) mwg /= 2;
+    if (mwg < hd / 4) return vkllm_fail(dev, VKLLM_ERROR_UNSUPPORTED, "attn_decode: merge workgroup %u < head_dim / 4", mwg);
+    vkllm_pipeline_desc pdm = { .kernel = "attn_decode_merge", .n_bindings = 3, .push_size = 32, .n_spec = 4, .spec = { mwg, hd, g, 64 } };
     if ((s = vkllm_pipeline_get(dev, &pdm, &pm))) return s;
     float scale = (float)((a->scale != 0 ? a->scale : 1.0 / sqrt((double)hd)) * LOG2E);
     struct { uint32_t n_tok, n_q, n_kv, ctx, n_split, window; float scale; uint32_t pad; } push = {

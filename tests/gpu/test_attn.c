@@ -219,6 +219,8 @@ static void test_attn_decode(void **state)
         { 0, 1, 6, 2, 64, 1000, 999, 0, 7, 1.0f, 0 },      /* odd split count */
         { 0, 1, 8, 1, 16, 200, 131, 0, 3, 8.0f, 0 },       /* multi-query, tiny heads, peaky */
         { 0, 3, 6, 2, 64, 100, 2, 0, 4, 1.0f, 0 },         /* batch longer than the context: row 0 sees nothing */
+        { 0, 1, 4, 2, 64, 3000, 3000, 0, 1000, 1.0f, 0 },  /* many splits: 47 live chunks of 64 */
+        { 0, 1, 4, 2, 64, 3000, 17, 0, 1000, 1.0f, 0 },    /* many splits, one live */
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) run_attn(dev, &cases[i], 200 + i);
     tu_device_close(dev);

@@ -40,7 +40,7 @@ vkllm_status vkllm_op_kv_write(vkllm_chain *chain, const vkllm_kv_write_args *a)
  * sliding window (window > 0: position k is seen from qpos iff qpos - window < k <= qpos), scale
  * 1/sqrt(hd) unless `scale` is given; out float32 [n_tok][n_q][hd] (may not alias q).
  * vkllm_op_attn_decode (n_tok small, e.g. 1..8): two dispatches; scratch must hold
- * vkllm_attn_decode_scratch_bytes(...) bytes; n_split = 0 picks the split count from ctx.
+ * vkllm_attn_decode_scratch_bytes(...) bytes; n_split = 0 picks the split count from ctx (at most 1024).
  * vkllm_op_attn_prefill: one dispatch, any n_tok (the batch's K/V must already be in the cache);
  * the cooperative-matrix kernel where the device has 16x16x16 f16 -> f32 matrices, else the portable one. */
 typedef struct vkllm_attn_args {
