@@ -8,6 +8,8 @@
  * timed result is checked against the CPU reference at sampled entries (4 tokens x 257 outputs).
  *
  * Extra flags: --types q4_K,f16,... (names as vkllm_dtype_name)  --m 512,2048  --variant coopmat|portable|both
+ * --torch FILE (the output of bench/torch_gemm.py on the same GPU: a last table gives the ratio
+ * TFLOP/s(ours) / TFLOP/s(torch fp16) per shape)
  * (default: coopmat where available, portable at M = 16 and 512 for comparison; --variant both runs
  * portable at every M). */
 #include <ctype.h>
@@ -28,6 +30,11 @@ typedef struct {
     int portable;
     const char *name;
 } gemm_case;
+
+/* Results kept for the ratio table. */
+typedef struct { char kernel[48]; uint32_t m, k, n; double tflops; } result;
+static result results[1024];
+static int n_results;
 
 static void rec_gemm(vkllm_chain *c, uint32_t i, void *u)
 {
@@ -145,6 +152,12 @@ static void bench_shape(vkllm_device *dev, vkllm_dtype type, uint32_t k, uint32_
             snprintf(shape, sizeof shape, "M=%u K=%u N=%u", m, k, n);
             /* bytes: what the call must move at least (W once, X and Y once) */
             bu_report(kn, shape, w_bytes + (uint64_t)m * k * 4 + (uint64_t)m * n * 4, (uint64_t)flops, med, mn, e);
+            if (n_results < (int)(sizeof results / sizeof results[0])) {
+                result *rs = &results[n_results++];
+                snprintf(rs->kernel, sizeof rs->kernel, "%s", kn);
+                rs->m = m; rs->k = k; rs->n = n;
+                rs->tflops = flops / med / 1000.0;
+            }
             double bound = portable ? 1e-9 : 1e-4; /* as tests/gpu/test_gemm.c */
             if (!(e <= bound)) {
                 fprintf(stderr, "bench-gemm: %s %s is WRONG (NMSE %.3e > %.0e)\n", kn, shape, e, bound);
@@ -158,9 +171,34 @@ static void bench_shape(vkllm_device *dev, vkllm_dtype type, uint32_t k, uint32_
     free(wf); free(wq);
 }
 
+/* Reads bench/torch_gemm.py's lines "torch_fp16 M=.. K=.. N=.. ms=.. TFLOP/s=.." and prints, per result
+ * of this run, the ratio of its TFLOP/s to torch's at the same shape. */
+static void ratio_table(const char *path)
+{
+    FILE *fp = fopen(path, "r");
+    if (!fp) {
+        fprintf(stderr, "bench-gemm: cannot read %s\n", path);
+        return;
+    }
+    struct { uint32_t m, k, n; double tf; } t[256];
+    int nt = 0;
+    char line[512];
+    while (fgets(line, sizeof line, fp) && nt < 256) {
+        double ms, tf;
+        if (sscanf(line, "torch_fp16 M=%u K=%u N=%u ms=%lf TFLOP/s=%lf", &t[nt].m, &t[nt].k, &t[nt].n, &ms, &tf) == 5) t[nt++].tf = tf;
+    }
+    fclose(fp);
+    printf("\n| kernel | M | K | N | TFLOP/s | torch fp16 TFLOP/s | ratio |\n|---|---:|---:|---:|---:|---:|---:|\n");
+    for (int i = 0; i < n_results; i++)
+        for (int j = 0; j < nt; j++)
+            if (t[j].m == results[i].m && t[j].k == results[i].k && t[j].n == results[i].n)
+                printf("| %s | %u | %u | %u | %.1f | %.1f | %.2f |\n", results[i].kernel, results[i].m, results[i].k, results[i].n,
+                       results[i].tflops, t[j].tf, results[i].tflops / t[j].tf);
+}
+
 int main(int argc, char **argv)
 {
-    const char *types = NULL, *mlist = NULL, *variant = NULL;
+    const char *types = NULL, *mlist = NULL, *variant = NULL, *torch = NULL;
     char **rest = malloc(sizeof *rest * (size_t)(argc + 1));
     int nrest = 0;
     rest[nrest++] = argv[0];
@@ -168,6 +206,7 @@ int main(int argc, char **argv)
         if (!strcmp(argv[i], "--types") && i + 1 < argc) types = argv[++i];
         else if (!strcmp(argv[i], "--m") && i + 1 < argc) mlist = argv[++i];
         else if (!strcmp(argv[i], "--variant") && i + 1 < argc) variant = argv[++i];
+        else if (!strcmp(argv[i], "--torch") && i + 1 < argc) torch = argv[++i];
         else rest[nrest++] = argv[i];
     }
     rest[nrest] = NULL;
@@ -197,6 +236,7 @@ int main(int argc, char **argv)
         else
             for (size_t s = 0; s < 5; s++) bench_shape(dev, tlist[ti], shapes[s][0], shapes[s][1], ms, n_ms, variant);
     }
+    if (torch) ratio_table(torch);
     bu_close(dev);
     free(rest);
     return 0;
