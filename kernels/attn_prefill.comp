@@ -47,7 +47,8 @@ void main()
 {
     const uint tid = gl_LocalInvocationID.x;
     const uint r = tid / 4, q4i = tid % 4;
-    const uint row0 = gl_WorkGroupID.x * BR, h = gl_WorkGroupID.y;
+    // the longest row tiles (last rows: the most positions) start first, the short ones fill in
+    const uint row0 = (gl_NumWorkGroups.x - 1 - gl_WorkGroupID.x) * BR, h = gl_WorkGroupID.y;
     const uint kvh = h / p.group;
     const int L = int(min(len[0], p.ctx));
     const int p0 = L - int(p.n_tok); // position of query row 0

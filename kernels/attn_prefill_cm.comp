@@ -7,7 +7,8 @@
 // Layout: q, out float32 [n_tok][n_q][HD]; k, v fp16 [n_kv][ctx][HD] (uvec4 = 8 halves).
 // Workgroup: NSG subgroups (WG = NSG * subgroup size, spec constant 0), BR = 16 * NSG query rows of one
 // query head; subgroup s owns rows 16 s .. 16 s + 15. Per key tile of BC = 32 positions:
-//   - all threads copy the K and V tiles (fp16, no conversion) into shared memory; one barrier;
+//   - all threads copy the K and V tiles (fp16, no conversion) into shared memory from registers
+//     loaded during the previous tile's products (one tile of prefetch); one barrier;
 //   - S (16 x BC) = Q_s (16 x HD, fp16 A matrices kept in registers, pre-scaled by scale * log2 e)
 //     x K^T: HD/16 x BC/16 16x16x16 products into fp32 accumulators, stored to shared memory;
 //   - online softmax in scalar code, gl_SubgroupSize / 16 lanes per row (masking, row max through
@@ -65,13 +66,44 @@ shared float rowm[NSG * 256];       // 16 x 16 per subgroup, every column = the 
 #define MATA coopmat<float16_t, gl_ScopeSubgroup, 16, 16, gl_MatrixUseA>
 #define MATB coopmat<float16_t, gl_ScopeSubgroup, 16, 16, gl_MatrixUseB>
 
+// The next K/V tile travels through registers: its global loads are issued before the current
+// tile's products, stored to shared memory after them.
+const uint NLD = (BC * (HD / 8) + WG - 1) / WG;
+uvec4 pk[NLD], pv[NLD];
+
+void fetch(int kb, int kmax, uint head_base)
+{
+    for (uint u = 0; u < NLD; u++) {
+        const uint i = gl_LocalInvocationID.x + u * WG;
+        const uint c = i / (HD / 8), j = i % (HD / 8);
+        const int key = kb + int(c);
+        const bool ok = i < BC * (HD / 8) && key < kmax;
+        pk[u] = ok ? k8[(head_base + uint(key)) * (HD / 8) + j] : uvec4(0);
+        pv[u] = ok ? v8[(head_base + uint(key)) * (HD / 8) + j] : uvec4(0);
+    }
+}
+
+void stash()
+{
+    for (uint u = 0; u < NLD; u++) {
+        const uint i = gl_LocalInvocationID.x + u * WG;
+        if (i >= BC * (HD / 8)) break;
+        const uint c = i / (HD / 8), j = i % (HD / 8);
+        kvs[c * LDK4 + 2 * j] = f16vec4(unpackFloat2x16(pk[u].x), unpackFloat2x16(pk[u].y));
+        kvs[c * LDK4 + 2 * j + 1] = f16vec4(unpackFloat2x16(pk[u].z), unpackFloat2x16(pk[u].w));
+        kvs[(BC + c) * LDK4 + 2 * j] = f16vec4(unpackFloat2x16(pv[u].x), unpackFloat2x16(pv[u].y));
+        kvs[(BC + c) * LDK4 + 2 * j + 1] = f16vec4(unpackFloat2x16(pv[u].z), unpackFloat2x16(pv[u].w));
+    }
+}
+
 void main()
 {
     const uint tid = gl_LocalInvocationID.x;
     const uint sg = gl_SubgroupID, lane = gl_SubgroupInvocationID;
     const uint LPR = gl_SubgroupSize / 16; // lanes per row in the softmax
     const uint r = lane % 16, part = lane / 16;
-    const uint row0 = gl_WorkGroupID.x * BR, h = gl_WorkGroupID.y;
+    // the longest row tiles (last rows: the most positions) start first, the short ones fill in
+    const uint row0 = (gl_NumWorkGroups.x - 1 - gl_WorkGroupID.x) * BR, h = gl_WorkGroupID.y;
     const uint kvh = h / p.group;
     const int L = int(min(len[0], p.ctx));
     const int p0 = L - int(p.n_tok);
@@ -107,22 +139,12 @@ void main()
     const uint head_base = kvh * p.ctx;
     const uint sbase = sg * 16 * BC, pbase = sg * 16 * LDP;
 
+    fetch(kmin, kmax, head_base);
     for (int kb = kmin; kb < kmax; kb += int(BC)) {
         barrier(); // every subgroup is done with the previous tile (and with the Q staging)
-        for (uint i = tid; i < BC * (HD / 8); i += WG) {
-            const uint c = i / (HD / 8), j = i % (HD / 8);
-            const int key = kb + int(c);
-            uvec4 wk = uvec4(0), wv = uvec4(0);
-            if (key < kmax) {
-                wk = k8[(head_base + uint(key)) * (HD / 8) + j];
-                wv = v8[(head_base + uint(key)) * (HD / 8) + j];
-            }
-            kvs[c * LDK4 + 2 * j] = f16vec4(unpackFloat2x16(wk.x), unpackFloat2x16(wk.y));
-            kvs[c * LDK4 + 2 * j + 1] = f16vec4(unpackFloat2x16(wk.z), unpackFloat2x16(wk.w));
-            kvs[(BC + c) * LDK4 + 2 * j] = f16vec4(unpackFloat2x16(wv.x), unpackFloat2x16(wv.y));
-            kvs[(BC + c) * LDK4 + 2 * j + 1] = f16vec4(unpackFloat2x16(wv.z), unpackFloat2x16(wv.w));
-        }
+        stash();
         barrier();
+        if (kb + int(BC) < kmax) fetch(kb + int(BC), kmax, head_base); // in flight during this tile's products
 
         // S = Q K^T (K row-major in shared = K^T column-major)
         for (uint n = 0; n < NC; n++) {
