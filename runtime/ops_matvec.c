@@ -125,7 +125,6 @@ vkllm_status vkllm_op_matvec(vkllm_chain *chain, const vkllm_matvec_args *a)
     if (rps > 8 || nsg > 16)
         return vkllm_fail(dev, VKLLM_ERROR_INVALID_ARGUMENT, "matvec: tuning rows_per_subgroup %u (<= 8) / subgroups %u (<= 16)",
                           rps, nsg);
-    if (a->n_out < rps) rps = a->n_out;
     while (nsg > 1 && nsg * sg > dev->f.max_workgroup_invocations) nsg /= 2;
     uint32_t wg = nsg * sg;
     if (wg > dev->f.max_workgroup_invocations) wg = dev->f.max_workgroup_invocations;
