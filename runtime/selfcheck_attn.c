@@ -76,7 +76,7 @@ static vkllm_status check_kv_write(ctx *c, rng *r, vkllm_selfcheck_result *res)
     double inv[64];
     vkllm_status s = VKLLM_OK;
     if (!qkv || !qref || !out || !kc || !vc) s = vkllm_fail(c->dev, VKLLM_ERROR_OUT_OF_HOST_MEMORY, "self-check: out of host memory");
-    vkllm_view vqkv, vpos, vtab, vq, vk, vv;
+    vkllm_view vqkv = { 0 }, vpos = { 0 }, vtab = { 0 }, vq = { 0 }, vk = { 0 }, vv = { 0 };
     if (!s) {
         for (size_t i = 0; i < nqkv; i++) qkv[i] = normal(r);
         vkllm_rope_inv_freq(inv, hd, 250000.0, 1.0, NULL);
@@ -117,7 +117,7 @@ static vkllm_status check_attn(ctx *c, rng *r, int prefill, uint32_t n_tok, uint
     uint16_t *kc = malloc(nc * 2), *vc = malloc(nc * 2);
     vkllm_status s = VKLLM_OK;
     if (!q || !ref || !out || !kc || !vc) s = vkllm_fail(c->dev, VKLLM_ERROR_OUT_OF_HOST_MEMORY, "self-check: out of host memory");
-    vkllm_view vq, vk, vv, vl, vo, vs;
+    vkllm_view vq = { 0 }, vk = { 0 }, vv = { 0 }, vl = { 0 }, vo = { 0 }, vs = { 0 };
     if (!s) {
         for (size_t i = 0; i < nq; i++) q[i] = normal(r);
         for (size_t i = 0; i < nc; i++) kc[i] = vkllm_fp32_to_fp16(normal(r));
