@@ -1,0 +1,172 @@
+/* Microbenchmark of the decode mat-vec (kernels/matvec.comp) at Phi-4 shapes in every weight type,
+ * against the streaming-read ceiling measured in the same run; method in benchutil.h.
+ * Bytes counted: the weight bytes only (x and y are a few KB next to MBs of weights), so "of read
+ * ceiling" says how close the kernel streams its weights to the device's read bandwidth.
+ *   bench-matvec [common flags] [--sweep]
+ *     --sweep  also times rows-per-subgroup x subgroups-per-workgroup variants at four shapes
+ *              (to choose the defaults in runtime/ops_matvec.c for a device). */
+#include <stdlib.h>
+#include <string.h>
+
+#include "benchutil.h"
+#include "vkllm/ops_matvec.h"
+#include "vkllm/quant.h"
+#include "vkllm/ref_matvec.h"
+
+typedef struct {
+    vkllm_device *dev;
+    vkllm_buffer w, x, y;
+    vkllm_dtype type;
+    uint32_t n_out, n_in, n_vec, copies, rps, nsg;
+    uint64_t w_stride, x_stride_b, y_stride_b; /* bytes between copies */
+} mv_case;
+
+static void rec_mv(vkllm_chain *c, uint32_t i, void *u)
+{
+    mv_case *k = u;
+    uint32_t j = i % k->copies;
+    vkllm_matvec_args a = { .w = { k->w, j * k->w_stride }, .type = k->type, .n_out = k->n_out, .n_in = k->n_in,
+                            .x = { k->x, j * k->x_stride_b }, .y = { k->y, j * k->y_stride_b }, .n_vec = k->n_vec,
+                            .x_stride = k->n_in, .y_stride = k->n_out, .rows_per_subgroup = k->rps, .subgroups = k->nsg };
+    if (vkllm_op_matvec(c, &a)) bu_die(k->dev, "vkllm_op_matvec");
+}
+
+/* A pool of quantized blocks from random normals (a random scale per block), 1 Mi elements. */
+#define POOL_ELEMS (1u << 20)
+static uint8_t *make_pool(vkllm_dtype t, size_t *unit_bytes, size_t *n_units)
+{
+    size_t be = vkllm_dtype_block_elems(t), bb = vkllm_dtype_block_bytes(t);
+    if (be == 1) { /* float types: 64-element chunks */
+        be = 64;
+        bb *= 64;
+    }
+    float *src = malloc(POOL_ELEMS * 4);
+    uint8_t *pool = malloc(POOL_ELEMS / be * bb);
+    if (!src || !pool) bu_die(NULL, "out of memory");
+    for (size_t b = 0; b < POOL_ELEMS / be; b++) {
+        float s = 0.02f + 0.05f * (float)(bu_next_u64() % 1000) / 1000.0f;
+        for (size_t i = 0; i < be; i++) src[b * be + i] = s * bu_normal();
+    }
+    if (vkllm_quantize(t, src, pool, POOL_ELEMS)) bu_die(NULL, "vkllm_quantize");
+    free(src);
+    *unit_bytes = bb;
+    *n_units = POOL_ELEMS / be;
+    return pool;
+}
+
+static int sweep;
+
+static void bench_case(vkllm_device *dev, const char *what, vkllm_dtype t, uint32_t n_out, uint32_t n_in, uint32_t n_vec,
+                       uint32_t rps, uint32_t nsg)
+{
+    const vkllm_features *f = vkllm_device_features(dev);
+    uint64_t wbytes = vkllm_matvec_weight_bytes(t, n_out, n_in);
+    char shape[96];
+    snprintf(shape, sizeof shape, "%s %ux%u %s n_vec=%u", what, n_out, n_in, vkllm_dtype_name(t), n_vec);
+    if (wbytes > f->max_storage_buffer_range) {
+        printf("| matvec_%s | %s | skipped: %.0f MiB of weights exceed maxStorageBufferRange (%.0f MiB) |||||||\n",
+               vkllm_dtype_name(t), shape, wbytes / 1048576.0, f->max_storage_buffer_range / 1048576.0);
+        return;
+    }
+    mv_case k = { .dev = dev, .type = t, .n_out = n_out, .n_in = n_in, .n_vec = n_vec, .rps = rps, .nsg = nsg };
+    k.w_stride = bu_round256(wbytes + 4);
+    k.x_stride_b = bu_round256((uint64_t)n_in * n_vec * 4);
+    k.y_stride_b = bu_round256((uint64_t)n_out * n_vec * 4);
+    uint32_t n_disp;
+    bu_plan(wbytes, &k.copies, &n_disp);
+    if ((uint64_t)k.copies * k.w_stride > f->max_allocation_size) k.copies = (uint32_t)(f->max_allocation_size / k.w_stride);
+    if (k.copies < 1) {
+        printf("| matvec_%s | %s | skipped: weights exceed maxMemoryAllocationSize |||||||\n", vkllm_dtype_name(t), shape);
+        return;
+    }
+    /* weights: pool units at random places, copy 0 kept on the host for the check */
+    size_t ub, nu;
+    uint8_t *pool = make_pool(t, &ub, &nu);
+    uint8_t *w0 = malloc(k.w_stride);
+    const uint64_t chunk = 16ull << 20;
+    uint8_t *tmp = malloc(chunk);
+    if (!w0 || !tmp) bu_die(dev, "out of memory");
+    BU_CK(dev, vkllm_buffer_alloc(dev, VKLLM_MEM_DEVICE, k.w_stride * k.copies, &k.w));
+    uint64_t units = wbytes / ub, per_chunk = chunk / ub;
+    for (uint32_t j = 0; j < k.copies; j++)
+        for (uint64_t u0 = 0; u0 < units; u0 += per_chunk) {
+            uint64_t n = units - u0 < per_chunk ? units - u0 : per_chunk;
+            for (uint64_t u = 0; u < n; u += 8) { /* runs of 8 units from a random place */
+                uint64_t m = n - u < 8 ? n - u : 8, from = bu_next_u64() % (nu - 8);
+                memcpy(tmp + u * ub, pool + from * ub, m * ub);
+            }
+            BU_CK(dev, vkllm_buffer_write(dev, &k.w, j * k.w_stride + u0 * ub, tmp, n * ub));
+            if (j == 0) memcpy(w0 + u0 * ub, tmp, n * ub);
+        }
+    free(tmp);
+    free(pool);
+    k.x = bu_random_buffer(dev, k.x_stride_b * k.copies);
+    BU_CK(dev, vkllm_buffer_alloc(dev, VKLLM_MEM_DEVICE, k.y_stride_b * k.copies, &k.y));
+    BU_CK(dev, vkllm_buffer_fill(dev, &k.y, 0, k.y_stride_b * k.copies, 0x7FC00000u));
+    double med, mn;
+    bu_time_dispatches(dev, n_disp, rec_mv, &k, &med, &mn);
+    /* correctness of what was timed: copy 0 against the reference */
+    size_t nx = (size_t)n_in * n_vec, ny = (size_t)n_out * n_vec;
+    float *x = malloc(nx * 4), *out = malloc(ny * 4), *ref = malloc(ny * 4);
+    if (!x || !out || !ref) bu_die(dev, "out of memory");
+    BU_CK(dev, vkllm_buffer_read(dev, &k.x, 0, x, nx * 4));
+    BU_CK(dev, vkllm_buffer_read(dev, &k.y, 0, out, ny * 4));
+    if (vkllm_ref_matvec(t, w0, n_out, n_in, x, n_in, ref, n_out, NULL, 0, n_vec)) bu_die(dev, "vkllm_ref_matvec");
+    double e = bu_nmse(out, ref, ny);
+    char kname[64];
+    if (rps || nsg)
+        snprintf(kname, sizeof kname, "matvec_%s r%us%u", vkllm_dtype_name(t), rps, nsg);
+    else
+        snprintf(kname, sizeof kname, "matvec_%s", vkllm_dtype_name(t));
+    vkllm_matvec_args a = { .type = t, .n_out = n_out, .n_in = n_in, .n_vec = n_vec };
+    uint64_t flops;
+    vkllm_matvec_cost(&a, NULL, &flops);
+    bu_report(kname, shape, wbytes, flops, med, mn, e);
+    /* the bound of tests/gpu/test_matvec.c: the reference dequantizes the same bytes */
+    if (!(e <= 1e-9)) {
+        fprintf(stderr, "bench-matvec: %s %s is WRONG (NMSE %.3e)\n", kname, shape, e);
+        exit(1);
+    }
+    vkllm_buffer_free(dev, &k.w); vkllm_buffer_free(dev, &k.x); vkllm_buffer_free(dev, &k.y);
+    free(w0); free(x); free(out); free(ref);
+}
+
+int main(int argc, char **argv)
+{
+    /* our own flag out of the way of bu_open's */
+    int n = 0;
+    for (int i = 0; i < argc; i++) {
+        if (!strcmp(argv[i], "--sweep")) sweep = 1;
+        else argv[n++] = argv[i];
+    }
+    vkllm_device *dev = bu_open(n, argv, "bench-matvec");
+    bu_measure_ceiling(dev);
+    /* Phi-4 (14B): d_model 5120, QKV 7680, FFN 17920, vocab 100352 */
+    static const struct { const char *what; uint32_t n_out, n_in; } shapes[] = {
+        { "qkv", 7680, 5120 }, { "o", 5120, 5120 }, { "gate_up", 35840, 5120 }, { "down", 5120, 17920 }, { "output", 100352, 5120 },
+    };
+    static const vkllm_dtype types[] = { VKLLM_DTYPE_Q4_K, VKLLM_DTYPE_Q5_K, VKLLM_DTYPE_Q6_K, VKLLM_DTYPE_Q8_0,
+                                         VKLLM_DTYPE_Q4_0, VKLLM_DTYPE_F16,  VKLLM_DTYPE_BF16, VKLLM_DTYPE_F32 };
+    const uint32_t div = bu_quick ? 16 : 1; /* --quick: a sixteenth of the rows */
+    for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++)
+        for (size_t t = 0; t < sizeof types / sizeof types[0]; t++)
+            bench_case(dev, shapes[s].what, types[t], shapes[s].n_out / div, shapes[s].n_in, 1, 0, 0);
+    /* a few vectors at once (speculative or batched decode) */
+    bench_case(dev, "gate_up", VKLLM_DTYPE_Q4_K, 35840 / div, 5120, 4, 0, 0);
+    bench_case(dev, "gate_up", VKLLM_DTYPE_Q4_K, 35840 / div, 5120, 8, 0, 0);
+    bench_case(dev, "down", VKLLM_DTYPE_Q6_K, 5120 / div, 17920, 4, 0, 0);
+    bench_case(dev, "qkv", VKLLM_DTYPE_Q5_K, 7680 / div, 5120, 8, 0, 0);
+    if (sweep) {
+        static const struct { const char *what; vkllm_dtype t; uint32_t n_out, n_in; } sw[] = {
+            { "qkv", VKLLM_DTYPE_Q5_K, 7680, 5120 }, { "o", VKLLM_DTYPE_Q4_K, 5120, 5120 },
+            { "gate_up", VKLLM_DTYPE_Q4_K, 35840, 5120 }, { "down", VKLLM_DTYPE_Q6_K, 5120, 17920 },
+            { "output", VKLLM_DTYPE_Q6_K, 100352, 5120 },
+        };
+        static const uint32_t rpss[] = { 1, 2, 4 }, nsgs[] = { 1, 2, 4, 8 };
+        for (size_t s = 0; s < sizeof sw / sizeof sw[0]; s++)
+            for (size_t i = 0; i < 3; i++)
+                for (size_t j = 0; j < 4; j++) bench_case(dev, sw[s].what, sw[s].t, sw[s].n_out / div, sw[s].n_in, 1, rpss[i], nsgs[j]);
+    }
+    bu_close(dev);
+    return 0;
+}
