@@ -9,9 +9,11 @@
  *
  * Extra flags: --types q4_K,f16,... (names as vkllm_dtype_name)  --m 512,2048  --variant coopmat|portable|both
  * --torch FILE (the output of bench/torch_gemm.py on the same GPU: a last table gives the ratio
- * TFLOP/s(ours) / TFLOP/s(torch fp16) per shape)
+ * TFLOP/s(ours) / TFLOP/s(torch fp16) per shape)  --cm-tiles both (the coopmat kernel with its 128 x 32 and
+ * its 256 x 16 W tile, $VKLLM_GEMM_CM_TILE; reported as gemm_cm_<type> and gemm_cm256_<type>)
  * (default: coopmat where available, portable at M = 16 and 512 for comparison; --variant both runs
  * portable at every M). */
+#define _POSIX_C_SOURCE 200809L /* setenv */
 #include <ctype.h>
 #include <math.h>
 #include <stdlib.h>
@@ -59,6 +61,8 @@ static int in_list(const char *list, const char *item)
     return 0;
 }
 
+static int both_tiles;
+
 static void bench_shape(vkllm_device *dev, vkllm_dtype type, uint32_t k, uint32_t n, const uint32_t *ms, int n_ms, const char *variant)
 {
     const vkllm_features *f = vkllm_device_features(dev);
@@ -105,8 +109,12 @@ static void bench_shape(vkllm_device *dev, vkllm_dtype type, uint32_t k, uint32_
         g.copies_x = copies_x;
         g.x = bu_random_buffer(dev, g.x_bytes * copies_x);
         BU_CK(dev, vkllm_buffer_alloc(dev, VKLLM_MEM_DEVICE, g.y_bytes * copies_x, &g.y));
-        for (int v = 0; v < 2; v++) {
-            int portable = v == 1;
+        for (int v = 0; v < 3; v++) {
+            int portable = v == 2, wide = v == 1;
+            if (wide && !both_tiles) continue;
+            /* the op reads the tile choice per call; the pipelines of both stay cached */
+            if (wide) setenv("VKLLM_GEMM_CM_TILE", "256", 1);
+            else unsetenv("VKLLM_GEMM_CM_TILE");
             const char *kname = NULL;
             int cm = vkllm_gemm_uses_coopmat(dev, type, k, &kname);
             int want = portable ? (variant ? !strcmp(variant, "portable") || !strcmp(variant, "both") : m <= 512 || !cm)
@@ -114,7 +122,7 @@ static void bench_shape(vkllm_device *dev, vkllm_dtype type, uint32_t k, uint32_
             if (!want) continue;
             g.portable = portable;
             char kn[48];
-            snprintf(kn, sizeof kn, "gemm_%s%s", portable ? "" : "cm_", vkllm_dtype_name(type));
+            snprintf(kn, sizeof kn, "gemm_%s%s", portable ? "" : wide ? "cm256_" : "cm_", vkllm_dtype_name(type));
             for (char *q = kn; *q; q++) *q = (char)tolower((unsigned char)*q); /* the kernels' names */
             g.name = kn;
             BU_CK(dev, vkllm_buffer_fill(dev, &g.y, 0, g.y_bytes * copies_x, 0x7FC00000u));
@@ -164,6 +172,7 @@ static void bench_shape(vkllm_device *dev, vkllm_dtype type, uint32_t k, uint32_
                 exit(1);
             }
         }
+        unsetenv("VKLLM_GEMM_CM_TILE");
         vkllm_buffer_free(dev, &g.x);
         vkllm_buffer_free(dev, &g.y);
     }
@@ -207,6 +216,7 @@ int main(int argc, char **argv)
         else if (!strcmp(argv[i], "--m") && i + 1 < argc) mlist = argv[++i];
         else if (!strcmp(argv[i], "--variant") && i + 1 < argc) variant = argv[++i];
         else if (!strcmp(argv[i], "--torch") && i + 1 < argc) torch = argv[++i];
+        else if (!strcmp(argv[i], "--cm-tiles") && i + 1 < argc) both_tiles = !strcmp(argv[++i], "both");
         else rest[nrest++] = argv[i];
     }
     rest[nrest] = NULL;

@@ -17,12 +17,15 @@
 //   k are a broadcast of X and 16 consecutive W values). Float32 throughout: the only difference
 //   from the reference is the summation order. K may be any whole number of blocks (f32/f16/bf16:
 //   any K; the k tail is zero-filled).
-// COOPMAT == 1, GL_KHR_cooperative_matrix: BM = BN = 128, BK = 32, 8 subgroups (WG = 8 * subgroup
-//   size, spec constant 0) in a 2 (m) x 4 (n) grid, each subgroup a 64 x 32 block of CM_M x CM_N
-//   fp32 accumulators (shape from spec constants 1..3, chosen by the host from the device's list).
+// COOPMAT == 1, GL_KHR_cooperative_matrix: BM = 128, BN x BK = 128 x 32 (default) or 256 x 16
+//   (spec constants 6, 7: halves the re-reads of X, which at these shapes cost as much L2 bandwidth
+//   as the multiplies), 8 subgroups (WG = 8 * subgroup size, spec constant 0) in a 2 (m) x 4 (n)
+//   grid, each subgroup a 64 x BN/4 block of CM_M x CM_N fp32 accumulators (shape from spec
+//   constants 1..3, chosen by the host from the device's list).
 //   X and the dequantized W tile are stored as fp16 in two shared buffers (double buffering: the
 //   global loads of step k+1 are issued before the multiplies of step k; one barrier per step).
-//   Needs K % 32 == 0. Shared memory: 2 * 2 * 128 * 40 * 2 B = 40 KiB + 8 KiB epilogue scratch.
+//   Needs K % 32 == 0. Shared memory: 2 * (128 + BN) * (BK + 8) * 2 B (40 or 36 KiB) + 8 KiB
+//   epilogue scratch.
 //
 // Per call: reads N * row_bytes (W, once from DRAM when the M tiles of one W tile share L2) +
 // 4 * M * K * ceil(N / BN) (X, mostly from L2) + 4 * M * N (R), writes 4 * M * N; 2 * M * N * K FLOPs
@@ -40,6 +43,8 @@ layout(local_size_x_id = 0) in;
 layout(constant_id = 1) const uint CM_M = 16;
 layout(constant_id = 2) const uint CM_N = 16;
 layout(constant_id = 3) const uint CM_K = 16;
+layout(constant_id = 6) const uint CM_BN = 128; // W rows per workgroup: 128, or 256 with CM_BK 16
+layout(constant_id = 7) const uint CM_BK = 32;  // k per step (a multiple of 8 and of CM_K)
 #endif
 layout(constant_id = 4) const uint VEC4X = 0; // x_stride % 4 == 0 and x 16-byte aligned: vec4 loads of X
 #if !COOPMAT
@@ -194,17 +199,19 @@ void main()
 
 #else
 // ---------------------------------------------------------------- cooperative matrix, fp16 x fp16 -> fp32
-const uint BM = 128u, BN = 128u, BK = 32u;
+const uint BM = 128u, BN = CM_BN, BK = CM_BK;
 const uint WM = 2u, WN = 4u;               // subgroup grid
-const uint SM = BM / WM, SN = BN / WN;     // 64 x 32 per subgroup
+const uint SM = BM / WM, SN = BN / WN;     // 64 x 32 (or 64 x 64) per subgroup
 const uint TM = SM / CM_M, TN = SN / CM_N; // accumulator tiles per subgroup
-const uint LD = BK + 8u;                   // padded row (80 B): 8 rows of 16 B hit distinct banks
+const uint LD = (BK + 8u) / 4u;            // padded row in f16vec4 (80 or 48 B): 8 rows of 16 B hit distinct banks
 const uint WG = gl_WorkGroupSize.x;
 const uint XV = BM * BK / 4u / WG;         // vec4 of X per thread per step
 const uint WV = BN * BK / 8u / WG;         // groups of 8 weights per thread per step
 
-shared float16_t as_[2u * BM * LD]; // X tile, row m: as_[buf][m][k]
-shared float16_t bs_[2u * BN * LD]; // W tile, row n: bs_[buf][n][k] = B column-major
+// Vectors of 4 halves, so a thread stores 8 or 16 bytes at once; coopMatLoad counts offsets and
+// strides in array elements (as ggml-vulkan's mul_mm does with vec2).
+shared f16vec4 as_[2u * BM * LD]; // X tile, row m: as_[buf][m][k / 4]
+shared f16vec4 bs_[2u * BN * LD]; // W tile, row n: bs_[buf][n][k / 4] = B column-major
 shared float cs_[8u * CM_M * CM_N];  // epilogue: one accumulator tile per subgroup
 
 f16vec4 xr[XV];     // the next step's X, already fp16
@@ -243,16 +250,13 @@ void stash(uint buf)
     const uint tid = gl_LocalInvocationID.x;
     for (uint i = 0u; i < XV; i++) {
         const uint idx = tid + i * WG, row = idx / (BK / 4u), c = (idx % (BK / 4u)) * 4u;
-        const uint o = (buf * BM + row) * LD + c;
-        const f16vec4 v = xr[i];
-        as_[o] = v.x; as_[o + 1u] = v.y; as_[o + 2u] = v.z; as_[o + 3u] = v.w;
+        as_[(buf * BM + row) * LD + c / 4u] = xr[i];
     }
     for (uint i = 0u; i < WV; i++) {
         const uint idx = tid + i * WG, row = idx / (BK / 8u), c = (idx % (BK / 8u)) * 8u;
-        const uint o = (buf * BN + row) * LD + c;
-        const f16vec4 a = wr[2u * i], b = wr[2u * i + 1u];
-        bs_[o] = a.x; bs_[o + 1u] = a.y; bs_[o + 2u] = a.z; bs_[o + 3u] = a.w;
-        bs_[o + 4u] = b.x; bs_[o + 5u] = b.y; bs_[o + 6u] = b.z; bs_[o + 7u] = b.w;
+        const uint o = (buf * BN + row) * LD + c / 4u;
+        bs_[o] = wr[2u * i];
+        bs_[o + 1u] = wr[2u * i + 1u];
     }
 }
 
@@ -275,10 +279,10 @@ void main()
         for (uint kk = 0u; kk < BK; kk += CM_K) {
             coopmat<float16_t, gl_ScopeSubgroup, CM_M, CM_K, gl_MatrixUseA> a[TM];
             for (uint i = 0u; i < TM; i++)
-                coopMatLoad(a[i], as_, (cur * BM + wm * SM + i * CM_M) * LD + kk, LD, gl_CooperativeMatrixLayoutRowMajor);
+                coopMatLoad(a[i], as_, (cur * BM + wm * SM + i * CM_M) * LD + kk / 4u, LD, gl_CooperativeMatrixLayoutRowMajor);
             for (uint j = 0u; j < TN; j++) {
                 coopmat<float16_t, gl_ScopeSubgroup, CM_K, CM_N, gl_MatrixUseB> b;
-                coopMatLoad(b, bs_, (cur * BN + wn * SN + j * CM_N) * LD + kk, LD, gl_CooperativeMatrixLayoutColumnMajor);
+                coopMatLoad(b, bs_, (cur * BN + wn * SN + j * CM_N) * LD + kk / 4u, LD, gl_CooperativeMatrixLayoutColumnMajor);
                 for (uint i = 0u; i < TM; i++) acc[i * TN + j] = coopMatMulAdd(a[i], b, acc[i * TN + j]);
             }
         }

@@ -2,13 +2,14 @@
  * cooperative-matrix kernel where the device has a usable fp16 x fp16 -> fp32 subgroup shape, else
  * the portable float32 tiled kernel. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "internal.h"
 #include "vkllm/ops.h"
 
 /* Tile shapes, as in kernels/gemm.comp. */
-enum { PORT_BN = 64, PORT_WG = 256, CM_BM = 128, CM_BN = 128, CM_BK = 32, CM_SUBGROUPS = 8, CM_LD = CM_BK + 8 };
+enum { PORT_BN = 64, PORT_WG = 256, CM_BM = 128, CM_BN = 128, CM_BK = 32, CM_SUBGROUPS = 8 };
 
 static const char *type_suffix(vkllm_dtype t)
 {
@@ -25,8 +26,19 @@ static const char *type_suffix(vkllm_dtype t)
     return NULL;
 }
 
+/* Workgroup tile of the coopmat kernel: W rows x k-step (the token rows are always 128).
+ * $VKLLM_GEMM_CM_TILE=256 picks 256 x 16 (X re-read half as often, one workgroup per SM for registers);
+ * the default is 128 x 32. Read per call, so a benchmark can compare both in one process. */
+static void cm_tile(uint32_t *bn, uint32_t *bk)
+{
+    const char *e = getenv("VKLLM_GEMM_CM_TILE");
+    int wide = e && !strcmp(e, "256");
+    *bn = wide ? 256 : CM_BN;
+    *bk = wide ? 16 : CM_BK;
+}
+
 /* The coopmat shape for the kernel: f16 A/B, f32 C/result, subgroup scope, dividing the 64 x 32
- * subgroup block and the 32-deep k-step. 16x16x16 first (fewest loads per multiply), else the
+ * subgroup block and the 16-deep k-step. 16x16x16 first (fewest loads per multiply), else the
  * largest. NULL if none. */
 static const vkllm_coopmat_shape *pick_shape(const vkllm_features *f)
 {
@@ -36,7 +48,7 @@ static const vkllm_coopmat_shape *pick_shape(const vkllm_features *f)
         if (!s->subgroup_scope || strcmp(s->a_type, "f16") || strcmp(s->b_type, "f16") || strcmp(s->c_type, "f32") ||
             strcmp(s->r_type, "f32"))
             continue;
-        if (!s->m || !s->n || !s->k || 64 % s->m || 32 % s->n || CM_BK % s->k) continue;
+        if (!s->m || !s->n || !s->k || 64 % s->m || 32 % s->n || 16 % s->k) continue;
         if (s->m == 16 && s->n == 16 && s->k == 16) return s;
         if (!best || s->m * s->n * s->k > best->m * best->n * best->k) best = s;
     }
@@ -64,10 +76,13 @@ int vkllm_gemm_uses_coopmat(vkllm_device *dev, vkllm_dtype type, uint32_t n_in, 
     if (!dev || !name) return 0;
     const vkllm_features *f = &dev->f;
     const vkllm_coopmat_shape *s = f->coopmat ? pick_shape(f) : NULL;
-    int ok = s && f->shader_fp16 && n_in % CM_BK == 0 && vkllm_kernel_available(name) &&
+    uint32_t bn, bk;
+    cm_tile(&bn, &bk);
+    int ok = s && f->shader_fp16 && n_in % 32 == 0 && vkllm_kernel_available(name) &&
+             f->subgroup_size <= 64 && /* so every thread loads at least one vec4 of X per step */
              (uint64_t)CM_SUBGROUPS * f->subgroup_size <= f->max_workgroup_invocations &&
              /* double-buffered fp16 X and W tiles + the epilogue scratch, as the kernel declares them */
-             2u * (CM_BM + CM_BN) * CM_LD * 2u + CM_SUBGROUPS * s->m * s->n * 4u <= f->max_shared_memory;
+             2u * (CM_BM + bn) * (bk + 8u) * 2u + CM_SUBGROUPS * s->m * s->n * 4u <= f->max_shared_memory;
     if (ok && kernel) *kernel = name;
     return ok;
 }
@@ -129,7 +144,7 @@ vkllm_status vkllm_op_gemm(vkllm_chain *chain, const vkllm_gemm_args *a)
     const vkllm_features *f = &dev->f;
     uint32_t vec4x = a->x_stride % 4 == 0 && a->x.offset % 16 == 0;
     char kernel[32];
-    vkllm_pipeline_desc pd = { .kernel = kernel, .n_bindings = 4, .push_size = 32, .n_spec = 6 };
+    vkllm_pipeline_desc pd = { .kernel = kernel, .n_bindings = 4, .push_size = 32, .n_spec = 8 };
     uint32_t bm, bn;
     if (coop) {
         const vkllm_coopmat_shape *sh = pick_shape(f);
@@ -139,10 +154,11 @@ vkllm_status vkllm_op_gemm(vkllm_chain *chain, const vkllm_gemm_args *a)
         pd.spec[2] = sh->n;
         pd.spec[3] = sh->k;
         pd.spec[5] = 4; /* unused */
+        cm_tile(&pd.spec[6], &pd.spec[7]);
         /* the kernel lays out exactly 8 subgroups: pin the size where the driver could vary it */
         if (f->subgroup_size_control && f->min_subgroup_size != f->max_subgroup_size) pd.required_subgroup_size = f->subgroup_size;
         bm = CM_BM;
-        bn = CM_BN;
+        bn = pd.spec[6];
     } else {
         snprintf(kernel, sizeof kernel, "gemm_%s", suf);
         if (PORT_WG > f->max_workgroup_invocations)
@@ -153,6 +169,8 @@ vkllm_status vkllm_op_gemm(vkllm_chain *chain, const vkllm_gemm_args *a)
         /* rows per thread: the tile is 16 * rm tokens, so small M computes few padded rows */
         uint32_t rm = a->m <= 16 ? 1 : a->m <= 32 ? 2 : 4;
         pd.spec[5] = rm;
+        pd.spec[6] = 128; /* unused */
+        pd.spec[7] = 32;
         bm = 16 * rm;
         bn = PORT_BN;
     }
