@@ -25,7 +25,8 @@ uint64_t vkllm_kv_cache_bytes(uint32_t n_kv_head, uint32_t ctx, uint32_t head_di
 /* From the fused QKV rows (float32 [n_tok][qkv_stride]: Q n_q*hd, K n_kv*hd, V n_kv*hd), rotates Q
  * into q (float32 [n_tok][n_q][hd]) and K into the cache, and stores V, both as fp16 at the positions
  * pos[t] (int32 [n_tok]; outside [0, ctx) skips the cache write). RoPE as vkllm_op_rope (neox or
- * interleaved, (hi, lo) table of vkllm_rope_table, fp64 angle where the device has shaderFloat64). */
+ * interleaved, (hi, lo) table of vkllm_rope_table, fp64 angle where the device has shaderFloat64).
+ * The positions of one call must be distinct (two tokens writing one cache row would race). */
 typedef struct vkllm_kv_write_args {
     vkllm_view qkv, pos, table, q, k_cache, v_cache;
     uint32_t n_tok, n_q, n_kv, head_dim, n_rot, qkv_stride, ctx;
