@@ -171,11 +171,13 @@ static vkllm_status selfcheck_norm_rope(vkllm_device *dev, vkllm_selfcheck_sink 
 extern vkllm_status vkllm_selfcheck_gemm(vkllm_device *dev, vkllm_selfcheck_sink *sink);
 extern vkllm_status vkllm_selfcheck_misc(vkllm_device *dev, vkllm_selfcheck_sink *sink);
 extern vkllm_status vkllm_selfcheck_attn(vkllm_device *dev, vkllm_selfcheck_sink *sink);
+extern vkllm_status vkllm_selfcheck_matvec(vkllm_device *dev, vkllm_selfcheck_sink *sink);
 static const vkllm_selfcheck_family families[] = {
     selfcheck_norm_rope,
     vkllm_selfcheck_misc,
     vkllm_selfcheck_gemm,
     vkllm_selfcheck_attn,
+    vkllm_selfcheck_matvec,
 };
 
 vkllm_status vkllm_selfcheck(vkllm_device *dev, uint64_t seed, vkllm_selfcheck_cb cb, void *user, int *n_run, int *n_failed)

@@ -1,0 +1,108 @@
+/* Self-check of the matvec family: four weight types at a small shape against vkllm_ref_matvec
+ * (weights quantized from random normals), one with an in-place residual and two vectors. Bound as in
+ * tests/gpu/test_matvec.c: NMSE <= 1e-9, since the reference dequantizes the same bytes and only
+ * float32 against double accumulation differs. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+#include "selfcheck_internal.h"
+#include "vkllm/ops_matvec.h"
+#include "vkllm/ref_matvec.h"
+
+typedef struct rng { uint64_t s; } rng;
+static uint64_t next(rng *r)
+{
+    uint64_t z = (r->s += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+static float normal(rng *r)
+{
+    double u1 = ((double)(next(r) >> 11) + 1.0) / 9007199254740993.0, u2 = (double)(next(r) >> 11) / 9007199254740992.0;
+    return (float)(sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2));
+}
+
+static double nmse(const float *out, const float *ref, size_t n)
+{
+    double num = 0, den = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (!isfinite(out[i])) return INFINITY;
+        double d = (double)out[i] - ref[i];
+        num += d * d;
+        den += (double)ref[i] * ref[i];
+    }
+    return den > 0 ? num / den : num;
+}
+
+/* y (n_vec, n_out) = W (n_out, n_in; type t) x (n_vec, n_in) [+ y in place] */
+static vkllm_status check(vkllm_device *dev, vkllm_chain *chain, rng *r, vkllm_dtype t, uint32_t n_out, uint32_t n_in,
+                          uint32_t n_vec, int in_place, vkllm_selfcheck_result *res)
+{
+    uint64_t wbytes = vkllm_matvec_weight_bytes(t, n_out, n_in), wsize = (wbytes + 3) & ~3ull;
+    size_t nx = (size_t)n_in * n_vec, ny = (size_t)n_out * n_vec;
+    float *wf = malloc((size_t)n_out * n_in * 4), *x = malloc(nx * 4), *ref = malloc(ny * 4), *out = malloc(ny * 4);
+    uint8_t *w = calloc(1, wsize);
+    vkllm_buffer bw = { 0 }, bx = { 0 }, by = { 0 };
+    vkllm_status s = (!wf || !x || !ref || !out || !w) ? vkllm_fail(dev, VKLLM_ERROR_OUT_OF_HOST_MEMORY, "self-check: out of host memory")
+                                                        : VKLLM_OK;
+    if (!s) {
+        for (size_t i = 0; i < (size_t)n_out * n_in; i++) wf[i] = normal(r);
+        for (size_t i = 0; i < nx; i++) x[i] = normal(r);
+        for (size_t i = 0; i < ny; i++) ref[i] = in_place ? normal(r) : NAN;
+        s = vkllm_quantize(t, wf, w, (size_t)n_out * n_in);
+        if (s) s = vkllm_fail(dev, s, "self-check: cannot quantize to %s", vkllm_dtype_name(t));
+    }
+    if (!s) s = vkllm_buffer_alloc(dev, VKLLM_MEM_DEVICE, wsize, &bw);
+    if (!s) s = vkllm_buffer_write(dev, &bw, 0, w, wsize);
+    if (!s) s = vkllm_buffer_alloc(dev, VKLLM_MEM_DEVICE, nx * 4, &bx);
+    if (!s) s = vkllm_buffer_write(dev, &bx, 0, x, nx * 4);
+    if (!s) s = vkllm_buffer_alloc(dev, VKLLM_MEM_DEVICE, ny * 4, &by);
+    if (!s) s = vkllm_buffer_write(dev, &by, 0, ref, ny * 4); /* the residual, or NaN poison */
+    if (!s && vkllm_ref_matvec(t, w, n_out, n_in, x, n_in, ref, n_out, in_place ? ref : NULL, n_out, n_vec))
+        s = vkllm_fail(dev, VKLLM_ERROR_OUT_OF_HOST_MEMORY, "self-check: matvec reference failed");
+    if (!s) s = vkllm_chain_begin(chain);
+    vkllm_matvec_args a = { .w = { bw, 0 }, .type = t, .n_out = n_out, .n_in = n_in, .x = { bx, 0 }, .y = { by, 0 },
+                            .n_vec = n_vec, .x_stride = n_in, .y_stride = n_out, .r_stride = n_out };
+    if (in_place) a.residual = a.y;
+    if (!s) s = vkllm_op_matvec(chain, &a);
+    if (!s) s = vkllm_chain_end(chain);
+    if (!s) s = vkllm_chain_run(chain);
+    if (!s) s = vkllm_buffer_read(dev, &by, 0, out, ny * 4);
+    if (!s) {
+        static const char *names[] = { [VKLLM_DTYPE_F16] = "matvec_f16", [VKLLM_DTYPE_Q8_0] = "matvec_q8_0",
+                                       [VKLLM_DTYPE_Q4_K] = "matvec_q4_k", [VKLLM_DTYPE_Q6_K] = "matvec_q6_k" };
+        res->kernel = names[t];
+        snprintf(res->shape, sizeof res->shape, "%ux%u %s n_vec=%u%s", n_out, n_in, vkllm_dtype_name(t), n_vec,
+                 in_place ? " y+=Wx" : "");
+        res->nmse = nmse(out, ref, ny);
+        res->bound = 1e-9;
+    }
+    vkllm_buffer_free(dev, &bw); vkllm_buffer_free(dev, &bx); vkllm_buffer_free(dev, &by);
+    free(wf); free(x); free(ref); free(out); free(w);
+    return s;
+}
+
+vkllm_status vkllm_selfcheck_matvec(vkllm_device *dev, vkllm_selfcheck_sink *sink);
+vkllm_status vkllm_selfcheck_matvec(vkllm_device *dev, vkllm_selfcheck_sink *sink)
+{
+    vkllm_chain *chain;
+    vkllm_status s = vkllm_chain_create(dev, NULL, &chain);
+    if (s) return s;
+    rng r = { sink->seed ^ 0x6d617476ull };
+    static const struct { vkllm_dtype t; uint32_t n_out, n_in, n_vec; int in_place; } cases[] = {
+        { VKLLM_DTYPE_Q4_K, 67, 512, 1, 0 }, { VKLLM_DTYPE_Q6_K, 67, 512, 2, 1 },
+        { VKLLM_DTYPE_Q8_0, 45, 96, 1, 0 },  { VKLLM_DTYPE_F16, 45, 100, 1, 1 },
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0] && !s; i++) {
+        vkllm_selfcheck_result res;
+        memset(&res, 0, sizeof res);
+        s = check(dev, chain, &r, cases[i].t, cases[i].n_out, cases[i].n_in, cases[i].n_vec, cases[i].in_place, &res);
+        if (!s) vkllm_selfcheck_emit(sink, &res);
+    }
+    vkllm_chain_destroy(chain);
+    return s;
+}
