@@ -10,6 +10,7 @@
  *   real layers with correlated rows reach 1e-6..1e-5. The kernel cannot run on lavapipe (no
  *   cooperative matrix): those cases run only where the device has it and print a notice otherwise.
  * Outputs are NaN-poisoned with guard words after them; the gaps of strided rows must stay NaN. */
+#define _POSIX_C_SOURCE 200809L /* setenv */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -177,7 +178,16 @@ static void shapes_all_types(int coopmat, const char *test)
 }
 
 static void test_gemm_portable_shapes(void **state) { (void)state; shapes_all_types(0, "portable_shapes"); }
-static void test_gemm_coopmat_shapes(void **state) { (void)state; shapes_all_types(1, "coopmat_shapes"); }
+/* The coopmat kernel in both of its W tiles (128 x 32, and 256 x 16 with VKLLM_GEMM_CM_TILE=256). */
+static void test_gemm_coopmat_shapes(void **state)
+{
+    (void)state;
+    unsetenv("VKLLM_GEMM_CM_TILE");
+    shapes_all_types(1, "coopmat_shapes");
+    setenv("VKLLM_GEMM_CM_TILE", "256", 1);
+    shapes_all_types(1, "coopmat_shapes (256-row W tile)");
+    unsetenv("VKLLM_GEMM_CM_TILE");
+}
 
 /* Model shapes: Phi-3 qkv (3072 -> 9216) and down (8192 -> 3072) at a small M, Phi-4 qkv (5120 -> 7680)
  * in Q4_K at M = 17. On lavapipe these dominate the run time, so the Phi-3 shapes take the types of a
@@ -204,7 +214,15 @@ static void model_shapes(int coopmat, const char *test)
 }
 
 static void test_gemm_portable_models(void **state) { (void)state; model_shapes(0, "portable_models"); }
-static void test_gemm_coopmat_models(void **state) { (void)state; model_shapes(1, "coopmat_models"); }
+static void test_gemm_coopmat_models(void **state)
+{
+    (void)state;
+    unsetenv("VKLLM_GEMM_CM_TILE");
+    model_shapes(1, "coopmat_models");
+    setenv("VKLLM_GEMM_CM_TILE", "256", 1);
+    model_shapes(1, "coopmat_models (256-row W tile)");
+    unsetenv("VKLLM_GEMM_CM_TILE");
+}
 
 static void test_gemm_bad_args(void **state)
 {

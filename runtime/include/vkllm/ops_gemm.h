@@ -17,7 +17,9 @@ extern "C" {
  *    view as y (in-place residual add: y += X W^T). y may not overlap x or w otherwise.
  * Variant: cooperative matrix (fp16 inputs, fp32 accumulation) where the device has a usable f16
  * shape and the build has the kernel, n_in % 32 == 0 and force_portable == 0; otherwise the portable
- * float32 tiled kernel. VKLLM_DISABLE=coopmat turns the former off for the whole device.
+ * float32 tiled kernel. VKLLM_DISABLE=coopmat turns the former off for the whole device. The
+ * cooperative-matrix path rounds X and W to fp16 (NMSE ~1e-7..1e-5 against the float32 result), so
+ * |X| and |W| must stay below 65504; VKLLM_GEMM_CM_TILE=256 selects its 256-row W tile (tuning).
  * name: dispatch name for profiling (NULL: the kernel's name). */
 typedef struct vkllm_gemm_args {
     vkllm_view w;
