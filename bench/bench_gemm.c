@@ -106,6 +106,7 @@ static void bench_shape(vkllm_device *dev, vkllm_dtype type, uint32_t k, uint32_
         if (g.x_bytes > f->max_storage_buffer_range || g.y_bytes > f->max_storage_buffer_range) continue;
         uint32_t copies_x = (uint32_t)((BU_ROTATE_BYTES + g.x_bytes - 1) / g.x_bytes);
         if (copies_x > 8) copies_x = 8;
+        while (copies_x > 1 && copies_x * (g.x_bytes + g.y_bytes) > (1ull << 30)) copies_x--; /* Y is large at N = 100352 */
         g.copies_x = copies_x;
         g.x = bu_random_buffer(dev, g.x_bytes * copies_x);
         BU_CK(dev, vkllm_buffer_alloc(dev, VKLLM_MEM_DEVICE, g.y_bytes * copies_x, &g.y));
