@@ -57,6 +57,7 @@ struct vkllm_device {
     int quiet_validation; /* tests that expect errors set it to keep the log short */
     vkllm_features f;
     uint32_t device_local_heap;
+    int memory_model, memory_model_device_scope; /* VkPhysicalDeviceVulkan12Features */
 
     /* memory */
     uint32_t mem_type[2];     /* per vkllm_mem_kind */
