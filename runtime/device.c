@@ -615,16 +615,20 @@ vkllm_status vkllm_list_devices(char *buf, size_t len)
     return n ? VKLLM_OK : VKLLM_ERROR_NO_DEVICE;
 }
 
+/* Appends to buf at off (never past len); returns what the text needed, like snprintf. */
+static size_t appendf(char *buf, size_t len, size_t off, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int w = off < len && buf ? vsnprintf(buf + off, len - off, fmt, ap) : vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    return w > 0 ? (size_t)w : 0;
+}
+
 size_t vkllm_features_format(const vkllm_features *f, char *buf, size_t len)
 {
     size_t off = 0;
-#define P(...)                                                                     \
-    do {                                                                           \
-        char dummy_[1];                                                            \
-        int w_ = snprintf(buf && off < len ? buf + off : dummy_,                   \
-                          buf && off < len ? len - off : sizeof dummy_, __VA_ARGS__); \
-        if (w_ > 0) off += (size_t)w_;                                             \
-    } while (0)
+#define P(...) off += appendf(buf, len, off, __VA_ARGS__)
     P("device            %s (%s)\n", f->name, f->discrete ? "discrete GPU" : f->cpu ? "CPU" : "GPU");
     P("vendor/device id  0x%04x / 0x%04x\n", f->vendor_id, f->device_id);
     P("driver            %s %s (version 0x%08x)\n", f->driver_name, f->driver_info, f->driver_version);
