@@ -165,3 +165,17 @@ void vkllm_model_sizes(const vkllm_model *m, uint64_t *file_tensor_bytes, uint64
 }
 
 struct vkllm_gguf *vkllm_model_gguf(const vkllm_model *m) { return m ? m->g : NULL; }
+
+uint32_t vkllm_model_max_ctx(vkllm_model *m, uint32_t max_batch)
+{
+    if (!m) return 0;
+    vkllm_device_refresh_budget(m->dev);
+    const vkllm_features *f = vkllm_device_features(m->dev);
+    uint64_t free_bytes = f->device_local_budget > f->device_local_usage ? f->device_local_budget - f->device_local_usage : 0;
+    uint32_t n = m->hp.n_ctx_train;
+    /* the largest context (a multiple of 256, or the model's own) whose cache and scratch fit */
+    while (n > 256 && vkllm_session_kv_estimate(&m->hp, n) + vkllm_session_scratch_estimate(&m->hp, n, max_batch ? max_batch : 512) >
+                          free_bytes)
+        n = (n - 1) / 256 * 256;
+    return n;
+}

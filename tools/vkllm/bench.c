@@ -161,6 +161,7 @@ int cmd_bench(int argc, char **argv)
         printf("\nhost time per decode step (writing parameters + vkQueueSubmit, no waiting): %.1f us = %.2f%% of the "
                "step's wall time\n",
                host_ns_all / steps_all / 1000.0, 100.0 * host_ns_all / gpu_wall_all);
+    cli_memory_report(stdout, m, s);
     rc = cli_interrupted ? 1 : 0;
     goto done;
 fail:

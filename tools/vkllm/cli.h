@@ -9,11 +9,14 @@
 
 #include "vkllm/device.h"
 #include "vkllm/model.h"
+#include "vkllm/sampler.h"
+#include "vkllm/tokenizer.h"
 
 int cmd_info(int argc, char **argv);
 int cmd_run(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
 int cmd_validate(int argc, char **argv);
+int cmd_chat(int argc, char **argv);
 int cmd_profile(int argc, char **argv);
 
 extern volatile sig_atomic_t cli_interrupted;
@@ -29,4 +32,19 @@ int cli_tokens(const char *cmd, const char *s, int32_t **out, uint32_t *n);
 const char *cli_builtin_model(char *buf, size_t n);
 vkllm_device *cli_open_device(const char *cmd, const char *select);
 vkllm_model *cli_load_model(const char *cmd, vkllm_device *dev, const char *path, uint32_t n_ctx);
+
+/* Text generation helpers shared by run and chat (chat.c). */
+/* A sampling flag (--temp --top-k --top-p --min-p --repeat-penalty --seed) into sp: 1 parsed, 0 bad
+ * value (message printed), -1 not a sampling flag. */
+int cli_sampling_flag(const char *cmd, const char *flag, const char *value, vkllm_sampler_params *sp);
+/* Samples one token from full logits; 0 on failure. */
+int cli_sample_logits(vkllm_sampler *smp, const float *logits, uint32_t n_vocab, int32_t *tok);
+/* The loaded model's tokenizer; NULL (message printed) if its metadata is refused. */
+vkllm_tokenizer *cli_load_tokenizer(const char *cmd, vkllm_model *m);
+/* Streams one token's text to stdout (a split UTF-8 character waits for its end); flush at the end. */
+void cli_print_token(vkllm_detok *d, int32_t tok);
+void cli_print_flush(vkllm_detok *d);
+#include <stdio.h>
+/* Device memory (weights vs the file's tensor bytes, KV cache, scratch) and the process's RSS. */
+void cli_memory_report(FILE *f, vkllm_model *m, vkllm_session *s);
 #endif

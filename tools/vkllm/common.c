@@ -191,3 +191,25 @@ vkllm_model *cli_load_model(const char *cmd, vkllm_device *dev, const char *path
             vkllm_device_features(dev)->name);
     return m;
 }
+
+void cli_memory_report(FILE *f, vkllm_model *m, vkllm_session *s)
+{
+    uint64_t fb = 0, db = 0, kv = 0, scratch = 0;
+    vkllm_model_sizes(m, &fb, &db);
+    if (s) vkllm_session_sizes(s, &kv, &scratch);
+    long anon = -1, file = -1;
+    FILE *st = fopen("/proc/self/status", "r");
+    if (st) {
+        char line[256];
+        while (fgets(line, sizeof line, st)) {
+            if (!strncmp(line, "RssAnon:", 8)) anon = strtol(line + 8, NULL, 10);
+            if (!strncmp(line, "RssFile:", 8)) file = strtol(line + 8, NULL, 10);
+        }
+        fclose(st);
+    }
+    fprintf(f,
+            "device memory: weights %.3f GiB (file tensors %.3f GiB, +%.2f%%), KV cache %.3f GiB, scratch %.1f MiB\n"
+            "host memory: %.1f MiB anonymous (RssAnon), %.1f MiB of file pages mapped (RssFile)\n",
+            db / 1073741824.0, fb / 1073741824.0, fb ? 100.0 * ((double)db - (double)fb) / (double)fb : 0.0,
+            kv / 1073741824.0, scratch / 1048576.0, anon / 1024.0, file / 1024.0);
+}

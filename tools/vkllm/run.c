@@ -1,4 +1,4 @@
-/* vkllm run: prompt in, tokens streamed out, speeds at the end. */
+/* vkllm run: prompt in, text (or, for --tokens, token ids) streamed out, speeds at the end. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -9,11 +9,13 @@
 static void usage(FILE *f)
 {
     fprintf(f,
-            "usage: vkllm run [-m model.gguf] (--tokens 1,2,3 | -p text) [-n 128] [options]\n"
+            "usage: vkllm run [-m model.gguf] (-p text | --tokens 1,2,3) [-n 128] [options]\n"
             "  -m, --model FILE   a phi3-architecture GGUF file (Phi-3, Phi-3.5, Phi-4); without it, a built-in\n"
             "                     tiny random-weight model (written once to the cache directory)\n"
-            "  --tokens IDS       the prompt as comma-separated token ids (default: 1)\n"
-            "  -p, --prompt TEXT  the prompt as text (needs the tokenizer, which is not in this build yet)\n"
+            "  -p, --prompt TEXT  the prompt as text, tokenized with the model's own vocabulary (special tokens such\n"
+            "                     as <|user|> or <|im_start|> in it are recognized); the continuation streams out\n"
+            "                     as text and stops at the end-of-text token\n"
+            "  --tokens IDS       the prompt as comma-separated token ids; the output is token ids (default: 1)\n"
             "  -n N               tokens to generate (default 128)\n"
             "  --temp T           temperature (default 0.8; 0 = greedy)\n"
             "  --top-k K          (default 40; 0 = off)      --top-p P   (default 0.95)\n"
@@ -47,28 +49,23 @@ int cmd_run(int argc, char **argv)
         else if (!strcmp(a, "--tokens")) { free(prompt); ok = cli_tokens(cmd, v, &prompt, &n_prompt); }
         else if (!strcmp(a, "-p") || !strcmp(a, "--prompt")) text = v;
         else if (!strcmp(a, "-n")) ok = cli_u32(cmd, "-n", v, 0, 1u << 30, &n_gen);
-        else if (!strcmp(a, "--temp")) ok = cli_float(cmd, "--temp", v, 0, 100, &sp.temperature);
-        else if (!strcmp(a, "--top-k")) ok = cli_u32(cmd, "--top-k", v, 0, 1u << 30, &sp.top_k);
-        else if (!strcmp(a, "--top-p")) ok = cli_float(cmd, "--top-p", v, 1e-9f, 1, &sp.top_p);
-        else if (!strcmp(a, "--min-p")) ok = cli_float(cmd, "--min-p", v, 0, 1, &sp.min_p);
-        else if (!strcmp(a, "--repeat-penalty")) ok = cli_float(cmd, "--repeat-penalty", v, 1e-3f, 100, &sp.repeat_penalty);
-        else if (!strcmp(a, "--seed")) ok = cli_u64(cmd, "--seed", v, &sp.seed);
+        else if ((ok = cli_sampling_flag(cmd, a, v, &sp)) >= 0) {}
         else if (!strcmp(a, "--ctx")) ok = cli_u32(cmd, "--ctx", v, 1, 1u << 24, &n_ctx);
         else if (!strcmp(a, "--batch")) ok = cli_u32(cmd, "--batch", v, 1, 8192, &batch);
         else if (!strcmp(a, "--device")) device = v;
         else {
+            ok = 1;
             fprintf(stderr, "vkllm run: unknown option '%s' (see --help)\n", a);
             goto out;
         }
         if (!ok) goto out;
         i++;
     }
-    if (text) {
-        fprintf(stderr, "vkllm run: text prompts need the tokenizer, which is not in this build yet; give token ids "
-                        "with --tokens 1,2,3\n");
+    if (text && prompt) {
+        fprintf(stderr, "vkllm run: give the prompt either as text (-p) or as token ids (--tokens), not both\n");
         goto out;
     }
-    if (!prompt) {
+    if (!prompt && !text) {
         prompt = malloc(sizeof *prompt);
         if (!prompt) goto out;
         prompt[0] = 1;
@@ -85,13 +82,39 @@ int cmd_run(int argc, char **argv)
     vkllm_model *m = cli_load_model(cmd, dev, model, n_ctx);
     vkllm_session *s = NULL;
     vkllm_sampler *smp = NULL;
+    vkllm_tokenizer *tk = NULL;
+    vkllm_detok *dt = NULL;
     if (!m) goto done;
     const vkllm_phi3_hparams *hp = vkllm_model_hparams(m);
+    if (text) {
+        vkllm_tokens ids = { 0 };
+        if (!(tk = cli_load_tokenizer(cmd, m))) goto done;
+        if (vkllm_tokenizer_encode(tk, text, strlen(text), VKLLM_TOKENIZE_SPECIAL | VKLLM_TOKENIZE_ADD_SPECIAL, &ids) ||
+            (!ids.n && vkllm_tokenizer_bos(tk) >= 0 && vkllm_tokens_push(&ids, vkllm_tokenizer_bos(tk)))) {
+            fprintf(stderr, "vkllm run: %s\n", vkllm_tokenizer_error(tk));
+            vkllm_tokens_free(&ids);
+            goto done;
+        }
+        if (!ids.n || ids.n > UINT32_MAX) {
+            fprintf(stderr, "vkllm run: the prompt is empty and the model has no BOS token to start from; give some text\n");
+            vkllm_tokens_free(&ids);
+            goto done;
+        }
+        prompt = ids.ids;
+        n_prompt = (uint32_t)ids.n;
+        /* the continuation of the prompt: its first piece keeps its leading space */
+        if (vkllm_detok_create(tk, 0, &dt)) goto done;
+    }
     if (n_ctx > hp->n_ctx_train) {
         fprintf(stderr, "vkllm run: --ctx %u is larger than the model's context of %u tokens\n", n_ctx, hp->n_ctx_train);
         goto done;
     }
-    if (!n_ctx) n_ctx = hp->n_ctx_train;
+    if (!n_ctx) {
+        n_ctx = vkllm_model_max_ctx(m, batch);
+        if (n_ctx < hp->n_ctx_train)
+            fprintf(stderr, "vkllm run: using a context of %u tokens (the model's %u do not fit in device memory)\n", n_ctx,
+                    hp->n_ctx_train);
+    }
     if (n_prompt > n_ctx) {
         fprintf(stderr, "vkllm run: the prompt has %u tokens, more than the context of %u\n", n_prompt, n_ctx);
         goto done;
@@ -127,8 +150,13 @@ int cmd_run(int argc, char **argv)
     double t1 = cli_now();
     uint32_t produced = 0;
     const char *stop_reason = NULL;
+    if (n_gen > 0 && tk && vkllm_tokenizer_is_eog(tk, tok)) {
+        n_gen = 0;
+        stop_reason = "end-of-text token";
+    }
     if (n_gen > 0) {
-        printf("%d", tok);
+        if (dt) cli_print_token(dt, tok);
+        else printf("%d", tok);
         fflush(stdout);
         produced = 1;
         vkllm_sampler_accept(smp, tok);
@@ -143,14 +171,21 @@ int cmd_run(int argc, char **argv)
             fprintf(stderr, "\nvkllm run: %s\n", vkllm_device_error(dev));
             goto done;
         }
-        vkllm_sampler_accept(smp, next);
         tok = next;
-        printf(" %d", tok);
+        if (tk && vkllm_tokenizer_is_eog(tk, tok)) {
+            stop_reason = "end-of-text token";
+            break;
+        }
+        vkllm_sampler_accept(smp, next);
+        if (dt) cli_print_token(dt, tok);
+        else printf(" %d", tok);
         fflush(stdout);
         produced++;
     }
     double t2 = cli_now();
+    if (dt) cli_print_flush(dt);
     printf("\n");
+    fflush(stdout);
     if (cli_interrupted) stop_reason = "interrupted";
     if (stop_reason) fprintf(stderr, "vkllm run: stopped: %s (%u tokens in the cache)\n", stop_reason, vkllm_session_pos(s));
     fprintf(stderr, "prompt: %u tokens in %.3f s (%.1f tokens/s); time to first token %.3f s\n", n_prompt, t1 - t0,
@@ -159,6 +194,8 @@ int cmd_run(int argc, char **argv)
         fprintf(stderr, "generation: %u tokens in %.3f s (%.1f tokens/s)\n", produced - 1, t2 - t1, (produced - 1) / (t2 - t1));
     rc = 0;
 done:
+    vkllm_detok_destroy(dt);
+    vkllm_tokenizer_destroy(tk);
     vkllm_sampler_destroy(smp);
     vkllm_session_destroy(s);
     vkllm_model_destroy(m);

@@ -40,6 +40,9 @@ void vkllm_model_destroy(vkllm_model *m);
 const vkllm_phi3_hparams *vkllm_model_hparams(const vkllm_model *m);
 /* Bytes of tensor data in the file, and bytes of device memory the weights took. */
 void vkllm_model_sizes(const vkllm_model *m, uint64_t *file_tensor_bytes, uint64_t *device_weight_bytes);
+/* The largest context (the model's own, else a multiple of 256) whose KV cache and scratch fit in
+ * the device memory left after loading; what a session gets by default from the CLI. */
+uint32_t vkllm_model_max_ctx(vkllm_model *m, uint32_t max_batch);
 /* The GGUF file behind the model (owned by the model). */
 struct vkllm_gguf *vkllm_model_gguf(const vkllm_model *m);
 
