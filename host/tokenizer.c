@@ -1131,6 +1131,7 @@ vkllm_tokenizer_kind vkllm_tokenizer_kind_of(const vkllm_tokenizer *t) { return 
 uint32_t vkllm_tokenizer_n_vocab(const vkllm_tokenizer *t) { return t ? t->n : 0; }
 int32_t vkllm_tokenizer_bos(const vkllm_tokenizer *t) { return t ? t->bos : -1; }
 int32_t vkllm_tokenizer_eos(const vkllm_tokenizer *t) { return t ? t->eos : -1; }
+int vkllm_tokenizer_adds_bos(const vkllm_tokenizer *t) { return t && t->add_bos && t->bos >= 0; }
 
 int vkllm_tokenizer_is_eog(const vkllm_tokenizer *t, int32_t id)
 {

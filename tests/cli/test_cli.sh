@@ -35,6 +35,19 @@ grep -q "tokens/s" <<<"$out" && grep -q "time to first token" <<<"$out" && ok ||
 out=$("$bin/vkllm" run -n 50 --ctx 20 --tokens 1,2,3 2>&1 >/dev/null)
 grep -q "context is full" <<<"$out" && ok || bad "no context-full message: $out"
 
+# text in, text out: -p is tokenized with the model's vocabulary (special tokens too), the reply is
+# text, reproducible per seed; chat keeps going across turns and /reset, and exits 0 at end of input
+a=$("$bin/vkllm" run -n 12 --temp 0 -p "The river" 2>/dev/null) || bad "run -p failed"
+b=$("$bin/vkllm" run -n 12 --temp 0 -p "The river" 2>/dev/null)
+[ -n "$a" ] && [ "$a" = "$b" ] && ok || bad "greedy text runs differ or are empty: '$a' vs '$b'"
+grep -qE '^[0-9 ]+$' <<<"$a" && bad "run -p printed token ids: '$a'" || ok
+out=$("$bin/vkllm" run -n 4 --temp 0 -p "<|im_start|><|im_sep|><|im_end|>" 2>&1 >/dev/null)
+grep -q "prompt: 3 tokens" <<<"$out" && ok || bad "special tokens in -p not matched whole (want 3 prompt tokens): $out"
+out=$(printf 'hello\n/reset\nhi\n' | "$bin/vkllm" chat -n 8 --seed 3 2>"$tmp/chat.err"); rc=$?
+[ "$rc" -eq 0 ] && ok || bad "chat exited $rc: $(tail -3 "$tmp/chat.err")"
+[ "$(wc -l <<<"$out")" -ge 2 ] && ok || bad "chat printed fewer than 2 replies: '$out'"
+grep -q "cleared" "$tmp/chat.err" && ok || bad "chat /reset said nothing: $(cat "$tmp/chat.err")"
+
 # fixtures: the CPU reference's checkpoints validate on the GPU
 model="$XDG_CACHE_HOME/vkllm/tiny-q4_k_m-v1.gguf"
 "$bin/mkfixtures" -m "$model" --random 12 --seed 5 -o "$tmp/ref.h5" >/dev/null 2>&1 || bad "mkfixtures failed"
@@ -51,6 +64,9 @@ expect 2 "-n needs an integer" -- "$bin/vkllm" run -n -5
 expect 2 "--temp needs a number" -- "$bin/vkllm" run --temp nan
 expect 2 "--top-p needs a number" -- "$bin/vkllm" run --top-p 2
 expect 2 "--tokens needs" -- "$bin/vkllm" run --tokens 1,x,3
+expect 2 "not both" -- "$bin/vkllm" run -p hi --tokens 1
+expect 2 "unknown option" -- "$bin/vkllm" chat --frob 1
+expect 2 "-n needs an integer" -- "$bin/vkllm" chat -n 0
 expect 2 "--ctx needs" -- "$bin/vkllm" run --ctx 0
 expect 2 "missing value" -- "$bin/vkllm" run -m
 expect 1 "No such file|cannot open|not found" -- "$bin/vkllm" run -m "$tmp/missing.gguf"

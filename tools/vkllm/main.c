@@ -12,7 +12,8 @@ static void usage(FILE *f)
             "usage: vkllm <command> [options]\n"
             "\n"
             "commands:\n"
-            "  run        generate from a prompt (default: a built-in tiny model), streaming tokens\n"
+            "  run        generate from a prompt (default: a built-in tiny model), streaming text\n"
+            "  chat       interactive multi-turn chat with the model's chat template (Phi-3, Phi-4)\n"
             "  bench      prompt-processing and generation speed, with spread over repetitions\n"
             "  profile    GPU time per kernel of a prefill and of decode steps, against the read ceiling\n"
             "  validate   run a model on a fixture's tokens and compare every checkpoint with it\n"
@@ -37,6 +38,7 @@ int main(int argc, char **argv)
     }
     if (!strcmp(cmd, "info")) return cmd_info(argc - 1, argv + 1);
     if (!strcmp(cmd, "run")) return cmd_run(argc - 1, argv + 1);
+    if (!strcmp(cmd, "chat")) return cmd_chat(argc - 1, argv + 1);
     if (!strcmp(cmd, "bench")) return cmd_bench(argc - 1, argv + 1);
     if (!strcmp(cmd, "profile")) return cmd_profile(argc - 1, argv + 1);
     if (!strcmp(cmd, "validate")) return cmd_validate(argc - 1, argv + 1);
