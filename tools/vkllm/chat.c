@@ -221,7 +221,8 @@ int cmd_chat(int argc, char **argv)
                         "completion\n", model);
         goto done;
     }
-    vkllm_session_options so = { .n_ctx = n_ctx ? n_ctx : hp->n_ctx_train, .max_batch = batch };
+    if (!n_ctx) n_ctx = vkllm_model_max_ctx(m, batch); /* the model's, or what fits in device memory */
+    vkllm_session_options so = { .n_ctx = n_ctx, .max_batch = batch };
     if (vkllm_session_create(m, &so, &c.s)) {
         fprintf(stderr, "vkllm chat: %s\n", vkllm_device_error(c.dev));
         goto done;
