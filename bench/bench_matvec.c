@@ -3,7 +3,7 @@
  * Bytes counted: the weight bytes only (x and y are a few KB next to MBs of weights), so "of read
  * ceiling" says how close the kernel streams its weights to the device's read bandwidth.
  *   bench-matvec [common flags] [--sweep]
- *     --sweep  also times rows-per-subgroup x subgroups-per-workgroup variants at four shapes
+ *     --sweep  also times rows-per-group x k-split x lanes-per-group variants at seven shapes
  *              (to choose the defaults in runtime/ops_matvec.c for a device). */
 #include <stdlib.h>
 #include <string.h>
@@ -17,7 +17,7 @@ typedef struct {
     vkllm_device *dev;
     vkllm_buffer w, x, y;
     vkllm_dtype type;
-    uint32_t n_out, n_in, n_vec, copies, rps, nsg;
+    uint32_t n_out, n_in, n_vec, copies, rps, ks, lanes;
     uint64_t w_stride, x_stride_b, y_stride_b; /* bytes between copies */
 } mv_case;
 
@@ -27,7 +27,8 @@ static void rec_mv(vkllm_chain *c, uint32_t i, void *u)
     uint32_t j = i % k->copies;
     vkllm_matvec_args a = { .w = { k->w, j * k->w_stride }, .type = k->type, .n_out = k->n_out, .n_in = k->n_in,
                             .x = { k->x, j * k->x_stride_b }, .y = { k->y, j * k->y_stride_b }, .n_vec = k->n_vec,
-                            .x_stride = k->n_in, .y_stride = k->n_out, .rows_per_subgroup = k->rps, .subgroups = k->nsg };
+                            .x_stride = k->n_in, .y_stride = k->n_out, .rows_per_group = k->rps, .k_split = k->ks,
+                            .lanes_per_group = k->lanes };
     if (vkllm_op_matvec(c, &a)) bu_die(k->dev, "vkllm_op_matvec");
 }
 
@@ -56,8 +57,12 @@ static uint8_t *make_pool(vkllm_dtype t, size_t *unit_bytes, size_t *n_units)
 
 static int sweep;
 
+/* Tuning variants timed on the same data: (rows per group, k split, lanes per group); 0 = auto. */
+typedef struct { uint32_t rps, ks, lanes; } tuning;
+static const tuning auto_tuning[] = { { 0, 0, 0 } };
+
 static void bench_case(vkllm_device *dev, const char *what, vkllm_dtype t, uint32_t n_out, uint32_t n_in, uint32_t n_vec,
-                       uint32_t rps, uint32_t nsg)
+                       const tuning *tv, size_t n_tv)
 {
     const vkllm_features *f = vkllm_device_features(dev);
     uint64_t wbytes = vkllm_matvec_weight_bytes(t, n_out, n_in);
@@ -68,7 +73,7 @@ static void bench_case(vkllm_device *dev, const char *what, vkllm_dtype t, uint3
                vkllm_dtype_name(t), shape, wbytes / 1048576.0, f->max_storage_buffer_range / 1048576.0);
         return;
     }
-    mv_case k = { .dev = dev, .type = t, .n_out = n_out, .n_in = n_in, .n_vec = n_vec, .rps = rps, .nsg = nsg };
+    mv_case k = { .dev = dev, .type = t, .n_out = n_out, .n_in = n_in, .n_vec = n_vec };
     k.w_stride = bu_round256(wbytes + 4);
     k.x_stride_b = bu_round256((uint64_t)n_in * n_vec * 4);
     k.y_stride_b = bu_round256((uint64_t)n_out * n_vec * 4);
@@ -102,30 +107,35 @@ static void bench_case(vkllm_device *dev, const char *what, vkllm_dtype t, uint3
     free(pool);
     k.x = bu_random_buffer(dev, k.x_stride_b * k.copies);
     BU_CK(dev, vkllm_buffer_alloc(dev, VKLLM_MEM_DEVICE, k.y_stride_b * k.copies, &k.y));
-    BU_CK(dev, vkllm_buffer_fill(dev, &k.y, 0, k.y_stride_b * k.copies, 0x7FC00000u));
-    double med, mn;
-    bu_time_dispatches(dev, n_disp, rec_mv, &k, &med, &mn);
-    /* correctness of what was timed: copy 0 against the reference */
     size_t nx = (size_t)n_in * n_vec, ny = (size_t)n_out * n_vec;
     float *x = malloc(nx * 4), *out = malloc(ny * 4), *ref = malloc(ny * 4);
     if (!x || !out || !ref) bu_die(dev, "out of memory");
     BU_CK(dev, vkllm_buffer_read(dev, &k.x, 0, x, nx * 4));
-    BU_CK(dev, vkllm_buffer_read(dev, &k.y, 0, out, ny * 4));
     if (vkllm_ref_matvec(t, w0, n_out, n_in, x, n_in, ref, n_out, NULL, 0, n_vec)) bu_die(dev, "vkllm_ref_matvec");
-    double e = bu_nmse(out, ref, ny);
-    char kname[64];
-    if (rps || nsg)
-        snprintf(kname, sizeof kname, "matvec_%s r%us%u", vkllm_dtype_name(t), rps, nsg);
-    else
-        snprintf(kname, sizeof kname, "matvec_%s", vkllm_dtype_name(t));
     vkllm_matvec_args a = { .type = t, .n_out = n_out, .n_in = n_in, .n_vec = n_vec };
     uint64_t flops;
     vkllm_matvec_cost(&a, NULL, &flops);
-    bu_report(kname, shape, wbytes, flops, med, mn, e);
-    /* the bound of tests/gpu/test_matvec.c: the reference dequantizes the same bytes */
-    if (!(e <= 1e-9)) {
-        fprintf(stderr, "bench-matvec: %s %s is WRONG (NMSE %.3e)\n", kname, shape, e);
-        exit(1);
+    for (size_t vi = 0; vi < n_tv; vi++) {
+        k.rps = tv[vi].rps;
+        k.ks = tv[vi].ks;
+        k.lanes = tv[vi].lanes;
+        BU_CK(dev, vkllm_buffer_fill(dev, &k.y, 0, k.y_stride_b * k.copies, 0x7FC00000u));
+        double med, mn;
+        bu_time_dispatches(dev, n_disp, rec_mv, &k, &med, &mn);
+        /* correctness of what was timed: copy 0 against the reference */
+        BU_CK(dev, vkllm_buffer_read(dev, &k.y, 0, out, ny * 4));
+        double e = bu_nmse(out, ref, ny);
+        char kname[64];
+        if (k.rps || k.ks || k.lanes)
+            snprintf(kname, sizeof kname, "matvec_%s r%u k%u l%u", vkllm_dtype_name(t), k.rps, k.ks, k.lanes);
+        else
+            snprintf(kname, sizeof kname, "matvec_%s", vkllm_dtype_name(t));
+        bu_report(kname, shape, wbytes, flops, med, mn, e);
+        /* the bound of tests/gpu/test_matvec.c: the reference dequantizes the same bytes */
+        if (!(e <= 1e-9)) {
+            fprintf(stderr, "bench-matvec: %s %s is WRONG (NMSE %.3e)\n", kname, shape, e);
+            exit(1);
+        }
     }
     vkllm_buffer_free(dev, &k.w); vkllm_buffer_free(dev, &k.x); vkllm_buffer_free(dev, &k.y);
     free(w0); free(x); free(out); free(ref);
@@ -150,22 +160,31 @@ int main(int argc, char **argv)
     const uint32_t div = bu_quick ? 16 : 1; /* --quick: a sixteenth of the rows */
     for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++)
         for (size_t t = 0; t < sizeof types / sizeof types[0]; t++)
-            bench_case(dev, shapes[s].what, types[t], shapes[s].n_out / div, shapes[s].n_in, 1, 0, 0);
+            bench_case(dev, shapes[s].what, types[t], shapes[s].n_out / div, shapes[s].n_in, 1, auto_tuning, 1);
     /* a few vectors at once (speculative or batched decode) */
-    bench_case(dev, "gate_up", VKLLM_DTYPE_Q4_K, 35840 / div, 5120, 4, 0, 0);
-    bench_case(dev, "gate_up", VKLLM_DTYPE_Q4_K, 35840 / div, 5120, 8, 0, 0);
-    bench_case(dev, "down", VKLLM_DTYPE_Q6_K, 5120 / div, 17920, 4, 0, 0);
-    bench_case(dev, "qkv", VKLLM_DTYPE_Q5_K, 7680 / div, 5120, 8, 0, 0);
+    bench_case(dev, "gate_up", VKLLM_DTYPE_Q4_K, 35840 / div, 5120, 4, auto_tuning, 1);
+    bench_case(dev, "gate_up", VKLLM_DTYPE_Q4_K, 35840 / div, 5120, 8, auto_tuning, 1);
+    bench_case(dev, "down", VKLLM_DTYPE_Q6_K, 5120 / div, 17920, 4, auto_tuning, 1);
+    bench_case(dev, "qkv", VKLLM_DTYPE_Q5_K, 7680 / div, 5120, 8, auto_tuning, 1);
     if (sweep) {
         static const struct { const char *what; vkllm_dtype t; uint32_t n_out, n_in; } sw[] = {
             { "qkv", VKLLM_DTYPE_Q5_K, 7680, 5120 }, { "o", VKLLM_DTYPE_Q4_K, 5120, 5120 },
             { "gate_up", VKLLM_DTYPE_Q4_K, 35840, 5120 }, { "down", VKLLM_DTYPE_Q6_K, 5120, 17920 },
-            { "output", VKLLM_DTYPE_Q6_K, 100352, 5120 },
+            { "output", VKLLM_DTYPE_Q6_K, 100352, 5120 }, { "o", VKLLM_DTYPE_Q8_0, 5120, 5120 },
+            { "o", VKLLM_DTYPE_F16, 5120, 5120 },
         };
-        static const uint32_t rpss[] = { 1, 2, 4 }, nsgs[] = { 1, 2, 4, 8 };
-        for (size_t s = 0; s < sizeof sw / sizeof sw[0]; s++)
-            for (size_t i = 0; i < 3; i++)
-                for (size_t j = 0; j < 4; j++) bench_case(dev, sw[s].what, sw[s].t, sw[s].n_out / div, sw[s].n_in, 1, rpss[i], nsgs[j]);
+        /* lanes 0 = groups of 8; lanes = the subgroup size is one subgroup per row group, the
+         * mapping of a plain "subgroup per row" mat-vec, for comparison */
+        const uint32_t sg = vkllm_device_features(dev)->subgroup_size;
+        tuning tv[48];
+        size_t n_tv = 0;
+        static const uint32_t rpss[] = { 1, 2, 4 }, kss[] = { 1, 2, 4, 8 };
+        for (size_t i = 0; i < 3; i++)
+            for (size_t j = 0; j < 4; j++) {
+                tv[n_tv++] = (tuning){ rpss[i], kss[j], 8 <= sg ? 8 : sg };
+                tv[n_tv++] = (tuning){ rpss[i], kss[j], sg };
+            }
+        for (size_t s = 0; s < sizeof sw / sizeof sw[0]; s++) bench_case(dev, sw[s].what, sw[s].t, sw[s].n_out / div, sw[s].n_in, 1, tv, n_tv);
     }
     bu_close(dev);
     return 0;

@@ -8,32 +8,39 @@
 // x, y, r float32, vector v at v * {x,y,r}_stride elements. The vector paths read x as vec4
 // (x_stride % 4 == 0, checked by the host).
 //
-// Workgroup: WG threads (constant 0) = several subgroups; the workgroup owns ROWS_WG rows (constant 1)
-// and each subgroup takes R consecutive rows at a time (constant 2). The lanes of a subgroup split the
-// row into units: 32 elements of a quantized row (one Q8_0/Q4_0 block, 1/8 of a K block: 16 bytes of
-// Q4_K/Q5_K nibbles, 24 bytes of Q6_K), 4 (F32) or 8 (F16/BF16) elements in the vector path (one uvec4
-// each), 1 element in the scalar path (VEC = 0, any n_in and stride). The R rows' loads of a unit are
-// issued together, and two units are processed per loop step, so that each lane keeps 2*R independent
-// weight loads in flight (the H100 needs tens of KB in flight per SM to reach its bandwidth); x is read
+// Workgroup: KS x RG groups of C lanes (constants 7, 1, 6; C = 8 on devices with subgroups of 8 or
+// more). Group rg owns R consecutive rows (constant 2), so a workgroup owns RG*R rows; the KS groups
+// with the same rg split those rows' units (interleaved by C) and add up through shared memory (one
+// barrier). The C lanes of a group take consecutive units: 32 elements of a quantized row (one
+// Q8_0/Q4_0 block, 1/8 of a K block: 16 bytes of Q4_K/Q5_K nibbles, 24 bytes of Q6_K), 4 (F32) or 8
+// (F16/BF16) elements in the vector path (one uvec4 each), 1 element in the scalar path (VEC = 0,
+// any n_in and stride). Why groups of 8 lanes rather than whole subgroups per row: all groups of a
+// subgroup read the same x addresses at the same time (the cache broadcasts them), so one x load
+// instruction touches the x of one block (8 lines) instead of four (32 lines, each a separate L1
+// wavefront on NVIDIA), and the K split keeps a row spread over KS*C lanes. The R rows' loads of a
+// unit are issued together and two units are processed per loop step, so each lane keeps 2*R
+// independent weight loads in flight (the H100 needs tens of KB in flight per SM); x is read
 // through the cache once per unit and reused for the R rows. Quantized codes become floats by the
 // exponent trick (2^23 + q has q in its mantissa; subtracting 2^23 is exact) instead of int-to-float
 // conversions, which are quarter rate on NVIDIA. Scales are applied per sub-block:
-// d*sc * sum(q*x) - dmin*m * sum(x), with sum(x) shared by the R rows. No shared memory and no
-// barrier: each subgroup finishes its rows with subgroupAdd.
+// d*sc * sum(q*x) - dmin*m * sum(x), with sum(x) shared by the R rows. A group's lanes add up with
+// subgroupShuffleXor.
 //
 // Per call: reads the weight bytes (vkllm_dtype_bytes(type, n_in) * n_out) once, x (4*n_in*NV bytes,
 // from the cache for all but the first reader), writes 4*n_out*NV bytes (+ reads as many of r); FLOPs
 // 2*n_in*n_out*NV. The benchmark divides the weight bytes by time.
 #extension GL_GOOGLE_include_directive : require
 #extension GL_KHR_shader_subgroup_basic : require
-#extension GL_KHR_shader_subgroup_arithmetic : require
+#extension GL_KHR_shader_subgroup_shuffle : require
 
-layout(local_size_x_id = 0) in;
-layout(constant_id = 1) const uint ROWS_WG = 8;
-layout(constant_id = 2) const uint R = 2;
-layout(constant_id = 3) const uint NV = 1;
+layout(local_size_x_id = 0) in; // = KS * RG * C
+layout(constant_id = 1) const uint RG = 4;  // lane groups (of R rows each) per workgroup
+layout(constant_id = 2) const uint R = 2;   // rows per lane group
+layout(constant_id = 3) const uint NV = 1;  // vectors
 layout(constant_id = 4) const uint HAS_RES = 0;
-layout(constant_id = 5) const uint VEC = 1;
+layout(constant_id = 5) const uint VEC = 1; // float types: one uvec4 of weights per unit
+layout(constant_id = 6) const uint C = 8;   // lanes per group: a power of two <= the subgroup size
+layout(constant_id = 7) const uint KS = 4;  // groups that split each row's units
 
 layout(std430, binding = 0) readonly buffer W4 { uvec4 w4[]; };
 layout(std430, binding = 0) readonly buffer W1 { uint w32[]; };
@@ -54,6 +61,7 @@ layout(push_constant) uniform Params {
 #define BLK_BUF_U32 w32
 #include "common/blocks.glsl"
 
+shared float part[KS * RG * R * NV]; // per-group sums when KS > 1
 float acc[R * NV]; // acc[r * NV + v]: this lane's partial dot of row r with vector v
 uint row[R];       // the R rows (clamped to n_out - 1; the extra ones are not written)
 
@@ -278,27 +286,45 @@ uint units_per_row()
 
 void main()
 {
-    const uint SG = gl_SubgroupSize, lane = gl_SubgroupInvocationID;
+    // thread t = (ks * RG + rg) * C + lane: lane group rg owns rows base + rg*R .. +R-1; the KS
+    // groups of a row split its units (interleaved by C), then meet in shared memory.
+    const uint t = gl_LocalInvocationID.x, lane = t % C, rg = (t / C) % RG, ks = t / (C * RG);
     const uint wg = gl_WorkGroupID.y * gl_NumWorkGroups.x + gl_WorkGroupID.x;
-    const uint end = min(wg * ROWS_WG + ROWS_WG, p.n_out);
-    const uint units = units_per_row();
-    for (uint r0 = wg * ROWS_WG + gl_SubgroupID * R; r0 < end; r0 += gl_NumSubgroups * R) {
-        for (uint r = 0; r < R; r++) row[r] = min(r0 + r, p.n_out - 1u);
-        for (uint i = 0; i < R * NV; i++) acc[i] = 0.0;
-        uint u = lane;
-        for (; u + SG < units; u += 2u * SG) {
-            unit(u);
-            unit(u + SG);
-        }
-        if (u < units) unit(u);
-        for (uint r = 0; r < R; r++) {
-            for (uint v = 0; v < NV; v++) {
-                const float s = subgroupAdd(acc[r * NV + v]);
-                if (subgroupElect() && r0 + r < end) {
-                    const uint o = r0 + r;
-                    y[v * p.y_stride + o] = HAS_RES != 0 ? s + res[v * p.r_stride + o] : s;
-                }
+    const uint base = wg * (RG * R);
+    if (base >= p.n_out) return; // the whole workgroup (grid padding)
+    for (uint r = 0; r < R; r++) row[r] = min(base + rg * R + r, p.n_out - 1u);
+    for (uint i = 0; i < R * NV; i++) acc[i] = 0.0;
+    const uint units = units_per_row(), step = KS * C;
+    uint u = ks * C + lane;
+    for (; u + step < units; u += 2u * step) {
+        unit(u);
+        unit(u + step);
+    }
+    if (u < units) unit(u);
+    // sum over the C lanes of the group (consecutive invocations, inside one subgroup)
+    for (uint i = 0; i < R * NV; i++) {
+        float s = acc[i];
+        for (uint off = C >> 1; off > 0u; off >>= 1) s += subgroupShuffleXor(s, off);
+        acc[i] = s;
+    }
+    if (KS == 1) {
+        if (lane == 0u)
+            for (uint r = 0; r < R; r++) {
+                const uint o = base + rg * R + r;
+                if (o < p.n_out)
+                    for (uint v = 0; v < NV; v++)
+                        y[v * p.y_stride + o] = HAS_RES != 0 ? acc[r * NV + v] + res[v * p.r_stride + o] : acc[r * NV + v];
             }
-        }
+        return;
+    }
+    const uint NQ = RG * R * NV; // outputs of the workgroup: q = (rg * R + r) * NV + v
+    if (lane == 0u)
+        for (uint i = 0; i < R * NV; i++) part[ks * NQ + rg * R * NV + i] = acc[i];
+    barrier();
+    for (uint q = t; q < NQ; q += gl_WorkGroupSize.x) {
+        float s = 0.0;
+        for (uint k = 0; k < KS; k++) s += part[k * NQ + q];
+        const uint o = base + q / NV, v = q % NV;
+        if (o < p.n_out) y[v * p.y_stride + o] = HAS_RES != 0 ? s + res[v * p.r_stride + o] : s;
     }
 }

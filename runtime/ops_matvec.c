@@ -117,21 +117,25 @@ vkllm_status vkllm_op_matvec(vkllm_chain *chain, const vkllm_matvec_args *a)
     }
 
     const uint32_t sg = dev->f.subgroup_size ? dev->f.subgroup_size : 32;
-    /* Rows per subgroup: 2 lets each lane keep two independent weight loads per unit in flight and
-     * reuses every x load for two rows; more rows raise register pressure. Subgroups: 4 per
-     * workgroup (128 threads on NVIDIA) keeps workgroups small, so the last wave is short. */
-    uint32_t rps = a->rows_per_subgroup ? a->rows_per_subgroup : 2;
-    uint32_t nsg = a->subgroups ? a->subgroups : 4;
-    if (rps > 8 || nsg > 16)
-        return vkllm_fail(dev, VKLLM_ERROR_INVALID_ARGUMENT, "matvec: tuning rows_per_subgroup %u (<= 8) / subgroups %u (<= 16)",
-                          rps, nsg);
-    while (nsg > 1 && nsg * sg > dev->f.max_workgroup_invocations) nsg /= 2;
-    uint32_t wg = nsg * sg;
-    if (wg > dev->f.max_workgroup_invocations) wg = dev->f.max_workgroup_invocations;
-    uint32_t rows_wg = nsg * rps;
+    /* Lane groups of C = 8 (RG of them fill a subgroup, reading the same x); R = 2 rows per group
+     * lets each lane keep two independent weight loads per unit in flight and reuses every x load
+     * for two rows; KS = 4 groups split each row, so a row is spread over 32 lanes (enough loads in
+     * flight for rows of 5120 at 5120 rows) and a workgroup has 4 subgroups. */
+    uint32_t rps = a->rows_per_group ? a->rows_per_group : 2;
+    uint32_t ks = a->k_split ? a->k_split : 4;
+    if (rps > 8 || ks > 16)
+        return vkllm_fail(dev, VKLLM_ERROR_INVALID_ARGUMENT, "matvec: tuning rows_per_group %u (<= 8) / k_split %u (<= 16)", rps, ks);
+    uint32_t cl = a->lanes_per_group ? a->lanes_per_group : sg < 8 ? sg : 8;
+    if (cl > sg || (cl & (cl - 1)))
+        return vkllm_fail(dev, VKLLM_ERROR_INVALID_ARGUMENT, "matvec: lanes_per_group %u must be a power of two <= the subgroup size %u",
+                          cl, sg);
+    uint32_t rg = sg / cl;
+    while (ks > 1 && (ks * rg * cl > dev->f.max_workgroup_invocations || ks * rg * rps * a->n_vec * 4 > dev->f.max_shared_memory))
+        ks /= 2;
+    uint32_t wg = ks * rg * cl, rows_wg = rg * rps;
 
-    vkllm_pipeline_desc pd = { .kernel = kernel, .n_bindings = 4, .push_size = 24, .n_spec = 6,
-                               .spec = { wg, rows_wg, rps, a->n_vec, (uint32_t)has_res, (uint32_t)vec } };
+    vkllm_pipeline_desc pd = { .kernel = kernel, .n_bindings = 4, .push_size = 24, .n_spec = 8,
+                               .spec = { wg, rg, rps, a->n_vec, (uint32_t)has_res, (uint32_t)vec, cl, ks } };
     vkllm_pipeline *p;
     vkllm_status s = vkllm_pipeline_get(dev, &pd, &p);
     if (s) return s;

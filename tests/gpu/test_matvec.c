@@ -67,6 +67,9 @@ static uint8_t *make_weights(tu_rng *r, vkllm_dtype t, uint32_t n_out, uint32_t 
 
 typedef enum { RES_NONE, RES_SEPARATE, RES_IN_PLACE } res_mode;
 
+/* Tuning overrides for the next run_case calls (0 = the op's choice). */
+static uint32_t tune_rows, tune_ks, tune_lanes;
+
 /* One call with fresh data; gaps between vectors (strides) must stay NaN. */
 static void run_case(vkllm_device *dev, vkllm_dtype t, uint32_t n_out, uint32_t n_in, uint32_t n_vec, res_mode rm,
                      uint32_t x_pad, uint32_t y_pad, uint64_t case_id)
@@ -108,7 +111,8 @@ static void run_case(vkllm_device *dev, vkllm_dtype t, uint32_t n_out, uint32_t 
     assert_int_equal(vkllm_chain_create(dev, NULL, &c), VKLLM_OK);
     assert_int_equal(vkllm_chain_begin(c), VKLLM_OK);
     vkllm_matvec_args a = { .w = tu_view(&bw), .type = t, .n_out = n_out, .n_in = n_in, .x = tu_view(&bx), .y = tu_view(&by),
-                            .n_vec = n_vec, .x_stride = xs, .y_stride = ys, .r_stride = ys };
+                            .n_vec = n_vec, .x_stride = xs, .y_stride = ys, .r_stride = ys,
+                            .rows_per_group = tune_rows, .k_split = tune_ks, .lanes_per_group = tune_lanes };
     if (rm == RES_SEPARATE) a.residual = tu_view(&br);
     if (rm == RES_IN_PLACE) a.residual = tu_view(&by);
     vkllm_status s = vkllm_op_matvec(c, &a);
@@ -236,8 +240,12 @@ static void test_matvec_tuning(void **state)
 {
     (void)state;
     vkllm_device *dev = tu_device_open();
-    static const uint32_t rps[] = { 1, 3, 4, 8 }, nsg[] = { 1, 2, 8, 16 };
-    for (int i = 0; i < 4; i++) {
+    /* lanes per group below the subgroup size: several lane groups per subgroup, as on NVIDIA/AMD
+     * (lavapipe's subgroups of 8 otherwise hold one group of 8) */
+    const uint32_t sg = vkllm_device_features(dev)->subgroup_size;
+    static const uint32_t rps[] = { 1, 3, 4, 8, 2, 3 }, nsg[] = { 1, 2, 8, 16, 4, 1 }, lpg[] = { 0, 0, 0, 0, 2, 4 };
+    for (int i = 0; i < 6; i++) {
+        if (lpg[i] > sg) continue;
         /* run_case has no tuning parameters: go through a small case by hand */
         tu_rng r = tu_rng_for(5000 + (uint64_t)i);
         const uint32_t n_out = 45, n_in = 512, nv = 2;
@@ -255,16 +263,37 @@ static void test_matvec_tuning(void **state)
         assert_int_equal(vkllm_chain_begin(c), VKLLM_OK);
         vkllm_matvec_args a = { .w = tu_view(&bw), .type = VKLLM_DTYPE_Q4_K, .n_out = n_out, .n_in = n_in, .x = tu_view(&bx),
                                 .y = tu_view(&by), .n_vec = nv, .x_stride = n_in, .y_stride = n_out,
-                                .rows_per_subgroup = rps[i], .subgroups = nsg[i] };
+                                .rows_per_group = rps[i], .k_split = nsg[i], .lanes_per_group = lpg[i] };
         if (vkllm_op_matvec(c, &a)) fail_msg("matvec: %s", vkllm_device_error(dev));
         assert_int_equal(vkllm_chain_end(c), VKLLM_OK);
         assert_int_equal(vkllm_chain_run(c), VKLLM_OK);
         vkllm_chain_destroy(c);
         tu_fbuf_download(dev, &by, out);
-        tu_assert_nmse(out, ref, 2 * n_out, BOUND, "matvec q4_k tuning rows/subgroup %u subgroups %u", rps[i], nsg[i]);
+        tu_assert_nmse(out, ref, 2 * n_out, BOUND, "matvec q4_k tuning rows/group %u k_split %u lanes/group %u", rps[i], nsg[i],
+                       lpg[i]);
         tu_fbuf_free(dev, &bw); tu_fbuf_free(dev, &bx); tu_fbuf_free(dev, &by);
         free(w);
     }
+    tu_device_close(dev);
+}
+
+/* Every type with several lane groups per subgroup (2 or 4 lanes per group on lavapipe's subgroups
+ * of 8, as 8-lane groups sit in NVIDIA's 32 and AMD's 64), with and without the K split. */
+static void test_matvec_groups(void **state)
+{
+    (void)state;
+    vkllm_device *dev = tu_device_open();
+    const uint32_t sg = vkllm_device_features(dev)->subgroup_size;
+    uint64_t id = 6000;
+    for (size_t ti = 0; ti < N_TYPES; ti++) {
+        vkllm_dtype t = all_types[ti];
+        uint32_t n_in = vkllm_dtype_block_elems(t) == 1 ? 1000 : 768;
+        tune_lanes = sg >= 4 ? 4 : sg; tune_rows = 3; tune_ks = 2;
+        run_case(dev, t, 37, n_in, 2, RES_SEPARATE, 0, 0, ++id);
+        tune_lanes = sg >= 2 ? 2 : sg; tune_rows = 2; tune_ks = 1;
+        run_case(dev, t, 37, vkllm_dtype_block_elems(t) == 1 ? 33 : n_in, 1, RES_IN_PLACE, 0, 0, ++id);
+    }
+    tune_lanes = tune_rows = tune_ks = 0;
     tu_device_close(dev);
 }
 
@@ -316,7 +345,8 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_matvec_awkward), cmocka_unit_test(test_matvec_nvec), cmocka_unit_test(test_matvec_tuning),
-        cmocka_unit_test(test_matvec_phi3),    cmocka_unit_test(test_matvec_phi4), cmocka_unit_test(test_matvec_bad_args),
+        cmocka_unit_test(test_matvec_phi3),    cmocka_unit_test(test_matvec_phi4), cmocka_unit_test(test_matvec_groups),
+        cmocka_unit_test(test_matvec_bad_args),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -19,8 +19,9 @@ extern "C" {
  * Bindings must fit in maxStorageBufferRange (refused with a message otherwise). If the weight
  * tensor's byte size is not a multiple of 4, its buffer needs 2 bytes after it (the kernel reads
  * 32-bit words).
- * rows_per_subgroup (1..8) and subgroups (per workgroup, 1..16) are tuning overrides for
- * benchmarks; 0 = chosen from the device and shape. */
+ * rows_per_group (rows per group of lanes, 1..8), k_split (groups sharing a row, 1..16) and
+ * lanes_per_group (a power of two <= the subgroup size) are tuning overrides for benchmarks and tests
+ * (see kernels/matvec.comp); 0 = chosen from the device and shape (2, 4, 8). */
 typedef struct vkllm_matvec_args {
     vkllm_view w;
     vkllm_dtype type;
@@ -28,7 +29,7 @@ typedef struct vkllm_matvec_args {
     vkllm_view x, y, residual;
     uint32_t n_vec, x_stride, y_stride, r_stride;
     const char *name; /* dispatch name for profiling (NULL: "matvec_<type>") */
-    uint32_t rows_per_subgroup, subgroups;
+    uint32_t rows_per_group, k_split, lanes_per_group;
 } vkllm_matvec_args;
 vkllm_status vkllm_op_matvec(vkllm_chain *chain, const vkllm_matvec_args *a);
 
