@@ -32,6 +32,7 @@
 // (the benchmark's TFLOP/s divides 2 M N K by the time).
 #extension GL_GOOGLE_include_directive : require
 #extension GL_KHR_shader_subgroup_basic : require
+#extension GL_EXT_control_flow_attributes : require // [[unroll]]: register arrays must stay in registers
 #if COOPMAT
 #extension GL_KHR_cooperative_matrix : require
 #extension GL_KHR_memory_scope_semantics : require
@@ -127,7 +128,7 @@ void w_load8(uint n, uint k, out vec4 a, out vec4 b)
     }
 #if W_TAIL
     float v[8];
-    for (uint i = 0u; i < 8u; i++) v[i] = k + i < p.K ? w_elem(n, k + i) : 0.0;
+    [[unroll]] for (uint i = 0u; i < 8u; i++) v[i] = k + i < p.K ? w_elem(n, k + i) : 0.0;
     a = vec4(v[0], v[1], v[2], v[3]);
     b = vec4(v[4], v[5], v[6], v[7]);
 #endif
@@ -164,8 +165,8 @@ void main()
     // loaders: 64 W rows x 32 k = 256 x 8 elements, one row segment of 8 per thread; X: BM rows alike
     const uint lr = tid >> 2, lk = (tid & 3u) * 8u;
     float acc[RM][4];
-    for (uint i = 0u; i < RM; i++)
-        for (uint j = 0u; j < 4u; j++) acc[i][j] = 0.0;
+    [[unroll]] for (uint i = 0u; i < RM; i++)
+        [[unroll]] for (uint j = 0u; j < 4u; j++) acc[i][j] = 0.0;
 
     for (uint k0 = 0u; k0 < p.K; k0 += BK) {
         vec4 xa = vec4(0.0), xb = vec4(0.0);
@@ -176,7 +177,7 @@ void main()
         vec4 wa, wb;
         w_load8(n0 + lr, k0 + lk, wa, wb);
         barrier(); // the previous step's reads of xs/ws are done
-        for (uint i = 0u; i < 4u; i++) {
+        [[unroll]] for (uint i = 0u; i < 4u; i++) {
             if (lr < BM) {
                 xs[lk + i][lr] = xa[i];
                 xs[lk + 4u + i][lr] = xb[i];
@@ -185,16 +186,16 @@ void main()
             ws[lk + 4u + i][lr] = wb[i];
         }
         barrier();
-        for (uint kk = 0u; kk < BK; kk++) {
+        for (uint kk = 0u; kk < BK; kk++) { // not unrolled: lavapipe compiles the 32-fold body for long
             float xv[RM], wv[4];
-            for (uint i = 0u; i < RM; i++) xv[i] = xs[kk][ty + 16u * i];
-            for (uint j = 0u; j < 4u; j++) wv[j] = ws[kk][tx + 16u * j];
-            for (uint i = 0u; i < RM; i++)
-                for (uint j = 0u; j < 4u; j++) acc[i][j] = fma(xv[i], wv[j], acc[i][j]);
+            [[unroll]] for (uint i = 0u; i < RM; i++) xv[i] = xs[kk][ty + 16u * i];
+            [[unroll]] for (uint j = 0u; j < 4u; j++) wv[j] = ws[kk][tx + 16u * j];
+            [[unroll]] for (uint i = 0u; i < RM; i++)
+                [[unroll]] for (uint j = 0u; j < 4u; j++) acc[i][j] = fma(xv[i], wv[j], acc[i][j]);
         }
     }
-    for (uint i = 0u; i < RM; i++)
-        for (uint j = 0u; j < 4u; j++) store_out(m0 + ty + 16u * i, n0 + tx + 16u * j, acc[i][j]);
+    [[unroll]] for (uint i = 0u; i < RM; i++)
+        [[unroll]] for (uint j = 0u; j < 4u; j++) store_out(m0 + ty + 16u * i, n0 + tx + 16u * j, acc[i][j]);
 }
 
 #else
@@ -220,11 +221,11 @@ f16vec4 wr[2u * WV]; // the next step's W, dequantized to fp16
 void fetch(uint m0, uint n0, uint k0)
 {
     const uint tid = gl_LocalInvocationID.x;
-    for (uint i = 0u; i < XV; i++) {
+    [[unroll]] for (uint i = 0u; i < XV; i++) {
         const uint idx = tid + i * WG, row = idx / (BK / 4u), c = (idx % (BK / 4u)) * 4u;
         xr[i] = f16vec4(x_load4(m0 + row, k0 + c));
     }
-    for (uint i = 0u; i < WV; i++) {
+    [[unroll]] for (uint i = 0u; i < WV; i++) {
         const uint idx = tid + i * WG, row = idx / (BK / 8u), c = (idx % (BK / 8u)) * 8u;
         const uint n = n0 + row;
         wr[2u * i] = f16vec4(0.0);
@@ -248,11 +249,11 @@ void fetch(uint m0, uint n0, uint k0)
 void stash(uint buf)
 {
     const uint tid = gl_LocalInvocationID.x;
-    for (uint i = 0u; i < XV; i++) {
+    [[unroll]] for (uint i = 0u; i < XV; i++) {
         const uint idx = tid + i * WG, row = idx / (BK / 4u), c = (idx % (BK / 4u)) * 4u;
         as_[(buf * BM + row) * LD + c / 4u] = xr[i];
     }
-    for (uint i = 0u; i < WV; i++) {
+    [[unroll]] for (uint i = 0u; i < WV; i++) {
         const uint idx = tid + i * WG, row = idx / (BK / 8u), c = (idx % (BK / 8u)) * 8u;
         const uint o = (buf * BN + row) * LD + c / 4u;
         bs_[o] = wr[2u * i];
@@ -267,7 +268,7 @@ void main()
     const uint m0 = gl_WorkGroupID.x * BM, n0 = gl_WorkGroupID.y * BN;
 
     coopmat<float, gl_ScopeSubgroup, CM_M, CM_N, gl_MatrixUseAccumulator> acc[TM * TN];
-    for (uint t = 0u; t < TM * TN; t++) acc[t] = coopmat<float, gl_ScopeSubgroup, CM_M, CM_N, gl_MatrixUseAccumulator>(0.0);
+    [[unroll]] for (uint t = 0u; t < TM * TN; t++) acc[t] = coopmat<float, gl_ScopeSubgroup, CM_M, CM_N, gl_MatrixUseAccumulator>(0.0);
 
     const uint nk = p.K / BK;
     fetch(m0, n0, 0u);
@@ -276,14 +277,14 @@ void main()
     for (uint kt = 0u; kt < nk; kt++) {
         const uint cur = kt & 1u;
         if (kt + 1u < nk) fetch(m0, n0, (kt + 1u) * BK); // in flight during the multiplies below
-        for (uint kk = 0u; kk < BK; kk += CM_K) {
+        [[unroll]] for (uint kk = 0u; kk < BK; kk += CM_K) {
             coopmat<float16_t, gl_ScopeSubgroup, CM_M, CM_K, gl_MatrixUseA> a[TM];
-            for (uint i = 0u; i < TM; i++)
+            [[unroll]] for (uint i = 0u; i < TM; i++)
                 coopMatLoad(a[i], as_, (cur * BM + wm * SM + i * CM_M) * LD + kk / 4u, LD, gl_CooperativeMatrixLayoutRowMajor);
-            for (uint j = 0u; j < TN; j++) {
+            [[unroll]] for (uint j = 0u; j < TN; j++) {
                 coopmat<float16_t, gl_ScopeSubgroup, CM_K, CM_N, gl_MatrixUseB> b;
                 coopMatLoad(b, bs_, (cur * BN + wn * SN + j * CM_N) * LD + kk / 4u, LD, gl_CooperativeMatrixLayoutColumnMajor);
-                for (uint i = 0u; i < TM; i++) acc[i * TN + j] = coopMatMulAdd(a[i], b, acc[i * TN + j]);
+                [[unroll]] for (uint i = 0u; i < TM; i++) acc[i * TN + j] = coopMatMulAdd(a[i], b, acc[i * TN + j]);
             }
         }
         // The other buffer was last read in step kt-1, which ended with a barrier.
@@ -293,8 +294,8 @@ void main()
 
     // Epilogue through a per-subgroup scratch tile: bounds for ragged M/N, and the residual.
     const uint cbase = sg * CM_M * CM_N;
-    for (uint i = 0u; i < TM; i++)
-        for (uint j = 0u; j < TN; j++) {
+    [[unroll]] for (uint i = 0u; i < TM; i++)
+        [[unroll]] for (uint j = 0u; j < TN; j++) {
             coopMatStore(acc[i * TN + j], cs_, cbase, CM_N, gl_CooperativeMatrixLayoutRowMajor);
             subgroupMemoryBarrierShared();
             subgroupBarrier();
