@@ -801,6 +801,12 @@ static int strips_space(const vkllm_tokenizer *t, unsigned flags)
     return (flags & VKLLM_DECODE_STRIP_SPACE) && t->kind == VKLLM_TOKENIZER_SPM && t->add_space_prefix;
 }
 
+/* A token after which the encoder starts a new run of text (and so adds a space prefix). */
+static int space_boundary(const vkllm_tokenizer *t, int32_t id)
+{
+    return t->type[id] == VKLLM_TOKEN_CONTROL || t->type[id] == VKLLM_TOKEN_USER_DEFINED;
+}
+
 vkllm_status vkllm_tokenizer_decode(vkllm_tokenizer *t, const int32_t *ids, size_t n, unsigned flags, char **out,
                                     size_t *len)
 {
@@ -821,7 +827,7 @@ vkllm_status vkllm_tokenizer_decode(vkllm_tokenizer *t, const int32_t *ids, size
         return VKLLM_ERROR_OUT_OF_HOST_MEMORY;
     }
     size_t k = 0;
-    int strip = strips_space(t, flags);
+    int mode = strips_space(t, flags), strip = mode;
     for (size_t i = 0; i < n; i++) {
         const char *b;
         size_t l;
@@ -835,6 +841,7 @@ vkllm_status vkllm_tokenizer_decode(vkllm_tokenizer *t, const int32_t *ids, size
         }
         memcpy(s + k, b, l);
         k += l;
+        if (mode && space_boundary(t, ids[i])) strip = 1;
     }
     s[k] = 0;
     *out = s;
@@ -845,7 +852,7 @@ vkllm_status vkllm_tokenizer_decode(vkllm_tokenizer *t, const int32_t *ids, size
 struct vkllm_detok {
     const vkllm_tokenizer *t;
     unsigned flags;
-    int strip;
+    int mode, strip;
     uint8_t held[4];
     size_t n_held;
     char *out;
@@ -877,7 +884,7 @@ void vkllm_detok_reset(vkllm_detok *d, unsigned flags)
 {
     if (!d) return;
     d->flags = flags;
-    d->strip = strips_space(d->t, flags);
+    d->mode = d->strip = strips_space(d->t, flags);
     d->n_held = 0;
     d->err[0] = 0;
 }
@@ -905,6 +912,7 @@ vkllm_status vkllm_detok_push(vkllm_detok *d, int32_t id, const char **text, siz
         }
         d->strip = 0;
     }
+    if (d->mode && space_boundary(t, id)) d->strip = 1;
     /* worst case every byte becomes U+FFFD (3 bytes) */
     size_t total = d->n_held + l;
     if (!grow((void **)&d->out, &d->out_cap, 3 * total + 1, 1)) {

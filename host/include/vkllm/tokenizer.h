@@ -138,8 +138,9 @@ vkllm_status vkllm_tokenizer_split(vkllm_tokenizer *t, const char *text, size_t 
 /* Decoding flags. */
 #define VKLLM_DECODE_SPECIAL 1u     /* render control, unknown and unused tokens as their text
                                      * (otherwise they produce nothing) */
-#define VKLLM_DECODE_STRIP_SPACE 2u /* SPM with a space prefix: drop the first output byte if it is
-                                     * the space the encoder added (start of a text) */
+#define VKLLM_DECODE_STRIP_SPACE 2u /* SPM with a space prefix: drop the space the encoder adds at the
+                                     * start of each run of text (the start, and after each control or
+                                     * user-defined token), so decode(encode(x)) == x */
 
 /* The bytes token id stands for (the byte-level alphabet mapped back, ▁ as a space, <0xXX> as its
  * byte); flags as above (STRIP_SPACE ignored). *bytes points into t (not NUL-terminated).
@@ -153,7 +154,7 @@ vkllm_status vkllm_tokenizer_decode(vkllm_tokenizer *t, const int32_t *ids, size
 
 /* Streaming decoder: feed tokens one at a time, get back the text that is complete so far. */
 typedef struct vkllm_detok vkllm_detok;
-/* flags: VKLLM_DECODE_*; STRIP_SPACE applies to the first piece after create/reset. */
+/* flags: VKLLM_DECODE_*; STRIP_SPACE applies from the first piece after create/reset. */
 vkllm_status vkllm_detok_create(const vkllm_tokenizer *t, unsigned flags, vkllm_detok **out);
 void vkllm_detok_destroy(vkllm_detok *d);
 /* Starts a new text (the held-back bytes are dropped). */
