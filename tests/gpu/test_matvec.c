@@ -165,19 +165,19 @@ static void test_matvec_awkward(void **state)
         uint32_t ins[5];
         size_t n_ins = 0;
         if (be == 1) {
-            ins[n_ins++] = 1; ins[n_ins++] = 7; ins[n_ins++] = 33; ins[n_ins++] = 256; ins[n_ins++] = 1000;
+            ins[n_ins++] = 1; ins[n_ins++] = 33; ins[n_ins++] = 1000;
         } else if (be == 32) {
-            ins[n_ins++] = 32; ins[n_ins++] = 96; ins[n_ins++] = 256; ins[n_ins++] = 768;
+            ins[n_ins++] = 32; ins[n_ins++] = 96; ins[n_ins++] = 768;
         } else {
             ins[n_ins++] = 256; ins[n_ins++] = 768; ins[n_ins++] = 1280;
         }
         for (size_t oi = 0; oi < 4; oi++)
             for (size_t ii = 0; ii < n_ins; ii++) {
                 id++;
-                static const uint32_t nvs[] = { 1, 2, 1, 3 };
-                static const res_mode rms[] = { RES_NONE, RES_SEPARATE, RES_IN_PLACE, RES_NONE };
-                uint32_t n_vec = nvs[id % 4];
-                res_mode rm = rms[id % 4];
+                static const uint32_t nvs[] = { 1, 2, 1 };
+                static const res_mode rms[] = { RES_NONE, RES_SEPARATE, RES_IN_PLACE };
+                uint32_t n_vec = nvs[id % 3];
+                res_mode rm = rms[id % 3];
                 uint32_t xp = (id % 5 == 0) ? 4 : (be == 1 && id % 2) ? 3 : 0, yp = id % 4 == 1 ? 5 : 0;
                 run_case(dev, t, outs[oi], ins[ii], n_vec, rm, xp, yp, 1000 + id);
             }
@@ -186,7 +186,7 @@ static void test_matvec_awkward(void **state)
 }
 
 /* n_vec 1..8 with each residual mode at a mid-size Q4_K shape, and the largest counts in Q6_K and
- * Q5_K (every type runs n_vec 1..3 in the awkward cases). */
+ * Q5_K (every type runs n_vec 1 and 2 in the awkward cases). */
 static void test_matvec_nvec(void **state)
 {
     (void)state;
@@ -235,7 +235,7 @@ static void test_matvec_phi4(void **state)
     tu_device_close(dev);
 }
 
-/* Tuning overrides (the benchmark's sweep) give the same results. */
+/* Extreme tuning overrides (the benchmark's sweep) give the same results. */
 static void test_matvec_tuning(void **state)
 {
     (void)state;
@@ -243,8 +243,8 @@ static void test_matvec_tuning(void **state)
     /* lanes per group below the subgroup size: several lane groups per subgroup, as on NVIDIA/AMD
      * (lavapipe's subgroups of 8 otherwise hold one group of 8) */
     const uint32_t sg = vkllm_device_features(dev)->subgroup_size;
-    static const uint32_t rps[] = { 1, 3, 4, 8, 2, 3 }, nsg[] = { 1, 2, 8, 16, 4, 1 }, lpg[] = { 0, 0, 0, 0, 2, 4 };
-    for (int i = 0; i < 6; i++) {
+    static const uint32_t rps[] = { 1, 8, 2 }, nsg[] = { 16, 1, 4 }, lpg[] = { 0, 0, 2 };
+    for (int i = 0; i < 3; i++) {
         if (lpg[i] > sg) continue;
         /* run_case has no tuning parameters: go through a small case by hand */
         tu_rng r = tu_rng_for(5000 + (uint64_t)i);
@@ -288,10 +288,13 @@ static void test_matvec_groups(void **state)
     for (size_t ti = 0; ti < N_TYPES; ti++) {
         vkllm_dtype t = all_types[ti];
         uint32_t n_in = vkllm_dtype_block_elems(t) == 1 ? 1000 : 768;
-        tune_lanes = sg >= 4 ? 4 : sg; tune_rows = 3; tune_ks = 2;
-        run_case(dev, t, 37, n_in, 2, RES_SEPARATE, 0, 0, ++id);
-        tune_lanes = sg >= 2 ? 2 : sg; tune_rows = 2; tune_ks = 1;
-        run_case(dev, t, 37, vkllm_dtype_block_elems(t) == 1 ? 33 : n_in, 1, RES_IN_PLACE, 0, 0, ++id);
+        if (ti % 2 == 1) {
+            tune_lanes = sg >= 4 ? 4 : sg; tune_rows = 3; tune_ks = 2;
+            run_case(dev, t, 37, n_in, 2, RES_SEPARATE, 0, 0, ++id);
+        } else {
+            tune_lanes = sg >= 2 ? 2 : sg; tune_rows = 2; tune_ks = 1;
+            run_case(dev, t, 37, vkllm_dtype_block_elems(t) == 1 ? 33 : n_in, 1, RES_IN_PLACE, 0, 0, ++id);
+        }
     }
     tune_lanes = tune_rows = tune_ks = 0;
     tu_device_close(dev);
