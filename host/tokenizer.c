@@ -1362,7 +1362,8 @@ static vkllm_status build(vkllm_tokenizer *t, const vkllm_tokenizer_desc *d, cha
     static const char *const eog_names[] = { "<|end|>", "<|im_end|>", "<|endoftext|>", "<|eot_id|>", "</s>" };
     for (size_t i = 0; i < sizeof eog_names / sizeof eog_names[0]; i++) {
         int32_t id = find_str(t, eog_names[i]);
-        if (id >= 0 && id != t->eos && t->type[id] == VKLLM_TOKEN_CONTROL && t->n_eog < MAX_EOG) t->eog[t->n_eog++] = id;
+        /* converters mark Phi-3's <|end|> control or user-defined depending on their version */
+        if (id >= 0 && id != t->eos && space_boundary(t, id) && t->n_eog < MAX_EOG) t->eog[t->n_eog++] = id;
     }
     /* special tokens matched in text */
     size_t trie_cap = 0;

@@ -173,7 +173,7 @@ int cmd_chat(int argc, char **argv)
     vkllm_sampler_params sp = vkllm_sampler_defaults();
     chat c;
     memset(&c, 0, sizeof c);
-    for (int i = 1; i < argc; i++) {
+    for (int i = 1; i < argc; i += 2) { /* flag, value */
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
             usage(stdout);
@@ -198,7 +198,6 @@ int cmd_chat(int argc, char **argv)
             }
         }
         if (!ok) return 2;
-        i++;
     }
     char builtin[4096];
     if (!model && !(model = cli_builtin_model(builtin, sizeof builtin))) return 1;

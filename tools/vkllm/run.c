@@ -33,7 +33,7 @@ int cmd_run(int argc, char **argv)
     uint32_t n_prompt = 0, n_gen = 128, n_ctx = 0, batch = 512;
     vkllm_sampler_params sp = vkllm_sampler_defaults();
     int rc = 2;
-    for (int i = 1; i < argc; i++) {
+    for (int i = 1; i < argc; i += 2) { /* flag, value */
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         int ok = 1;
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
@@ -59,7 +59,6 @@ int cmd_run(int argc, char **argv)
             goto out;
         }
         if (!ok) goto out;
-        i++;
     }
     if (text && prompt) {
         fprintf(stderr, "vkllm run: give the prompt either as text (-p) or as token ids (--tokens), not both\n");

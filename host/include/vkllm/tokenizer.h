@@ -101,7 +101,7 @@ int32_t vkllm_tokenizer_eos(const vkllm_tokenizer *t);
 /* Whether the model asks for BOS at the start of a text (tokenizer.ggml.add_bos_token; default yes
  * for SentencePiece, no for byte-level BPE) and a BOS id exists. */
 int vkllm_tokenizer_adds_bos(const vkllm_tokenizer *t);
-/* 1 if generation should stop at id: eos, or a control token that ends a turn or a text
+/* 1 if generation should stop at id: eos, or a control/user-defined token that ends a turn or a text
  * (<|end|>, <|im_end|>, <|endoftext|>, <|eot_id|>, </s>). 0 for ids out of range. */
 int vkllm_tokenizer_is_eog(const vkllm_tokenizer *t, int32_t id);
 /* The id of the token whose text is exactly s[0..len), or -1. */
