@@ -823,6 +823,94 @@ static void test_gguf_good(void **state)
     assert_non_null(strstr(err, "byte token"));
 }
 
+/* A Phi-3-style SentencePiece file: scores, byte tokens, Phi-3's specials (<|end|> user-defined, as
+ * some converters write it) and template; BOS by default; the chat turn equals the rendered text
+ * tokenized with specials, "\n" after a special getting its space prefix as Phi-3's tokenizer does. */
+static void test_gguf_spm_phi3(void **state)
+{
+    (void)state;
+    vocab v;
+    spm_base(&v);
+    int32_t sp = (int32_t)add_piece(&v, SP, -1);
+    add_piece(&v, "h", -2);
+    add_piece(&v, "i", -3);
+    int32_t hi = (int32_t)add_piece(&v, "hi", -0.5f);
+    int32_t eot = (int32_t)add_tok(&v, "<|endoftext|>", VKLLM_TOKEN_CONTROL);
+    int32_t asst = (int32_t)add_tok(&v, "<|assistant|>", VKLLM_TOKEN_CONTROL);
+    int32_t end = (int32_t)add_tok(&v, "<|end|>", VKLLM_TOKEN_USER_DEFINED);
+    add_tok(&v, "<|system|>", VKLLM_TOKEN_CONTROL);
+    int32_t user = (int32_t)add_tok(&v, "<|user|>", VKLLM_TOKEN_CONTROL);
+    /* both families' tokens: the template decides */
+    add_tok(&v, "<|im_start|>", VKLLM_TOKEN_CONTROL);
+    add_tok(&v, "<|im_sep|>", VKLLM_TOKEN_CONTROL);
+    add_tok(&v, "<|im_end|>", VKLLM_TOKEN_CONTROL);
+    char path[320], err[512];
+    snprintf(path, sizeof path, "%s/phi3.gguf", tmpdir);
+    vkllm_gguf_writer *w;
+    assert_int_equal(vkllm_gguf_writer_create(path, &w, err, sizeof err), VKLLM_OK);
+    assert_int_equal(vkllm_gguf_writer_add_string(w, "tokenizer.ggml.model", "llama"), VKLLM_OK);
+    assert_int_equal(vkllm_gguf_writer_add_string_array(w, "tokenizer.ggml.tokens", (const char *const *)v.tok, v.n), VKLLM_OK);
+    assert_int_equal(vkllm_gguf_writer_add_array(w, "tokenizer.ggml.scores", VKLLM_GGUF_FLOAT32, v.score, v.n), VKLLM_OK);
+    assert_int_equal(vkllm_gguf_writer_add_array(w, "tokenizer.ggml.token_type", VKLLM_GGUF_INT32, v.type, v.n), VKLLM_OK);
+    assert_int_equal(vkllm_gguf_writer_add_u32(w, "tokenizer.ggml.bos_token_id", 1), VKLLM_OK);
+    assert_int_equal(vkllm_gguf_writer_add_u32(w, "tokenizer.ggml.eos_token_id", (uint32_t)eot), VKLLM_OK);
+    assert_int_equal(vkllm_gguf_writer_add_u32(w, "tokenizer.ggml.unknown_token_id", 0), VKLLM_OK);
+    assert_int_equal(vkllm_gguf_writer_add_string(w, "tokenizer.chat_template",
+                                                  "{% for message in messages %}{% if message['role'] == 'user' %}"
+                                                  "{{'<|user|>\\n' + message['content'] + '<|end|>\\n'}}{% endif %}"
+                                                  "{% endfor %}{{ '<|assistant|>\\n' }}"), VKLLM_OK);
+    assert_int_equal(vkllm_gguf_writer_write_header(w), VKLLM_OK);
+    assert_int_equal(vkllm_gguf_writer_finish(w), VKLLM_OK);
+    vkllm_gguf_writer_destroy(w);
+    vkllm_gguf *g;
+    assert_int_equal(vkllm_gguf_open(path, &g, err, sizeof err), VKLLM_OK);
+    vkllm_tokenizer *t;
+    if (vkllm_tokenizer_create_gguf(g, &t, err, sizeof err)) fail_msg("%s", err);
+    vkllm_gguf_close(g);
+    assert_int_equal(vkllm_tokenizer_kind_of(t), VKLLM_TOKENIZER_SPM);
+    assert_int_equal(vkllm_tokenizer_chat_format(t), VKLLM_CHAT_PHI3);
+    assert_true(vkllm_tokenizer_adds_bos(t));
+    assert_true(vkllm_tokenizer_is_eog(t, eot));
+    assert_true(vkllm_tokenizer_is_eog(t, end));
+    assert_false(vkllm_tokenizer_is_eog(t, asst));
+    vkllm_tokens c = { 0 }, r = { 0 };
+    assert_int_equal(vkllm_chat_append_message(t, "user", "hi", 2, &c), VKLLM_OK);
+    char *txt = vkllm_chat_render_message(VKLLM_CHAT_PHI3, "user", "hi");
+    assert_string_equal(txt, "<|user|>\nhi<|end|>\n");
+    assert_int_equal(vkllm_tokenizer_encode(t, txt, strlen(txt), VKLLM_TOKENIZE_SPECIAL, &r), VKLLM_OK);
+    free(txt);
+    int32_t want[] = { user, sp, 3 + '\n', hi, end, sp, 3 + '\n' };
+    assert_int_equal(c.n, 7);
+    assert_memory_equal(c.ids, want, sizeof want);
+    assert_int_equal(r.n, 7);
+    assert_memory_equal(r.ids, want, sizeof want);
+    vkllm_tokens_free(&c);
+    assert_int_equal(vkllm_chat_append_generation_prompt(t, &c), VKLLM_OK);
+    int32_t gen[] = { asst, sp, 3 + '\n' };
+    assert_int_equal(c.n, 3);
+    assert_memory_equal(c.ids, gen, sizeof gen);
+    vkllm_tokens_free(&c);
+    assert_int_equal(vkllm_chat_append_end_of_turn(t, &c), VKLLM_OK);
+    int32_t eotk[] = { end, sp, 3 + '\n' };
+    assert_int_equal(c.n, 3);
+    assert_memory_equal(c.ids, eotk, sizeof eotk);
+    /* a reply "▁hi" streams as "hi" */
+    vkllm_detok *d;
+    assert_int_equal(vkllm_detok_create(t, VKLLM_DECODE_STRIP_SPACE, &d), VKLLM_OK);
+    const char *o;
+    size_t n;
+    assert_int_equal(vkllm_detok_push(d, sp, &o, &n), VKLLM_OK);
+    assert_int_equal(n, 0);
+    assert_int_equal(vkllm_detok_push(d, hi, &o, &n), VKLLM_OK);
+    assert_int_equal(n, 2);
+    assert_memory_equal(o, "hi", 2);
+    vkllm_detok_destroy(d);
+    vkllm_tokens_free(&c);
+    vkllm_tokens_free(&r);
+    vkllm_tokenizer_destroy(t);
+    vocab_free(&v);
+}
+
 static void test_gguf_hostile(void **state)
 {
     (void)state;
@@ -894,6 +982,7 @@ int main(void)
         cmocka_unit_test(test_tiny_model),
         cmocka_unit_test(test_round_trip),
         cmocka_unit_test(test_gguf_good),
+        cmocka_unit_test(test_gguf_spm_phi3),
         cmocka_unit_test(test_gguf_hostile),
     };
     return cmocka_run_group_tests(tests, setup_dir, teardown_dir);
