@@ -36,7 +36,15 @@ void vkllm_kernels_describe(char *buf, size_t len)
     }
 }
 
-uint32_t vkllm_pipeline_count(const vkllm_device *dev) { return dev ? dev->n_pipelines : 0; }
+uint32_t vkllm_pipeline_count(const vkllm_device *dev)
+{
+    if (!dev) return 0;
+    pthread_mutex_t *lock = (pthread_mutex_t *)&dev->pipe_lock; /* a read; the lock is not const */
+    pthread_mutex_lock(lock);
+    uint32_t n = dev->n_pipelines;
+    pthread_mutex_unlock(lock);
+    return n;
+}
 
 static int same_desc(const vkllm_pipeline_desc *a, const vkllm_pipeline_desc *b)
 {
@@ -95,10 +103,22 @@ static vkllm_status create_pipeline(vkllm_device *dev, const vkllm_pipeline_desc
     return VKLLM_OK;
 }
 
+static vkllm_status get_locked(vkllm_device *dev, const vkllm_pipeline_desc *d, vkllm_pipeline **out);
+
+/* Sessions in several threads record chains at the same time: lookup and creation happen under
+ * pipe_lock, so a pipeline is created once and the list is never seen half-linked. */
 vkllm_status vkllm_pipeline_get(vkllm_device *dev, const vkllm_pipeline_desc *d, vkllm_pipeline **out)
 {
     if (!dev || !d || !out || !d->kernel) return vkllm_fail(dev, VKLLM_ERROR_INVALID_ARGUMENT, "vkllm_pipeline_get: NULL argument");
     *out = NULL;
+    pthread_mutex_lock(&dev->pipe_lock);
+    vkllm_status s = get_locked(dev, d, out);
+    pthread_mutex_unlock(&dev->pipe_lock);
+    return s;
+}
+
+static vkllm_status get_locked(vkllm_device *dev, const vkllm_pipeline_desc *d, vkllm_pipeline **out)
+{
     for (pipeline_entry *e = dev->pipelines; e; e = e->next)
         if (same_desc(&e->desc, d)) {
             *out = e->p;
@@ -257,9 +277,19 @@ vkllm_status vkllm_pipeline_cache_open(vkllm_device *dev, int enabled)
     return VKLLM_OK;
 }
 
+static vkllm_status cache_save_locked(vkllm_device *dev);
+
 vkllm_status vkllm_pipeline_cache_save(vkllm_device *dev)
 {
     if (!dev || !dev->pcache || dev->pcache_state == VKLLM_CACHE_OFF || !dev->pcache_path[0]) return VKLLM_OK;
+    pthread_mutex_lock(&dev->pipe_lock);
+    vkllm_status s = cache_save_locked(dev);
+    pthread_mutex_unlock(&dev->pipe_lock);
+    return s;
+}
+
+static vkllm_status cache_save_locked(vkllm_device *dev)
+{
     size_t size = 0;
     VK_CHECK(dev, vkGetPipelineCacheData(dev->device, dev->pcache, &size, NULL));
     if (size == 0 || size == dev->pcache_loaded_size) return VKLLM_OK; /* nothing new */

@@ -1,5 +1,6 @@
 /* Buffer pool: best-fit sub-allocation from device-memory blocks, coalescing free lists,
- * synchronous uploads/downloads through a host-visible staging buffer. */
+ * synchronous uploads/downloads through a host-visible staging buffer. Thread-safe: the pool's
+ * lists under dev->pool_lock, one transfer at a time under dev->xfer_lock. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -67,6 +68,8 @@ static vkllm_status new_block(vkllm_device *dev, vkllm_mem_kind kind, uint64_t s
     return VKLLM_OK;
 }
 
+static vkllm_status alloc_locked(vkllm_device *dev, vkllm_mem_kind kind, uint64_t size, uint64_t need, vkllm_buffer *out);
+
 vkllm_status vkllm_buffer_alloc(vkllm_device *dev, vkllm_mem_kind kind, uint64_t size, vkllm_buffer *out)
 {
     if (!out) return vkllm_fail(dev, VKLLM_ERROR_INVALID_ARGUMENT, "vkllm_buffer_alloc: out is NULL");
@@ -81,6 +84,14 @@ vkllm_status vkllm_buffer_alloc(vkllm_device *dev, vkllm_mem_kind kind, uint64_t
                           "a buffer of %llu bytes exceeds the device's maxMemoryAllocationSize (%llu bytes)",
                           (unsigned long long)size, (unsigned long long)dev->f.max_allocation_size);
 
+    pthread_mutex_lock(&dev->pool_lock);
+    vkllm_status st = alloc_locked(dev, kind, size, need, out);
+    pthread_mutex_unlock(&dev->pool_lock);
+    return st;
+}
+
+static vkllm_status alloc_locked(vkllm_device *dev, vkllm_mem_kind kind, uint64_t size, uint64_t need, vkllm_buffer *out)
+{
     /* best fit over every block's free list */
     vkllm_block *best_b = NULL;
     free_range *best = NULL, *best_prev = NULL;
@@ -129,6 +140,7 @@ void vkllm_buffer_free(vkllm_device *dev, vkllm_buffer *buf)
     if (!dev || !buf || !buf->block) return;
     vkllm_block *b = buf->block;
     uint64_t off = buf->offset, len = align_up(buf->size, ALIGN);
+    pthread_mutex_lock(&dev->pool_lock);
     free_range *prev = NULL, *cur = b->free_list;
     while (cur && cur->offset < off) { prev = cur; cur = cur->next; }
     int merged = 0;
@@ -159,6 +171,7 @@ void vkllm_buffer_free(vkllm_device *dev, vkllm_buffer *buf)
     b->live--;
     dev->used[b->kind] -= len;
     dev->live[b->kind]--;
+    pthread_mutex_unlock(&dev->pool_lock);
     memset(buf, 0, sizeof *buf);
 }
 
@@ -194,6 +207,8 @@ void vkllm_pool_stats_get(const vkllm_device *dev, vkllm_pool_stats *out)
 {
     memset(out, 0, sizeof *out);
     if (!dev) return;
+    pthread_mutex_t *lock = (pthread_mutex_t *)&dev->pool_lock; /* the stats are read, the lock is not const */
+    pthread_mutex_lock(lock);
     for (int k = 0; k < 2; k++) {
         uint64_t total_free = 0, largest = 0;
         for (vkllm_block *b = dev->blocks[k]; b; b = b->next) {
@@ -210,11 +225,15 @@ void vkllm_pool_stats_get(const vkllm_device *dev, vkllm_pool_stats *out)
         out->largest_free[k] = largest;
         out->fragmentation[k] = total_free ? 1.0 - (double)largest / (double)total_free : 0.0;
     }
+    pthread_mutex_unlock(lock);
 }
 
 void vkllm_pool_set_limit(vkllm_device *dev, uint64_t bytes)
 {
-    if (dev) dev->pool_limit = bytes;
+    if (!dev) return;
+    pthread_mutex_lock(&dev->pool_lock);
+    dev->pool_limit = bytes;
+    pthread_mutex_unlock(&dev->pool_lock);
 }
 
 void vkllm_pool_set_block_size(vkllm_device *dev, uint64_t bytes)
@@ -222,7 +241,9 @@ void vkllm_pool_set_block_size(vkllm_device *dev, uint64_t bytes)
     if (!dev) return;
     if (bytes < (1u << 20)) bytes = 1u << 20;
     if (bytes > dev->f.max_allocation_size) bytes = dev->f.max_allocation_size;
+    pthread_mutex_lock(&dev->pool_lock);
     dev->block_size = align_up(bytes, ALIGN);
+    pthread_mutex_unlock(&dev->pool_lock);
 }
 
 /* ---- synchronous transfers through the staging buffer ---- */
@@ -241,7 +262,10 @@ vkllm_status vkllm_xfer_submit_wait(vkllm_device *dev)
     VK_CHECK(dev, vkEndCommandBuffer(dev->xfer_cmd));
     VkSubmitInfo si = { .sType = VK_STRUCTURE_TYPE_SUBMIT_INFO, .commandBufferCount = 1, .pCommandBuffers = &dev->xfer_cmd };
     VK_CHECK(dev, vkResetFences(dev->device, 1, &dev->xfer_fence));
-    VK_CHECK(dev, vkQueueSubmit(dev->queue, 1, &si, dev->xfer_fence));
+    pthread_mutex_lock(&dev->queue_lock);
+    VkResult r = vkQueueSubmit(dev->queue, 1, &si, dev->xfer_fence);
+    pthread_mutex_unlock(&dev->queue_lock);
+    VK_CHECK(dev, r);
     VK_CHECK(dev, vkWaitForFences(dev->device, 1, &dev->xfer_fence, VK_TRUE, UINT64_MAX));
     return VKLLM_OK;
 }
@@ -273,17 +297,34 @@ static vkllm_status check_range(vkllm_device *dev, const vkllm_buffer *buf, uint
     return VKLLM_OK;
 }
 
+static vkllm_status copy_locked(vkllm_device *dev, const vkllm_buffer *buf, uint64_t offset, void *host, uint64_t size,
+                               int upload);
+
+/* One transfer at a time per device (staging and xfer_cmd are shared by every session). */
 static vkllm_status copy(vkllm_device *dev, const vkllm_buffer *buf, uint64_t offset, void *host, uint64_t size, int upload)
 {
     vkllm_status s = check_range(dev, buf, offset, size, upload ? "vkllm_buffer_write" : "vkllm_buffer_read");
     if (s || size == 0) return s;
     if (buf->block->mapped) { /* host-visible: the device must be idle for coherent access to be safe */
-        VK_CHECK(dev, vkQueueWaitIdle(dev->queue));
+        pthread_mutex_lock(&dev->queue_lock);
+        VkResult r = vkQueueWaitIdle(dev->queue);
+        pthread_mutex_unlock(&dev->queue_lock);
+        VK_CHECK(dev, r);
         char *p = (char *)buf->block->mapped + buf->offset + offset;
         if (upload) memcpy(p, host, size);
         else memcpy(host, p, size);
         return VKLLM_OK;
     }
+    pthread_mutex_lock(&dev->xfer_lock);
+    s = copy_locked(dev, buf, offset, host, size, upload);
+    pthread_mutex_unlock(&dev->xfer_lock);
+    return s;
+}
+
+static vkllm_status copy_locked(vkllm_device *dev, const vkllm_buffer *buf, uint64_t offset, void *host, uint64_t size,
+                               int upload)
+{
+    vkllm_status s;
     uint64_t chunk = size < XFER_CHUNK ? size : XFER_CHUNK;
     if ((s = ensure_staging(dev, chunk))) return s;
     for (uint64_t done = 0; done < size; done += chunk) {
@@ -324,11 +365,22 @@ vkllm_status vkllm_buffer_read(vkllm_device *dev, const vkllm_buffer *buf, uint6
     return copy(dev, buf, offset, dst, size, 0);
 }
 
+static vkllm_status fill_locked(vkllm_device *dev, const vkllm_buffer *buf, uint64_t offset, uint64_t size, uint32_t pattern);
+
 vkllm_status vkllm_buffer_fill(vkllm_device *dev, const vkllm_buffer *buf, uint64_t offset, uint64_t size, uint32_t pattern)
 {
     vkllm_status s = check_range(dev, buf, offset, size, "vkllm_buffer_fill");
     if (s || size == 0) return s;
     if ((offset | size) & 3) return vkllm_fail(dev, VKLLM_ERROR_INVALID_ARGUMENT, "vkllm_buffer_fill: offset/size not multiples of 4");
+    pthread_mutex_lock(&dev->xfer_lock);
+    s = fill_locked(dev, buf, offset, size, pattern);
+    pthread_mutex_unlock(&dev->xfer_lock);
+    return s;
+}
+
+static vkllm_status fill_locked(vkllm_device *dev, const vkllm_buffer *buf, uint64_t offset, uint64_t size, uint32_t pattern)
+{
+    vkllm_status s;
     if ((s = vkllm_xfer_begin(dev))) return s;
     xfer_barrier(dev, VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT, VK_ACCESS_SHADER_READ_BIT | VK_ACCESS_SHADER_WRITE_BIT,
                  VK_PIPELINE_STAGE_TRANSFER_BIT, VK_ACCESS_TRANSFER_WRITE_BIT);
