@@ -1,5 +1,6 @@
 /* Command chain: dispatches recorded into one command buffer, barriers only on real conflicts,
  * one submit, optional per-dispatch timestamps. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -17,12 +18,11 @@ typedef struct access_range {
 typedef struct dispatch_rec {
     char *name;
     uint64_t bytes, flops;
+    const char *kernel;
 } dispatch_rec;
 
 struct vkllm_chain {
     vkllm_device *dev;
-    VkCommandPool cmd_pool; /* the chain's own: recording into a pool's buffers needs the pool to be
-                             * externally synchronized, and chains of sessions in several threads record at once */
     VkCommandBuffer cmd;
     VkFence fence;
     int recording, recorded, submitted, auto_barriers;
@@ -43,6 +43,7 @@ struct vkllm_chain {
 
     vkllm_timing *timings;
     double gpu_ns;
+    char label[64];
 };
 
 vkllm_status vkllm_chain_create(vkllm_device *dev, const vkllm_chain_options *opts, vkllm_chain **out)
@@ -54,18 +55,16 @@ vkllm_status vkllm_chain_create(vkllm_device *dev, const vkllm_chain_options *op
     c->dev = dev;
     c->auto_barriers = 1;
     if (opts) c->opts = *opts;
+    if (c->opts.label) snprintf(c->label, sizeof c->label, "%s", c->opts.label);
+    c->opts.label = NULL; /* the copy above is what lives on */
     if (c->opts.timestamps && dev->f.timestamp_period_ns <= 0) {
         free(c);
         return vkllm_fail(dev, VKLLM_ERROR_UNSUPPORTED, "timestamps were asked for but the queue of '%s' has none", dev->f.name);
     }
-    VkCommandPoolCreateInfo cpi = { .sType = VK_STRUCTURE_TYPE_COMMAND_POOL_CREATE_INFO,
-                                    .flags = VK_COMMAND_POOL_CREATE_RESET_COMMAND_BUFFER_BIT,
-                                    .queueFamilyIndex = dev->queue_family };
-    VkResult r = vkCreateCommandPool(dev->device, &cpi, NULL, &c->cmd_pool);
-    VkCommandBufferAllocateInfo cai = { .sType = VK_STRUCTURE_TYPE_COMMAND_BUFFER_ALLOCATE_INFO, .commandPool = c->cmd_pool,
+    VkCommandBufferAllocateInfo cai = { .sType = VK_STRUCTURE_TYPE_COMMAND_BUFFER_ALLOCATE_INFO, .commandPool = dev->cmd_pool,
                                         .level = VK_COMMAND_BUFFER_LEVEL_PRIMARY, .commandBufferCount = 1 };
     VkFenceCreateInfo fci = { .sType = VK_STRUCTURE_TYPE_FENCE_CREATE_INFO };
-    if (r == VK_SUCCESS) r = vkAllocateCommandBuffers(dev->device, &cai, &c->cmd);
+    VkResult r = vkAllocateCommandBuffers(dev->device, &cai, &c->cmd);
     if (r == VK_SUCCESS) r = vkCreateFence(dev->device, &fci, NULL, &c->fence);
     if (r != VK_SUCCESS) {
         vkllm_chain_destroy(c);
@@ -89,8 +88,7 @@ void vkllm_chain_destroy(vkllm_chain *c)
     for (uint32_t i = 0; i < c->n_dpools; i++) vkDestroyDescriptorPool(dev->device, c->dpools[i], NULL);
     for (uint32_t i = 0; i < c->n_qpools; i++) vkDestroyQueryPool(dev->device, c->qpools[i], NULL);
     if (c->fence) vkDestroyFence(dev->device, c->fence, NULL);
-    if (c->cmd) vkFreeCommandBuffers(dev->device, c->cmd_pool, 1, &c->cmd);
-    if (c->cmd_pool) vkDestroyCommandPool(dev->device, c->cmd_pool, NULL);
+    if (c->cmd) vkFreeCommandBuffers(dev->device, dev->cmd_pool, 1, &c->cmd);
     free_recs(c);
     free(c->recs);
     free(c->dpools);
@@ -122,6 +120,10 @@ vkllm_status vkllm_chain_begin(vkllm_chain *c)
     c->recorded = 0;
     VkCommandBufferBeginInfo bi = { .sType = VK_STRUCTURE_TYPE_COMMAND_BUFFER_BEGIN_INFO };
     VK_CHECK(dev, vkBeginCommandBuffer(c->cmd, &bi));
+    if (c->label[0] && dev->cmd_begin_label) {
+        VkDebugUtilsLabelEXT label = { .sType = VK_STRUCTURE_TYPE_DEBUG_UTILS_LABEL_EXT, .pLabelName = c->label };
+        dev->cmd_begin_label(c->cmd, &label);
+    }
     c->recording = 1;
     return VKLLM_OK;
 }
@@ -302,7 +304,7 @@ vkllm_status vkllm_chain_dispatch(vkllm_chain *c, const vkllm_dispatch *d)
     if (!copy) return vkllm_fail(dev, VKLLM_ERROR_OUT_OF_HOST_MEMORY, "out of host memory recording '%s'", name);
     memcpy(copy, name, nl);
     uint32_t idx = c->n_recs++;
-    c->recs[idx] = (dispatch_rec){ copy, d->bytes, d->flops };
+    c->recs[idx] = (dispatch_rec){ copy, d->bytes, d->flops, p->kernel };
 
     if (dev->cmd_begin_label) {
         VkDebugUtilsLabelEXT label = { .sType = VK_STRUCTURE_TYPE_DEBUG_UTILS_LABEL_EXT, .pLabelName = copy };
@@ -329,6 +331,7 @@ vkllm_status vkllm_chain_end(vkllm_chain *c)
                          VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT | VK_PIPELINE_STAGE_TRANSFER_BIT | VK_PIPELINE_STAGE_HOST_BIT, 0, 1,
                          &mb, 0, NULL, 0, NULL);
     c->recording = 0;
+    if (c->label[0] && c->dev->cmd_end_label) c->dev->cmd_end_label(c->cmd);
     VK_CHECK(c->dev, vkEndCommandBuffer(c->cmd));
     c->recorded = 1;
     return VKLLM_OK;
@@ -344,9 +347,7 @@ vkllm_status vkllm_chain_submit(vkllm_chain *c)
     }
     VK_CHECK(dev, vkResetFences(dev->device, 1, &c->fence));
     VkSubmitInfo si = { .sType = VK_STRUCTURE_TYPE_SUBMIT_INFO, .commandBufferCount = 1, .pCommandBuffers = &c->cmd };
-    pthread_mutex_lock(&dev->queue_lock); /* the queue is shared by every chain and transfer of the device */
     VkResult r = vkQueueSubmit(dev->queue, 1, &si, c->fence);
-    pthread_mutex_unlock(&dev->queue_lock);
     if (r != VK_SUCCESS)
         return vkllm_fail(dev, vkllm_vk_status(r), "vkQueueSubmit of a chain of %u dispatches (first '%s') failed with %s",
                           c->n_recs, c->n_recs ? c->recs[0].name : "-", vkllm_vk_result_name(r));
@@ -407,7 +408,7 @@ vkllm_status vkllm_chain_timings(vkllm_chain *c, const vkllm_timing **out, uint3
     for (uint32_t i = 0; i < c->n_recs; i++) {
         uint64_t a = ts[2 * i] & mask, b = ts[2 * i + 1] & mask;
         c->timings[i] = (vkllm_timing){ c->recs[i].name, (double)((a - t0) & mask) * period, (double)((b - a) & mask) * period,
-                                        c->recs[i].bytes, c->recs[i].flops };
+                                        c->recs[i].bytes, c->recs[i].flops, c->recs[i].kernel, (double)a * period };
         if (((b - t0) & mask) > ((tend - t0) & mask)) tend = b;
     }
     c->gpu_ns = (double)((tend - t0) & mask) * period;

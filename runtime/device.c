@@ -6,22 +6,13 @@
 
 #include "internal.h"
 
-/* The calling thread's last message and the device it was set on: with sessions in several threads
- * a failed call's message must not be overwritten by another thread's before its caller reads it. */
-static _Thread_local char tl_err[1024];
-static _Thread_local const vkllm_device *tl_dev;
-
 vkllm_status vkllm_fail(vkllm_device *dev, vkllm_status s, const char *fmt, ...)
 {
     if (dev) {
         va_list ap;
         va_start(ap, fmt);
-        vsnprintf(tl_err, sizeof tl_err, fmt, ap);
+        vsnprintf(dev->err, sizeof dev->err, fmt, ap);
         va_end(ap);
-        tl_dev = dev;
-        pthread_mutex_lock(&dev->err_lock);
-        memcpy(dev->err, tl_err, sizeof dev->err);
-        pthread_mutex_unlock(&dev->err_lock);
     }
     return s;
 }
@@ -432,7 +423,25 @@ static vkllm_status create_logical_device(vkllm_device *dev, const VkExtensionPr
      * arithmetic (BF16 weights are widened by bit shifts), and validation layers older than the
      * extension reject its feature struct. */
     if (f->memory_budget_ext) dexts[nd++] = VK_EXT_MEMORY_BUDGET_EXTENSION_NAME;
-    (void)exts; (void)n_ext;
+    /* Calibrated timestamps put GPU timestamps on the host's clock (profile traces); enabled only
+     * where the queue has timestamps and both the device and CLOCK_MONOTONIC domains are offered. */
+    if (f->timestamp_valid_bits && has_ext(exts, n_ext, VK_EXT_CALIBRATED_TIMESTAMPS_EXTENSION_NAME)) {
+        PFN_vkGetPhysicalDeviceCalibrateableTimeDomainsEXT domains =
+            (PFN_vkGetPhysicalDeviceCalibrateableTimeDomainsEXT)vkGetInstanceProcAddr(
+                dev->instance, "vkGetPhysicalDeviceCalibrateableTimeDomainsEXT");
+        VkTimeDomainEXT td[8];
+        uint32_t ntd = 8;
+        int has_dev = 0, has_mono = 0;
+        if (domains && domains(dev->phys, &ntd, td) >= 0)
+            for (uint32_t i = 0; i < ntd; i++) {
+                has_dev |= td[i] == VK_TIME_DOMAIN_DEVICE_EXT;
+                has_mono |= td[i] == VK_TIME_DOMAIN_CLOCK_MONOTONIC_EXT;
+            }
+        if (has_dev && has_mono) {
+            dexts[nd++] = VK_EXT_CALIBRATED_TIMESTAMPS_EXTENSION_NAME;
+            dev->calibrated_timestamps = 1;
+        }
+    }
 
     VkPhysicalDeviceShaderBfloat16FeaturesKHR bf = { .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SHADER_BFLOAT16_FEATURES_KHR,
                                                      .shaderBFloat16Type = VK_TRUE };
@@ -473,6 +482,9 @@ static vkllm_status create_logical_device(vkllm_device *dev, const VkExtensionPr
                                .pQueueCreateInfos = &qci, .enabledExtensionCount = nd, .ppEnabledExtensionNames = dexts };
     VK_CHECK(dev, vkCreateDevice(dev->phys, &dci, NULL, &dev->device));
     vkGetDeviceQueue(dev->device, dev->queue_family, 0, &dev->queue);
+    if (dev->calibrated_timestamps)
+        dev->get_calibrated_timestamps =
+            (PFN_vkGetCalibratedTimestampsEXT)vkGetDeviceProcAddr(dev->device, "vkGetCalibratedTimestampsEXT");
 
     VkPhysicalDeviceMemoryProperties mp;
     vkGetPhysicalDeviceMemoryProperties(dev->phys, &mp);
@@ -513,14 +525,6 @@ vkllm_status vkllm_device_create(const vkllm_device_options *opts_in, vkllm_devi
         if (err && err_len) snprintf(err, err_len, "out of host memory creating the device");
         return VKLLM_ERROR_OUT_OF_HOST_MEMORY;
     }
-    pthread_mutex_t *locks[] = { &dev->queue_lock, &dev->xfer_lock, &dev->pool_lock, &dev->pipe_lock, &dev->err_lock };
-    for (size_t i = 0; i < sizeof locks / sizeof locks[0]; i++)
-        if (pthread_mutex_init(locks[i], NULL) != 0) {
-            for (size_t j = 0; j < i; j++) pthread_mutex_destroy(locks[j]);
-            free(dev);
-            if (err && err_len) snprintf(err, err_len, "cannot create a mutex for the device");
-            return VKLLM_ERROR_OUT_OF_HOST_MEMORY;
-        }
     const char *select = opts.select ? opts.select : getenv("VKLLM_DEVICE");
     int validate = opts.validate;
     if (validate < 0) {
@@ -580,18 +584,30 @@ void vkllm_device_destroy(vkllm_device *dev)
         if (destroy) destroy(dev->instance, dev->messenger, NULL);
     }
     if (dev->instance) vkDestroyInstance(dev->instance, NULL);
-    pthread_mutex_t *locks[] = { &dev->queue_lock, &dev->xfer_lock, &dev->pool_lock, &dev->pipe_lock, &dev->err_lock };
-    for (size_t i = 0; i < sizeof locks / sizeof locks[0]; i++) pthread_mutex_destroy(locks[i]);
-    if (tl_dev == dev) tl_dev = NULL; /* a later device at the same address must not show this one's message */
     free(dev);
 }
 
 const vkllm_features *vkllm_device_features(const vkllm_device *dev) { return dev ? &dev->f : NULL; }
-const char *vkllm_device_error(const vkllm_device *dev)
+
+vkllm_status vkllm_device_calibrate(vkllm_device *dev, double *device_ns, double *host_ns, double *max_deviation_ns)
 {
-    if (!dev) return "no device";
-    return tl_dev == dev ? tl_err : dev->err;
+    if (!dev || !device_ns || !host_ns) return VKLLM_ERROR_INVALID_ARGUMENT;
+    if (!dev->get_calibrated_timestamps)
+        return vkllm_fail(dev, VKLLM_ERROR_UNSUPPORTED,
+                          "'%s' offers no calibrated timestamps (VK_EXT_calibrated_timestamps with the device and "
+                          "CLOCK_MONOTONIC domains)", dev->f.name);
+    VkCalibratedTimestampInfoEXT info[2] = {
+        { .sType = VK_STRUCTURE_TYPE_CALIBRATED_TIMESTAMP_INFO_EXT, .timeDomain = VK_TIME_DOMAIN_DEVICE_EXT },
+        { .sType = VK_STRUCTURE_TYPE_CALIBRATED_TIMESTAMP_INFO_EXT, .timeDomain = VK_TIME_DOMAIN_CLOCK_MONOTONIC_EXT } };
+    uint64_t ts[2], dev_max = 0;
+    VK_CHECK(dev, dev->get_calibrated_timestamps(dev->device, 2, info, ts, &dev_max));
+    uint64_t mask = dev->f.timestamp_valid_bits >= 64 ? ~0ull : ((1ull << dev->f.timestamp_valid_bits) - 1);
+    *device_ns = (double)(ts[0] & mask) * dev->f.timestamp_period_ns;
+    *host_ns = (double)ts[1];
+    if (max_deviation_ns) *max_deviation_ns = (double)dev_max;
+    return VKLLM_OK;
 }
+const char *vkllm_device_error(const vkllm_device *dev) { return dev ? dev->err : "no device"; }
 uint64_t vkllm_device_validation_errors(const vkllm_device *dev) { return dev ? dev->validation_errors : 0; }
 int vkllm_device_validation_enabled(const vkllm_device *dev) { return dev ? dev->validate : 0; }
 

@@ -312,7 +312,7 @@ vkllm_status vkllm_session_create(vkllm_model *m, const vkllm_session_options *o
     if (!st) st = alloc_dev(s, &s->attn_scratch, vkllm_attn_decode_scratch_bytes(1, hp->n_head, hp->head_dim, s->n_ctx, 0));
     if (!st) st = alloc_dev(s, &s->argmax_scratch, vkllm_argmax_scratch_bytes(hp->n_vocab, 1));
     if (!st) st = alloc_dev(s, &s->topk_scratch, vkllm_topk_scratch_bytes(hp->n_vocab, 1, TOPK));
-    vkllm_chain_options co = { .timestamps = s->timestamps };
+    vkllm_chain_options co = { .timestamps = s->timestamps, .label = "decode" };
     if (!st) st = vkllm_chain_create(dev, &co, &s->decode_greedy);
     if (!st) st = record_step(s, s->decode_greedy, 1, TAIL_ARGMAX, NULL);
     if (st) {
@@ -454,7 +454,7 @@ static vkllm_status prefill_chain_for(vkllm_session *s, uint32_t M, vkllm_chain 
             if (s->prefill[i].last_use < slot->last_use) slot = &s->prefill[i];
         }
         if (!slot->c) {
-            vkllm_chain_options co = { .timestamps = s->timestamps };
+            vkllm_chain_options co = { .timestamps = s->timestamps, .label = "prefill" };
             vkllm_status st = vkllm_chain_create(s->dev, &co, &slot->c);
             if (st) return st;
         }
@@ -503,7 +503,7 @@ vkllm_status vkllm_session_decode(vkllm_session *s, int32_t token, vkllm_sampler
     vkllm_chain *c = s->decode_greedy;
     if (use_topk) {
         if (!s->decode_topk) {
-            vkllm_chain_options co = { .timestamps = s->timestamps };
+            vkllm_chain_options co = { .timestamps = s->timestamps, .label = "decode top-k" };
             if ((st = vkllm_chain_create(s->dev, &co, &s->decode_topk))) return st;
             if ((st = record_step(s, s->decode_topk, 1, TAIL_TOPK, NULL))) {
                 vkllm_chain_destroy(s->decode_topk);
@@ -646,5 +646,3 @@ vkllm_status vkllm_session_capture(vkllm_session *s, const int32_t *tokens, uint
     free(host);
     return st;
 }
-
-const char *vkllm_session_error(const vkllm_session *s) { return s ? vkllm_device_error(s->dev) : "no session"; }

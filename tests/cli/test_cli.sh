@@ -54,6 +54,23 @@ model="$XDG_CACHE_HOME/vkllm/tiny-q4_k_m-v1.gguf"
 "$bin/vkllm" validate -m "$model" --fixture "$tmp/ref.h5" >"$tmp/val.txt" 2>&1 && ok || bad "validate failed: $(tail -5 "$tmp/val.txt")"
 grep -q " 0 failed" "$tmp/val.txt" && ok || bad "validate summary: $(tail -2 "$tmp/val.txt")"
 
+# profile: a per-kernel table, step totals, a Chrome trace that parses as JSON with a GPU dispatch and a
+# host slice per step, and an SVG chart that parses as XML
+"$bin/vkllm" profile -p 16 -n 4 --trace "$tmp/t.json" >"$tmp/prof.txt" 2>&1 && ok || bad "profile failed: $(tail -5 "$tmp/prof.txt")"
+grep -q "| attn_qkv" "$tmp/prof.txt" && grep -q "gaps between dispatches" "$tmp/prof.txt" && grep -q "prepare+submit" "$tmp/prof.txt" \
+  && ok || bad "profile tables incomplete: $(head -20 "$tmp/prof.txt")"
+python3 -m json.tool "$tmp/t.json" >/dev/null && ok || bad "profile trace is not valid JSON"
+python3 - "$tmp/t.json" <<'PY' && ok || bad "profile trace lacks dispatch or host slices"
+import json, sys
+ev = json.load(open(sys.argv[1]))["traceEvents"]
+x = [e for e in ev if e["ph"] == "X"]
+assert any(e["name"].startswith("L00.attn_qkv") for e in x)
+assert sum(e["cat"] == "step" for e in x) == 5 and sum(e["cat"] == "host" for e in x) == 10
+PY
+python3 -c "import sys, xml.dom.minidom as m; m.parse(sys.argv[1])" "$tmp/t.svg" && ok || bad "profile chart is not valid SVG/XML"
+expect 1 "cannot write the trace" -- "$bin/vkllm" profile -p 4 -n 1 --trace "$tmp/no/such/dir/t.json"
+expect 2 "--overhead needs" -- "$bin/vkllm" profile --overhead 0
+
 # bad input: one clear line, non-zero exit
 printf 'not a gguf file' >"$tmp/junk.gguf"
 mkdir -p "$tmp/dir.gguf"

@@ -46,6 +46,7 @@ typedef struct vkllm_dispatch {
 typedef struct vkllm_chain_options {
     int timestamps;       /* 1: a timestamp query before and after every dispatch */
     uint32_t max_dispatches; /* capacity hint for timestamps (grown as needed; 0 = 256) */
+    const char *label;    /* optional debug label around the whole chain, e.g. "decode" (VK_EXT_debug_utils; copied) */
 } vkllm_chain_options;
 
 vkllm_status vkllm_chain_create(vkllm_device *dev, const vkllm_chain_options *opts, vkllm_chain **out);
@@ -80,6 +81,8 @@ typedef struct vkllm_timing {
     double start_ns;      /* relative to the first dispatch's start */
     double duration_ns;
     uint64_t bytes, flops;
+    const char *kernel;   /* the pipeline's kernel, e.g. "matvec" (owned by the device) */
+    double device_ns;     /* start on the device's timestamp clock, ns (for vkllm_device_calibrate) */
 } vkllm_timing;
 
 /* After a wait: the per-dispatch GPU times of the last run (needs timestamps on). *n = count. */

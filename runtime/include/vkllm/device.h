@@ -98,6 +98,12 @@ void vkllm_device_destroy(vkllm_device *dev);
 const vkllm_features *vkllm_device_features(const vkllm_device *dev);
 /* Re-reads the memory budget (VK_EXT_memory_budget) into the feature record. */
 void vkllm_device_refresh_budget(vkllm_device *dev);
+/* Reads the device's timestamp clock and the host's CLOCK_MONOTONIC at one instant
+ * (VK_EXT_calibrated_timestamps), both in ns, so that GPU timestamps can be placed on the host's
+ * timeline: host = t_device - *device_ns + *host_ns. *max_deviation_ns (optional): the driver's bound on
+ * how far apart the two reads may be. VKLLM_ERROR_UNSUPPORTED (with a message) where the device lacks
+ * the extension or either clock. */
+vkllm_status vkllm_device_calibrate(vkllm_device *dev, double *device_ns, double *host_ns, double *max_deviation_ns);
 /* The last error message set by any call on this device or its objects ("" if none). */
 const char *vkllm_device_error(const vkllm_device *dev);
 /* Number of validation-layer errors reported since the device was created (0 without validation). */
