@@ -23,6 +23,8 @@ typedef struct dispatch_rec {
 
 struct vkllm_chain {
     vkllm_device *dev;
+    VkCommandPool cmd_pool; /* the chain's own: recording into a pool's buffers needs the pool to be
+                             * externally synchronized, and chains of sessions in several threads record at once */
     VkCommandBuffer cmd;
     VkFence fence;
     int recording, recorded, submitted, auto_barriers;
@@ -61,10 +63,14 @@ vkllm_status vkllm_chain_create(vkllm_device *dev, const vkllm_chain_options *op
         free(c);
         return vkllm_fail(dev, VKLLM_ERROR_UNSUPPORTED, "timestamps were asked for but the queue of '%s' has none", dev->f.name);
     }
-    VkCommandBufferAllocateInfo cai = { .sType = VK_STRUCTURE_TYPE_COMMAND_BUFFER_ALLOCATE_INFO, .commandPool = dev->cmd_pool,
+    VkCommandPoolCreateInfo cpi = { .sType = VK_STRUCTURE_TYPE_COMMAND_POOL_CREATE_INFO,
+                                    .flags = VK_COMMAND_POOL_CREATE_RESET_COMMAND_BUFFER_BIT,
+                                    .queueFamilyIndex = dev->queue_family };
+    VkResult r = vkCreateCommandPool(dev->device, &cpi, NULL, &c->cmd_pool);
+    VkCommandBufferAllocateInfo cai = { .sType = VK_STRUCTURE_TYPE_COMMAND_BUFFER_ALLOCATE_INFO, .commandPool = c->cmd_pool,
                                         .level = VK_COMMAND_BUFFER_LEVEL_PRIMARY, .commandBufferCount = 1 };
     VkFenceCreateInfo fci = { .sType = VK_STRUCTURE_TYPE_FENCE_CREATE_INFO };
-    VkResult r = vkAllocateCommandBuffers(dev->device, &cai, &c->cmd);
+    if (r == VK_SUCCESS) r = vkAllocateCommandBuffers(dev->device, &cai, &c->cmd);
     if (r == VK_SUCCESS) r = vkCreateFence(dev->device, &fci, NULL, &c->fence);
     if (r != VK_SUCCESS) {
         vkllm_chain_destroy(c);
@@ -88,7 +94,8 @@ void vkllm_chain_destroy(vkllm_chain *c)
     for (uint32_t i = 0; i < c->n_dpools; i++) vkDestroyDescriptorPool(dev->device, c->dpools[i], NULL);
     for (uint32_t i = 0; i < c->n_qpools; i++) vkDestroyQueryPool(dev->device, c->qpools[i], NULL);
     if (c->fence) vkDestroyFence(dev->device, c->fence, NULL);
-    if (c->cmd) vkFreeCommandBuffers(dev->device, dev->cmd_pool, 1, &c->cmd);
+    if (c->cmd) vkFreeCommandBuffers(dev->device, c->cmd_pool, 1, &c->cmd);
+    if (c->cmd_pool) vkDestroyCommandPool(dev->device, c->cmd_pool, NULL);
     free_recs(c);
     free(c->recs);
     free(c->dpools);
@@ -347,7 +354,9 @@ vkllm_status vkllm_chain_submit(vkllm_chain *c)
     }
     VK_CHECK(dev, vkResetFences(dev->device, 1, &c->fence));
     VkSubmitInfo si = { .sType = VK_STRUCTURE_TYPE_SUBMIT_INFO, .commandBufferCount = 1, .pCommandBuffers = &c->cmd };
+    pthread_mutex_lock(&dev->queue_lock); /* the queue is shared by every chain and transfer of the device */
     VkResult r = vkQueueSubmit(dev->queue, 1, &si, c->fence);
+    pthread_mutex_unlock(&dev->queue_lock);
     if (r != VK_SUCCESS)
         return vkllm_fail(dev, vkllm_vk_status(r), "vkQueueSubmit of a chain of %u dispatches (first '%s') failed with %s",
                           c->n_recs, c->n_recs ? c->recs[0].name : "-", vkllm_vk_result_name(r));

@@ -6,13 +6,22 @@
 
 #include "internal.h"
 
+/* The calling thread's last message and the device it was set on: with sessions in several threads
+ * a failed call's message must not be overwritten by another thread's before its caller reads it. */
+static _Thread_local char tl_err[1024];
+static _Thread_local const vkllm_device *tl_dev;
+
 vkllm_status vkllm_fail(vkllm_device *dev, vkllm_status s, const char *fmt, ...)
 {
     if (dev) {
         va_list ap;
         va_start(ap, fmt);
-        vsnprintf(dev->err, sizeof dev->err, fmt, ap);
+        vsnprintf(tl_err, sizeof tl_err, fmt, ap);
         va_end(ap);
+        tl_dev = dev;
+        pthread_mutex_lock(&dev->err_lock);
+        memcpy(dev->err, tl_err, sizeof dev->err);
+        pthread_mutex_unlock(&dev->err_lock);
     }
     return s;
 }
@@ -525,6 +534,14 @@ vkllm_status vkllm_device_create(const vkllm_device_options *opts_in, vkllm_devi
         if (err && err_len) snprintf(err, err_len, "out of host memory creating the device");
         return VKLLM_ERROR_OUT_OF_HOST_MEMORY;
     }
+    pthread_mutex_t *locks[] = { &dev->queue_lock, &dev->xfer_lock, &dev->pool_lock, &dev->pipe_lock, &dev->err_lock };
+    for (size_t i = 0; i < sizeof locks / sizeof locks[0]; i++)
+        if (pthread_mutex_init(locks[i], NULL) != 0) {
+            for (size_t j = 0; j < i; j++) pthread_mutex_destroy(locks[j]);
+            free(dev);
+            if (err && err_len) snprintf(err, err_len, "cannot create a mutex for the device");
+            return VKLLM_ERROR_OUT_OF_HOST_MEMORY;
+        }
     const char *select = opts.select ? opts.select : getenv("VKLLM_DEVICE");
     int validate = opts.validate;
     if (validate < 0) {
@@ -584,6 +601,9 @@ void vkllm_device_destroy(vkllm_device *dev)
         if (destroy) destroy(dev->instance, dev->messenger, NULL);
     }
     if (dev->instance) vkDestroyInstance(dev->instance, NULL);
+    pthread_mutex_t *locks[] = { &dev->queue_lock, &dev->xfer_lock, &dev->pool_lock, &dev->pipe_lock, &dev->err_lock };
+    for (size_t i = 0; i < sizeof locks / sizeof locks[0]; i++) pthread_mutex_destroy(locks[i]);
+    if (tl_dev == dev) tl_dev = NULL; /* a later device at the same address must not show this one's message */
     free(dev);
 }
 
@@ -607,7 +627,11 @@ vkllm_status vkllm_device_calibrate(vkllm_device *dev, double *device_ns, double
     if (max_deviation_ns) *max_deviation_ns = (double)dev_max;
     return VKLLM_OK;
 }
-const char *vkllm_device_error(const vkllm_device *dev) { return dev ? dev->err : "no device"; }
+const char *vkllm_device_error(const vkllm_device *dev)
+{
+    if (!dev) return "no device";
+    return tl_dev == dev ? tl_err : dev->err;
+}
 uint64_t vkllm_device_validation_errors(const vkllm_device *dev) { return dev ? dev->validation_errors : 0; }
 int vkllm_device_validation_enabled(const vkllm_device *dev) { return dev ? dev->validate : 0; }
 

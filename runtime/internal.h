@@ -3,6 +3,7 @@
 #define VKLLM_RUNTIME_INTERNAL_H
 
 #include <stdarg.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <vulkan/vulkan.h>
 
@@ -53,7 +54,7 @@ struct vkllm_device {
     uint32_t queue_family;
     VkDebugUtilsMessengerEXT messenger;
     int validate;
-    volatile uint64_t validation_errors;
+    _Atomic uint64_t validation_errors; /* the layer may call back from any thread making a Vulkan call */
     int quiet_validation; /* tests that expect errors set it to keep the log short */
     vkllm_features f;
     uint32_t device_local_heap;
@@ -86,10 +87,20 @@ struct vkllm_device {
     int calibrated_timestamps; /* VK_EXT_calibrated_timestamps enabled (device + CLOCK_MONOTONIC) */
     PFN_vkGetCalibratedTimestampsEXT get_calibrated_timestamps;
 
-    char err[1024];
+    char err[1024];           /* last message set on this device by any thread (err_lock) */
+
+    /* Threads (one session per thread, sessions sharing a model and this device): what they share
+     * is guarded here; everything else belongs to one object (chain, session) and so to one thread.
+     * Lock order: xfer_lock before pool_lock and queue_lock; err_lock innermost; never two others. */
+    pthread_mutex_t queue_lock; /* vkQueueSubmit / vkQueueWaitIdle: the queue is externally synchronized */
+    pthread_mutex_t xfer_lock;  /* one transfer at a time: cmd_pool, xfer_cmd, xfer_fence, staging */
+    pthread_mutex_t pool_lock;  /* blocks, free lists and the counters of pool.c */
+    pthread_mutex_t pipe_lock;  /* the pipeline list (lookup and creation) and the cache file */
+    pthread_mutex_t err_lock;   /* err */
 };
 
-/* Records a formatted message on the device and returns status s. */
+/* Records a formatted message on the device (and as the calling thread's last message, which
+ * vkllm_device_error() returns to that thread) and returns status s. */
 vkllm_status vkllm_fail(vkllm_device *dev, vkllm_status s, const char *fmt, ...)
 #if defined(__GNUC__)
     __attribute__((format(printf, 3, 4)))
@@ -110,7 +121,7 @@ vkllm_status vkllm_vk_status(VkResult r);
 
 /* pool.c */
 void vkllm_pool_destroy_all(vkllm_device *dev);
-/* transfers */
+/* transfers: callers hold xfer_lock from begin to the end of their use of xfer_cmd/staging */
 vkllm_status vkllm_xfer_begin(vkllm_device *dev);
 vkllm_status vkllm_xfer_submit_wait(vkllm_device *dev);
 /* pipeline.c */

@@ -646,3 +646,5 @@ vkllm_status vkllm_session_capture(vkllm_session *s, const int32_t *tokens, uint
     free(host);
     return st;
 }
+
+const char *vkllm_session_error(const vkllm_session *s) { return s ? vkllm_device_error(s->dev) : "no session"; }
