@@ -35,6 +35,12 @@
 #define WC_TOKS (1u << 18)
 #define WC_MAX_WORD 64u
 
+/* Longest run the merge loops take at once (their scratch is ~50 bytes per byte). A longer
+ * pre-tokenized piece (64 KiB of letters with no space) or SentencePiece text run is cut at a
+ * character boundary (SentencePiece: before a space when one is near), so tokens never span such
+ * a cut; real text never has pieces this long. */
+#define MAX_RUN (64u << 10)
+
 typedef struct wc_slot {
     uint64_t h;
     uint32_t woff, toff;
@@ -484,9 +490,30 @@ typedef struct piece_sink {
     size_t *ends, cap, n;
 } piece_sink;
 
+/* Where to cut s[0..n) (n > MAX_RUN) for a run of at most MAX_RUN bytes: a character boundary,
+ * before a space within the last 4 KiB if prefer_space. */
+static size_t cut_point(const uint8_t *s, size_t n, int prefer_space)
+{
+    size_t c = MAX_RUN < n ? MAX_RUN : n;
+    if (prefer_space)
+        for (size_t i = c; i > c - 4096; i--)
+            if (s[i - 1] == ' ' && i > 1) return i - 1;
+    for (int k = 0; k < 3 && c > 1 && (s[c] & 0xc0) == 0x80; k++) c--; /* not inside a character */
+    return c;
+}
+
 static vkllm_status emit(vkllm_tokenizer *t, const uint8_t *s, size_t n, piece_sink *k)
 {
-    if (k->out) return bpe_piece(t, s, n, k->out);
+    if (k->out) {
+        vkllm_status st = VKLLM_OK;
+        while (n > MAX_RUN && !st) {
+            size_t c = cut_point(s, n, 0);
+            st = bpe_piece(t, s, c, k->out);
+            s += c;
+            n -= c;
+        }
+        return st ? st : bpe_piece(t, s, n, k->out);
+    }
     if (k->n < k->cap) k->ends[k->n] = (size_t)(s + n - k->base);
     k->n++;
     return VKLLM_OK;
@@ -712,9 +739,22 @@ static vkllm_status flush_raw(vkllm_tokenizer *t, frag_state *f, vkllm_tokens *o
 {
     if (!f->n) return VKLLM_OK;
     piece_sink k = { out, NULL, NULL, 0, 0 };
-    vkllm_status st = t->kind == VKLLM_TOKENIZER_BPE
-                          ? bpe_text(t, (const uint8_t *)t->buf, f->n, &k)
-                          : spm_text(t, (const uint8_t *)t->buf, f->n, t->add_space_prefix && f->prev_special, out);
+    vkllm_status st = VKLLM_OK;
+    if (t->kind == VKLLM_TOKENIZER_BPE) {
+        st = bpe_text(t, (const uint8_t *)t->buf, f->n, &k);
+    } else {
+        const uint8_t *s = (const uint8_t *)t->buf;
+        size_t n = f->n;
+        int prefix = t->add_space_prefix && f->prev_special;
+        while (n > MAX_RUN && !st) {
+            size_t c = cut_point(s, n, 1);
+            st = spm_text(t, s, c, prefix, out);
+            prefix = 0;
+            s += c;
+            n -= c;
+        }
+        if (!st) st = spm_text(t, s, n, prefix, out);
+    }
     f->n = 0;
     f->prev_special = 0;
     return st;

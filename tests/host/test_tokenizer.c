@@ -148,6 +148,19 @@ static void test_bpe_merge_order(void **state)
     expect_ids(t, "aaa", 0, (int32_t[]){ (int32_t)aa, 'a' }, 2);
     expect_ids(t, "aaaaa", 0, (int32_t[]){ (int32_t)aaaa, 'a' }, 2);
     expect_ids(t, "aaaaaaa", 0, (int32_t[]){ (int32_t)aaaa, (int32_t)aa, 'a' }, 3);
+    /* a piece longer than the merge loop takes at once is cut at 64 KiB: here the cuts fall on
+     * multiples of 4, so the tokens are those of the whole */
+    {
+        size_t big = 200000;
+        char *huge = malloc(big);
+        memset(huge, 'a', big);
+        vkllm_tokens out = { 0 };
+        assert_int_equal(vkllm_tokenizer_encode(t, huge, big, 0, &out), VKLLM_OK);
+        assert_int_equal(out.n, big / 4);
+        for (size_t i = 0; i < out.n; i++) assert_int_equal(out.ids[i], (int32_t)aaaa);
+        vkllm_tokens_free(&out);
+        free(huge);
+    }
     /* a long word goes through the same merge loop (and the cache, the second time) */
     char longw[1001];
     memset(longw, 'a', 1000);
@@ -360,6 +373,20 @@ static void test_spm(void **state)
     assert_string_equal(s + 1, text);
     free(s);
     vkllm_tokens_free(&out);
+    /* a long run of text is cut before a space: the bytes still come back */
+    {
+        size_t big = 3 * 70001;
+        char *huge = malloc(big + 1);
+        for (size_t i = 0; i < big; i += 3) memcpy(huge + i, i % 2 ? "w\xc3\xa9" : "ww ", 3);
+        huge[big] = 0;
+        assert_int_equal(vkllm_tokenizer_encode(t, huge, big, 0, &out), VKLLM_OK);
+        assert_int_equal(vkllm_tokenizer_decode(t, out.ids, out.n, VKLLM_DECODE_STRIP_SPACE, &s, &n), VKLLM_OK);
+        assert_int_equal(n, big);
+        assert_memory_equal(s, huge, big);
+        free(s);
+        free(huge);
+        vkllm_tokens_free(&out);
+    }
     /* SentencePiece has no regex pre-tokenizer */
     size_t ends[4], ne;
     assert_int_equal(vkllm_tokenizer_split(t, "a", 1, ends, 4, &ne), VKLLM_ERROR_UNSUPPORTED);
