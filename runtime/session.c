@@ -648,3 +648,36 @@ vkllm_status vkllm_session_capture(vkllm_session *s, const int32_t *tokens, uint
 }
 
 const char *vkllm_session_error(const vkllm_session *s) { return s ? vkllm_device_error(s->dev) : "no session"; }
+
+vkllm_status vkllm_session_set_profiling(vkllm_session *s, int on)
+{
+    if (!s) return VKLLM_ERROR_INVALID_ARGUMENT;
+    on = on != 0;
+    if (on == s->timestamps) return VKLLM_OK;
+    if (on && s->dev->f.timestamp_period_ns <= 0)
+        return vkllm_fail(s->dev, VKLLM_ERROR_UNSUPPORTED, "profiling: the queue of '%s' has no timestamps", s->dev->f.name);
+    /* Timestamp queries are recorded into the chains: record them again (the cache is untouched). */
+    vkllm_chain_options co = { .timestamps = on };
+    vkllm_chain *c = NULL;
+    vkllm_status st = vkllm_chain_create(s->dev, &co, &c);
+    int was = s->timestamps;
+    s->timestamps = on;
+    if (!st) st = record_step(s, c, 1, TAIL_ARGMAX, NULL);
+    if (st) {
+        s->timestamps = was;
+        vkllm_chain_destroy(c);
+        return st;
+    }
+    vkllm_chain_destroy(s->decode_greedy);
+    s->decode_greedy = c;
+    vkllm_chain_destroy(s->decode_topk); /* recorded again at its next use */
+    s->decode_topk = NULL;
+    for (int i = 0; i < MAX_PREFILL_CHAINS; i++) {
+        vkllm_chain_destroy(s->prefill[i].c);
+        s->prefill[i].c = NULL;
+        s->prefill[i].m = 0;
+    }
+    s->last = NULL;
+    s->last_gpu_ns = 0;
+    return VKLLM_OK;
+}

@@ -5,7 +5,7 @@
  *   cc generate.c $(pkg-config --cflags --libs vkllm) -o generate
  *   ./generate [MODEL.gguf [PROMPT]]
  *
- * Without a model it writes vkllm's built-in tiny model (random weights: fluent nonsense) to
+ * Without a model it writes vkllm's built-in tiny model (random weights: nonsense text) to
  * $TMPDIR. docs/API.md explains each step; tests/install builds and runs this file. */
 #include <stdio.h>
 #include <stdlib.h>

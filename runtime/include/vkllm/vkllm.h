@@ -7,7 +7,8 @@
  *   vkllm/device.h     vkllm_device: open, feature record (vkllm_device_features), last error
  *   vkllm/model.h      vkllm_model (load with progress callback and cancel flag) and vkllm_session
  *                      (own KV cache): prefill, decode (argmax/top-k on the GPU, or logits back),
- *                      reset/rewind, per-dispatch GPU timings (session option `timestamps`)
+ *                      reset/rewind, per-dispatch GPU timings (vkllm_session_set_profiling,
+ *                      vkllm_session_timings)
  *   vkllm/sampler.h    vkllm_sampler: temperature, top-k/p, min-p, repetition penalty, seeded
  *   vkllm/tokenizer.h  vkllm_tokenizer: encode/decode from the model file's own vocabulary,
  *                      streaming UTF-8 detokenizer, Phi-3/Phi-4 chat templates
@@ -67,6 +68,15 @@ VKLLM_API const char *vkllm_model_error(const vkllm_model *m);
 /* The same for a session (with one session per thread: that session's last error). NULL s: "no session". */
 VKLLM_API const char *vkllm_session_error(const vkllm_session *s);
 
+/* Turns per-dispatch GPU timestamps on or off for the session's next steps (the session option
+ * `timestamps` sets it at creation). The recorded chains are recorded again (a few ms; the KV
+ * cache and position are kept). With it on, vkllm_session_timings() gives after each prefill or
+ * decode one vkllm_timing per dispatch (name like "L3.ffn_down", start and duration in ns, bytes
+ * and FLOPs the kernel must move and do) and vkllm_session_last_gpu_ns() the step's GPU time;
+ * each step costs a little more. VKLLM_ERROR_UNSUPPORTED when the queue has no timestamps,
+ * VKLLM_ERROR_INVALID_ARGUMENT for NULL s; on failure the session is as it was. */
+VKLLM_API vkllm_status vkllm_session_set_profiling(vkllm_session *s, int on);
+
 /* The device a model was loaded on (NULL for NULL m). */
 VKLLM_API vkllm_device *vkllm_model_device(const vkllm_model *m);
 
@@ -78,9 +88,9 @@ VKLLM_API vkllm_device *vkllm_model_device(const vkllm_model *m);
 VKLLM_API vkllm_status vkllm_model_tokenizer(const vkllm_model *m, vkllm_tokenizer **out);
 
 /* Writes vkllm's built-in tiny model (Phi-4 shape scaled down: 2 layers, 256 wide, byte-level BPE
- * vocabulary, Q4_K_M, random weights from seed 1: the same bytes every time, about 3 MB) to path,
+ * vocabulary, Q4_K_M, random weights from seed 1: the same bytes every time) to path,
  * replacing it atomically (written to path.tmp.PID, then renamed). For examples and tests; its
- * output is fluent nonsense. VKLLM_ERROR_IO with a message in err (err_len bytes, may be 0)
+ * output is nonsense. VKLLM_ERROR_IO with a message in err (err_len bytes, may be 0)
  * when the file cannot be written. */
 VKLLM_API vkllm_status vkllm_write_tiny_model(const char *path, char *err, size_t err_len);
 
