@@ -17,7 +17,7 @@ typedef struct {
     vkllm_device *dev;
     vkllm_buffer w, x, y;
     vkllm_dtype type;
-    uint32_t n_out, n_in, n_vec, copies, rps, ks, lanes;
+    uint32_t n_out, n_in, n_vec, copies, rps, ks, lanes, stage;
     uint64_t w_stride, x_stride_b, y_stride_b; /* bytes between copies */
 } mv_case;
 
@@ -28,7 +28,7 @@ static void rec_mv(vkllm_chain *c, uint32_t i, void *u)
     vkllm_matvec_args a = { .w = { k->w, j * k->w_stride }, .type = k->type, .n_out = k->n_out, .n_in = k->n_in,
                             .x = { k->x, j * k->x_stride_b }, .y = { k->y, j * k->y_stride_b }, .n_vec = k->n_vec,
                             .x_stride = k->n_in, .y_stride = k->n_out, .rows_per_group = k->rps, .k_split = k->ks,
-                            .lanes_per_group = k->lanes };
+                            .lanes_per_group = k->lanes, .stage = k->stage };
     if (vkllm_op_matvec(c, &a)) bu_die(k->dev, "vkllm_op_matvec");
 }
 
@@ -57,9 +57,9 @@ static uint8_t *make_pool(vkllm_dtype t, size_t *unit_bytes, size_t *n_units)
 
 static int sweep;
 
-/* Tuning variants timed on the same data: (rows per group, k split, lanes per group); 0 = auto. */
-typedef struct { uint32_t rps, ks, lanes; } tuning;
-static const tuning auto_tuning[] = { { 0, 0, 0 } };
+/* Tuning variants timed on the same data: (rows per group, k split, lanes per group, stage); 0 = auto. */
+typedef struct { uint32_t rps, ks, lanes, stage; } tuning;
+static const tuning auto_tuning[] = { { 0, 0, 0, 0 } };
 
 static void bench_case(vkllm_device *dev, const char *what, vkllm_dtype t, uint32_t n_out, uint32_t n_in, uint32_t n_vec,
                        const tuning *tv, size_t n_tv)
@@ -119,6 +119,8 @@ static void bench_case(vkllm_device *dev, const char *what, vkllm_dtype t, uint3
         k.rps = tv[vi].rps;
         k.ks = tv[vi].ks;
         k.lanes = tv[vi].lanes;
+        k.stage = tv[vi].stage;
+        if (k.stage && t != VKLLM_DTYPE_Q6_K) continue;
         BU_CK(dev, vkllm_buffer_fill(dev, &k.y, 0, k.y_stride_b * k.copies, 0x7FC00000u));
         double med, mn;
         bu_time_dispatches(dev, n_disp, rec_mv, &k, &med, &mn);
@@ -126,8 +128,9 @@ static void bench_case(vkllm_device *dev, const char *what, vkllm_dtype t, uint3
         BU_CK(dev, vkllm_buffer_read(dev, &k.y, 0, out, ny * 4));
         double e = bu_nmse(out, ref, ny);
         char kname[64];
-        if (k.rps || k.ks || k.lanes)
-            snprintf(kname, sizeof kname, "matvec_%s r%u k%u l%u", vkllm_dtype_name(t), k.rps, k.ks, k.lanes);
+        if (k.rps || k.ks || k.lanes || k.stage)
+            snprintf(kname, sizeof kname, "matvec_%s r%u k%u l%u%s", vkllm_dtype_name(t), k.rps, k.ks, k.lanes,
+                     k.stage == 1 ? " direct" : "");
         else
             snprintf(kname, sizeof kname, "matvec_%s", vkllm_dtype_name(t));
         bu_report(kname, shape, wbytes, flops, med, mn, e);
@@ -181,8 +184,12 @@ int main(int argc, char **argv)
         static const uint32_t rpss[] = { 1, 2, 4 }, kss[] = { 1, 2, 4, 8 };
         for (size_t i = 0; i < 3; i++)
             for (size_t j = 0; j < 4; j++) {
-                tv[n_tv++] = (tuning){ rpss[i], kss[j], 8 <= sg ? 8 : sg };
-                tv[n_tv++] = (tuning){ rpss[i], kss[j], sg };
+                tv[n_tv++] = (tuning){ rpss[i], kss[j], 8 <= sg ? 8 : sg, 0 };
+                tv[n_tv++] = (tuning){ rpss[i], kss[j], sg, 0 };
+                if (i == 1) { /* Q6_K direct (no shared-memory staging), for comparison (other types skip it) */
+                    tv[n_tv++] = (tuning){ rpss[i], kss[j], 8 <= sg ? 8 : sg, 1 };
+                    tv[n_tv++] = (tuning){ rpss[i], kss[j], sg, 1 };
+                }
             }
         for (size_t s = 0; s < sizeof sw / sizeof sw[0]; s++) bench_case(dev, sw[s].what, sw[s].t, sw[s].n_out / div, sw[s].n_in, 1, tv, n_tv);
     }

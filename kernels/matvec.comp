@@ -41,6 +41,7 @@ layout(constant_id = 4) const uint HAS_RES = 0;
 layout(constant_id = 5) const uint VEC = 1; // float types: one uvec4 of weights per unit
 layout(constant_id = 6) const uint C = 8;   // lanes per group: a power of two <= the subgroup size
 layout(constant_id = 7) const uint KS = 4;  // groups that split each row's units
+layout(constant_id = 8) const uint STAGE = 0; // Q6_K: stage blocks through shared memory (C % 8 == 0)
 
 layout(std430, binding = 0) readonly buffer W4 { uvec4 w4[]; };
 layout(std430, binding = 0) readonly buffer W1 { uint w32[]; };
@@ -63,6 +64,7 @@ layout(push_constant) uniform Params {
 
 shared float part[KS * RG * R * NV]; // per-group sums when KS > 1
 float acc[R * NV]; // acc[r * NV + v]: this lane's partial dot of row r with vector v
+uint grp;          // this lane's group in the workgroup
 uint row[R];       // the R rows (clamped to n_out - 1; the extra ones are not written)
 
 // Bytes of w as floats plus 2^23 (exact); subtract 2^23 + bias to get the values.
@@ -80,6 +82,54 @@ uvec2 ld2h(uint a)
     const uint x2 = w32[w + 2u];
     return uvec2((x0 >> 16) | (x1 << 16), (x1 >> 16) | (x2 << 16));
 }
+
+#if defined(Q6_K)
+// Staged Q6_K (STAGE != 0): 210-byte blocks are only 2-byte aligned, so direct reads are 32-bit
+// words at 8-byte strides (a quarter of each cache line used per load instruction). Staged, the
+// C lanes of a group copy the C/8 blocks they are about to decode, for each of their R rows, with
+// coalesced uvec4 loads of the 16-byte chunks covering them (a whole line per 8 lanes) into
+// shared memory, then decode from there. Region per (group, row): CHL*C chunks, padded by 4 words.
+const uint CH = ((C >> 3) * 210u + 14u + 15u) >> 4; // most chunks C/8 blocks can touch
+const uint CHL = (CH + C - 1u) / C;                 // chunks per lane
+const uint REGW = CHL * C * 4u + 4u;
+shared uint stg[STAGE != 0u ? KS * RG * R * REGW : 1u];
+uint stbase[R]; // halfword address of each row's first staged chunk
+
+// The whole group, at its first unit ub (a multiple of 8: whole blocks).
+void stage(uint ub, uint lane)
+{
+    const uint b0 = ub >> 3, nbk = min(C >> 3, (p.n_in >> 8) - b0);
+    for (uint r = 0; r < R; r++) {
+        const uint h0 = row[r] * p.row_h + b0 * Q6_K_HALFWORDS;
+        const uint c0 = h0 >> 3, c1 = (h0 + nbk * Q6_K_HALFWORDS + 7u) >> 3;
+        stbase[r] = c0 << 3;
+        const uint reg = (grp * R + r) * REGW;
+        for (uint i = 0; i < CHL; i++) {
+            const uint k = lane + i * C;
+            if (c0 + k < c1) {
+                const uvec4 v = w4[c0 + k];
+                stg[reg + 4u * k] = v.x;
+                stg[reg + 4u * k + 1u] = v.y;
+                stg[reg + 4u * k + 2u] = v.z;
+                stg[reg + 4u * k + 3u] = v.w;
+            }
+        }
+    }
+    subgroupBarrier();
+}
+// 2 words at global halfword a of row slot r, from the staged copy.
+uvec2 sld2h(uint a, uint r)
+{
+    const uint l = a - stbase[r], w = (grp * R + r) * REGW + (l >> 1);
+    const uint x0 = stg[w], x1 = stg[w + 1u];
+    if ((l & 1u) == 0u) return uvec2(x0, x1);
+    const uint x2 = stg[w + 2u];
+    return uvec2((x0 >> 16) | (x1 << 16), (x1 >> 16) | (x2 << 16));
+}
+uint sword(uint a, uint r) { return stg[(grp * R + r) * REGW + ((a - stbase[r]) >> 1)]; }
+#define LD2H(a, r) (STAGE != 0u ? sld2h((a), (r)) : ld2h(a))
+#define WORD_AT(a, r) (STAGE != 0u ? sword((a), (r)) : w32[(a) >> 1])
+#endif
 
 #if defined(Q4_K) || defined(Q5_K)
 // (sc, m) of sub-block s from the three scale words of a K block header.
@@ -149,12 +199,12 @@ void unit(uint u)
     float d[R];
     for (uint r = 0; r < R; r++) {
         const uint h = row[r] * p.row_h + b * Q6_K_HALFWORDS;
-        qa[r] = ld2h(h + (t << 5) + (lq >> 1));
-        qb[r] = ld2h(h + (t << 5) + 16u + (lq >> 1));
-        qh[r] = ld2h(h + 64u + (t << 4) + (lq >> 1));
-        sw[r] = ld2h(h + 96u + (t << 2));
+        qa[r] = LD2H(h + (t << 5) + (lq >> 1), r);
+        qb[r] = LD2H(h + (t << 5) + 16u + (lq >> 1), r);
+        qh[r] = LD2H(h + 64u + (t << 4) + (lq >> 1), r);
+        sw[r] = LD2H(h + 96u + (t << 2), r);
         const uint hd = h + 104u;
-        d[r] = blk_half(w32[hd >> 1] >> ((hd & 1u) << 4));
+        d[r] = blk_half(WORD_AT(hd, r) >> ((hd & 1u) << 4));
     }
     const uint xe = b * 256u + 128u * t + lq, sb = lq >> 4; // scale of group g: byte sb + 2g of sw
     for (uint v = 0; v < NV; v++) {
@@ -294,13 +344,26 @@ void main()
     if (base >= p.n_out) return; // the whole workgroup (grid padding)
     for (uint r = 0; r < R; r++) row[r] = min(base + rg * R + r, p.n_out - 1u);
     for (uint i = 0; i < R * NV; i++) acc[i] = 0.0;
+    grp = t / C;
     const uint units = units_per_row(), step = KS * C;
-    uint u = ks * C + lane;
-    for (; u + step < units; u += 2u * step) {
-        unit(u);
-        unit(u + step);
+#if defined(Q6_K)
+    if (STAGE != 0u) {
+        // group-uniform loop (ub is the group's first unit): stage, decode, wait before restaging
+        for (uint ub = ks * C; ub < units; ub += step) {
+            stage(ub, lane);
+            if (ub + lane < units) unit(ub + lane);
+            subgroupBarrier();
+        }
+    } else
+#endif
+    {
+        uint u = ks * C + lane;
+        for (; u + step < units; u += 2u * step) {
+            unit(u);
+            unit(u + step);
+        }
+        if (u < units) unit(u);
     }
-    if (u < units) unit(u);
     // sum over the C lanes of the group (consecutive invocations, inside one subgroup)
     for (uint i = 0; i < R * NV; i++) {
         float s = acc[i];

@@ -68,7 +68,7 @@ static uint8_t *make_weights(tu_rng *r, vkllm_dtype t, uint32_t n_out, uint32_t 
 typedef enum { RES_NONE, RES_SEPARATE, RES_IN_PLACE } res_mode;
 
 /* Tuning overrides for the next run_case calls (0 = the op's choice). */
-static uint32_t tune_rows, tune_ks, tune_lanes;
+static uint32_t tune_rows, tune_ks, tune_lanes, tune_stage;
 
 /* One call with fresh data; gaps between vectors (strides) must stay NaN. */
 static void run_case(vkllm_device *dev, vkllm_dtype t, uint32_t n_out, uint32_t n_in, uint32_t n_vec, res_mode rm,
@@ -112,7 +112,8 @@ static void run_case(vkllm_device *dev, vkllm_dtype t, uint32_t n_out, uint32_t 
     assert_int_equal(vkllm_chain_begin(c), VKLLM_OK);
     vkllm_matvec_args a = { .w = tu_view(&bw), .type = t, .n_out = n_out, .n_in = n_in, .x = tu_view(&bx), .y = tu_view(&by),
                             .n_vec = n_vec, .x_stride = xs, .y_stride = ys, .r_stride = ys,
-                            .rows_per_group = tune_rows, .k_split = tune_ks, .lanes_per_group = tune_lanes };
+                            .rows_per_group = tune_rows, .k_split = tune_ks, .lanes_per_group = tune_lanes,
+                            .stage = tune_stage };
     if (rm == RES_SEPARATE) a.residual = tu_view(&br);
     if (rm == RES_IN_PLACE) a.residual = tu_view(&by);
     vkllm_status s = vkllm_op_matvec(c, &a);
@@ -300,6 +301,25 @@ static void test_matvec_groups(void **state)
     tu_device_close(dev);
 }
 
+/* Q6_K through shared memory (stage 2) and direct (stage 1), incl. an odd number of halfwords. */
+static void test_matvec_q6k_paths(void **state)
+{
+    (void)state;
+    vkllm_device *dev = tu_device_open();
+    const uint32_t sg = vkllm_device_features(dev)->subgroup_size;
+    uint64_t id = 7000;
+    for (tune_stage = 1; tune_stage <= 2; tune_stage++) {
+        if (tune_stage == 2 && sg < 8) continue; /* staging needs groups of 8 lanes */
+        run_case(dev, VKLLM_DTYPE_Q6_K, 257, 1280, 2, RES_SEPARATE, 0, 0, ++id);
+        run_case(dev, VKLLM_DTYPE_Q6_K, 3, 256, 1, RES_IN_PLACE, 0, 0, ++id);
+        tune_ks = 1;
+        run_case(dev, VKLLM_DTYPE_Q6_K, 33, 768, 1, RES_NONE, 0, 0, ++id);
+        tune_ks = 0;
+    }
+    tune_stage = 0;
+    tu_device_close(dev);
+}
+
 static void test_matvec_bad_args(void **state)
 {
     (void)state;
@@ -348,7 +368,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_matvec_awkward), cmocka_unit_test(test_matvec_nvec), cmocka_unit_test(test_matvec_tuning),
-        cmocka_unit_test(test_matvec_phi3),    cmocka_unit_test(test_matvec_phi4), cmocka_unit_test(test_matvec_groups),
+        cmocka_unit_test(test_matvec_phi3),    cmocka_unit_test(test_matvec_phi4), cmocka_unit_test(test_matvec_groups), cmocka_unit_test(test_matvec_q6k_paths),
         cmocka_unit_test(test_matvec_bad_args),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
