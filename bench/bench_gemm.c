@@ -11,6 +11,8 @@
  * --torch FILE (the output of bench/torch_gemm.py on the same GPU: a last table gives the ratio
  * TFLOP/s(ours) / TFLOP/s(torch fp16) per shape)  --cm-tiles both (the coopmat kernel with its 128 x 32 and
  * its 256 x 16 W tile, $VKLLM_GEMM_CM_TILE; reported as gemm_cm_<type> and gemm_cm256_<type>)
+ * --cm khr|cm2|both (which cooperative-matrix kernels: where the device has VK_NV_cooperative_matrix2 both
+ * run by default, reported as gemm_cm2_<type> / gemm_cm2x256_<type> and the KHR ones as above)
  * (default: coopmat where available, portable at M = 16 and 512 for comparison; --variant both runs
  * portable at every M). */
 #define _POSIX_C_SOURCE 200809L /* setenv */
@@ -62,6 +64,7 @@ static int in_list(const char *list, const char *item)
 }
 
 static int both_tiles;
+static int cm_only; /* --cm khr|cm2: 1 = KHR rows only, 2 = cooperative_matrix2 rows only, 0 = both */
 
 static void bench_shape(vkllm_device *dev, vkllm_dtype type, uint32_t k, uint32_t n, const uint32_t *ms, int n_ms, const char *variant)
 {
@@ -110,20 +113,27 @@ static void bench_shape(vkllm_device *dev, vkllm_dtype type, uint32_t k, uint32_
         g.copies_x = copies_x;
         g.x = bu_random_buffer(dev, g.x_bytes * copies_x);
         BU_CK(dev, vkllm_buffer_alloc(dev, VKLLM_MEM_DEVICE, g.y_bytes * copies_x, &g.y));
-        for (int v = 0; v < 3; v++) {
-            int portable = v == 2, wide = v == 1;
+        /* variants: cooperative_matrix2 (128- and 256-row W tile), KHR coopmat (likewise), portable */
+        for (int v = 0; v < 5; v++) {
+            int portable = v == 4, khr = v == 2 || v == 3, wide = v == 1 || v == 3;
             if (wide && !both_tiles) continue;
-            /* the op reads the tile choice per call; the pipelines of both stay cached */
+            /* the op reads the tile and kernel choice per call; the pipelines of all stay cached */
             if (wide) setenv("VKLLM_GEMM_CM_TILE", "256", 1);
             else unsetenv("VKLLM_GEMM_CM_TILE");
+            if (khr) setenv("VKLLM_GEMM_CM", "khr", 1);
+            else unsetenv("VKLLM_GEMM_CM");
             const char *kname = NULL;
             int cm = vkllm_gemm_uses_coopmat(dev, type, k, &kname);
+            int is_cm2 = cm && !strncmp(kname, "gemm_cm2_", 9);
+            if (!portable && !khr && !is_cm2) continue; /* no cm2 here: the KHR rows cover coopmat */
+            if (cm_only && !portable && (cm_only == 2) != is_cm2) continue;
             int want = portable ? (variant ? !strcmp(variant, "portable") || !strcmp(variant, "both") : m <= 512 || !cm)
                                 : cm && !(variant && !strcmp(variant, "portable"));
             if (!want) continue;
             g.portable = portable;
             char kn[48];
-            snprintf(kn, sizeof kn, "gemm_%s%s", portable ? "" : wide ? "cm256_" : "cm_", vkllm_dtype_name(type));
+            snprintf(kn, sizeof kn, "gemm_%s%s", portable ? "" : is_cm2 ? (wide ? "cm2x256_" : "cm2_") : wide ? "cm256_" : "cm_",
+                     vkllm_dtype_name(type));
             for (char *q = kn; *q; q++) *q = (char)tolower((unsigned char)*q); /* the kernels' names */
             g.name = kn;
             BU_CK(dev, vkllm_buffer_fill(dev, &g.y, 0, g.y_bytes * copies_x, 0x7FC00000u));
@@ -174,6 +184,7 @@ static void bench_shape(vkllm_device *dev, vkllm_dtype type, uint32_t k, uint32_
             }
         }
         unsetenv("VKLLM_GEMM_CM_TILE");
+        unsetenv("VKLLM_GEMM_CM");
         vkllm_buffer_free(dev, &g.x);
         vkllm_buffer_free(dev, &g.y);
     }
@@ -218,6 +229,7 @@ int main(int argc, char **argv)
         else if (!strcmp(argv[i], "--variant") && i + 1 < argc) variant = argv[++i];
         else if (!strcmp(argv[i], "--torch") && i + 1 < argc) torch = argv[++i];
         else if (!strcmp(argv[i], "--cm-tiles") && i + 1 < argc) both_tiles = !strcmp(argv[++i], "both");
+        else if (!strcmp(argv[i], "--cm") && i + 1 < argc) { i++; cm_only = !strcmp(argv[i], "khr") ? 1 : !strcmp(argv[i], "cm2") ? 2 : 0; }
         else rest[nrest++] = argv[i];
     }
     rest[nrest] = NULL;

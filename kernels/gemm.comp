@@ -38,6 +38,9 @@
 #extension GL_KHR_memory_scope_semantics : require
 #extension GL_EXT_shader_explicit_arithmetic_types_float16 : require
 #endif
+#if COOPMAT == 2
+#extension GL_NV_cooperative_matrix2 : require
+#endif
 
 layout(local_size_x_id = 0) in;
 #if COOPMAT
@@ -213,7 +216,9 @@ const uint WV = BN * BK / 8u / WG;         // groups of 8 weights per thread per
 // strides in array elements (as ggml-vulkan's mul_mm does with vec2).
 shared f16vec4 as_[2u * BM * LD]; // X tile, row m: as_[buf][m][k / 4]
 shared f16vec4 bs_[2u * BN * LD]; // W tile, row n: bs_[buf][n][k / 4] = B column-major
+#if COOPMAT == 1
 shared float cs_[8u * CM_M * CM_N];  // epilogue: one accumulator tile per subgroup
+#endif
 
 f16vec4 xr[XV];     // the next step's X, already fp16
 f16vec4 wr[2u * WV]; // the next step's W, dequantized to fp16
@@ -261,6 +266,7 @@ void stash(uint buf)
     }
 }
 
+#if COOPMAT == 1
 void main()
 {
     const uint sg = gl_SubgroupID, lane = gl_SubgroupInvocationID;
@@ -306,4 +312,47 @@ void main()
             subgroupBarrier();
         }
 }
+#else
+// ---------------------------------------------------------------- NV cooperative_matrix2, workgroup scope
+// The same staged fp16 tiles; the whole BM x BN block is one workgroup-scope accumulator and each
+// k-step is one BM x BK by BK x BN product, which the driver schedules over the workgroup's subgroups
+// (no per-subgroup fragment bookkeeping, no epilogue scratch: the store is a clamped tensor store).
+void main()
+{
+    const uint m0 = gl_WorkGroupID.x * BM, n0 = gl_WorkGroupID.y * BN;
+    coopmat<float, gl_ScopeWorkgroup, BM, BN, gl_MatrixUseAccumulator> acc =
+        coopmat<float, gl_ScopeWorkgroup, BM, BN, gl_MatrixUseAccumulator>(0.0);
+
+    const uint nk = p.K / BK;
+    fetch(m0, n0, 0u);
+    stash(0u);
+    barrier();
+    for (uint kt = 0u; kt < nk; kt++) {
+        const uint cur = kt & 1u;
+        if (kt + 1u < nk) fetch(m0, n0, (kt + 1u) * BK);
+        coopmat<float16_t, gl_ScopeWorkgroup, BM, BK, gl_MatrixUseA> a;
+        coopmat<float16_t, gl_ScopeWorkgroup, BK, BN, gl_MatrixUseB> b;
+        coopMatLoad(a, as_, cur * BM * LD, LD, gl_CooperativeMatrixLayoutRowMajor);
+        coopMatLoad(b, bs_, cur * BN * LD, LD, gl_CooperativeMatrixLayoutColumnMajor);
+        acc = coopMatMulAdd(a, b, acc);
+        if (kt + 1u < nk) stash(cur ^ 1u);
+        barrier();
+    }
+
+    // Clamped layouts: elements outside M x N are neither read (0) nor written, so the gaps of
+    // strided rows and ragged tiles stay untouched.
+    tensorLayoutNV<2, gl_CooperativeMatrixClampModeConstantNV> ly = createTensorLayoutNV(2, gl_CooperativeMatrixClampModeConstantNV);
+    ly = setTensorLayoutDimensionNV(ly, p.M, p.N);
+    ly = setTensorLayoutStrideNV(ly, p.y_stride, 1);
+    if (p.has_res != 0u) {
+        tensorLayoutNV<2, gl_CooperativeMatrixClampModeConstantNV> lr = createTensorLayoutNV(2, gl_CooperativeMatrixClampModeConstantNV);
+        lr = setTensorLayoutDimensionNV(lr, p.M, p.N);
+        lr = setTensorLayoutStrideNV(lr, p.r_stride, 1);
+        coopmat<float, gl_ScopeWorkgroup, BM, BN, gl_MatrixUseAccumulator> res;
+        coopMatLoadTensorNV(res, r, 0, sliceTensorLayoutNV(lr, m0, BM, n0, BN));
+        acc = acc + res;
+    }
+    coopMatStoreTensorNV(acc, y, 0, sliceTensorLayoutNV(ly, m0, BM, n0, BN));
+}
+#endif
 #endif

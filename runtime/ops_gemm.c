@@ -1,6 +1,7 @@
-/* gemm family: prefill matrix product with GGUF-format weights (kernels/gemm.comp). Chooses the
- * cooperative-matrix kernel where the device has a usable fp16 x fp16 -> fp32 subgroup shape, else
- * the portable float32 tiled kernel. */
+/* gemm family: prefill matrix product with GGUF-format weights (kernels/gemm.comp). Chooses, in this
+ * order: the NV cooperative_matrix2 kernel (workgroup-scope fp16 x fp16 -> fp32) where the device has
+ * VK_NV_cooperative_matrix2; the KHR cooperative-matrix kernel where the device has a usable
+ * fp16 x fp16 -> fp32 subgroup shape; else the portable float32 tiled kernel. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -9,7 +10,7 @@
 #include "vkllm/ops.h"
 
 /* Tile shapes, as in kernels/gemm.comp. */
-enum { PORT_BN = 64, PORT_WG = 256, CM_BM = 128, CM_BN = 128, CM_BK = 32, CM_SUBGROUPS = 8 };
+enum { PORT_BN = 64, PORT_WG = 256, CM_BM = 128, CM_BN = 128, CM_BK = 32, CM_SUBGROUPS = 8, CM2_WG = 256 };
 
 static const char *type_suffix(vkllm_dtype t)
 {
@@ -55,6 +56,14 @@ static const vkllm_coopmat_shape *pick_shape(const vkllm_features *f)
     return best;
 }
 
+/* $VKLLM_GEMM_CM=khr: the KHR kernel even where cooperative_matrix2 is usable (read per call, for
+ * tests and benchmarks comparing both in one process; VKLLM_DISABLE=coopmat2 does it device-wide). */
+static int cm2_allowed(void)
+{
+    const char *e = getenv("VKLLM_GEMM_CM");
+    return !(e && !strcmp(e, "khr"));
+}
+
 static const char *cm_kernel_name(vkllm_dtype t)
 {
     switch (t) {
@@ -70,10 +79,41 @@ static const char *cm_kernel_name(vkllm_dtype t)
     return NULL;
 }
 
+static const char *cm2_kernel_name(vkllm_dtype t)
+{
+    switch (t) {
+    case VKLLM_DTYPE_F32: return "gemm_cm2_f32";
+    case VKLLM_DTYPE_F16: return "gemm_cm2_f16";
+    case VKLLM_DTYPE_BF16: return "gemm_cm2_bf16";
+    case VKLLM_DTYPE_Q8_0: return "gemm_cm2_q8_0";
+    case VKLLM_DTYPE_Q4_0: return "gemm_cm2_q4_0";
+    case VKLLM_DTYPE_Q4_K: return "gemm_cm2_q4_k";
+    case VKLLM_DTYPE_Q5_K: return "gemm_cm2_q5_k";
+    case VKLLM_DTYPE_Q6_K: return "gemm_cm2_q6_k";
+    }
+    return NULL;
+}
+
+/* 1 if the cooperative_matrix2 kernel can run: the device's feature record (all cm2 features we use)
+ * and fp16 arithmetic, the kernel in this build, K % 32 == 0, 256 invocations and the double-buffered
+ * fp16 X and W tiles in shared memory. */
+static int uses_cm2(vkllm_device *dev, vkllm_dtype type, uint32_t n_in, const char **kernel)
+{
+    const vkllm_features *f = &dev->f;
+    const char *name = cm2_kernel_name(type);
+    uint32_t bn, bk;
+    cm_tile(&bn, &bk);
+    int ok = name && f->coopmat2 && f->shader_fp16 && cm2_allowed() && n_in % 32 == 0 && vkllm_kernel_available(name) &&
+             CM2_WG <= f->max_workgroup_invocations && 2u * (CM_BM + bn) * (bk + 8u) * 2u <= f->max_shared_memory;
+    if (ok && kernel) *kernel = name;
+    return ok;
+}
+
 int vkllm_gemm_uses_coopmat(vkllm_device *dev, vkllm_dtype type, uint32_t n_in, const char **kernel)
 {
     const char *name = cm_kernel_name(type);
     if (!dev || !name) return 0;
+    if (uses_cm2(dev, type, n_in, kernel)) return 1;
     const vkllm_features *f = &dev->f;
     const vkllm_coopmat_shape *s = f->coopmat ? pick_shape(f) : NULL;
     uint32_t bn, bk;
@@ -146,7 +186,16 @@ vkllm_status vkllm_op_gemm(vkllm_chain *chain, const vkllm_gemm_args *a)
     char kernel[32];
     vkllm_pipeline_desc pd = { .kernel = kernel, .n_bindings = 4, .push_size = 32, .n_spec = 8 };
     uint32_t bm, bn;
-    if (coop) {
+    int cm2 = coop && !strncmp(cm_kernel, "gemm_cm2_", 9);
+    if (cm2) {
+        snprintf(kernel, sizeof kernel, "%s", cm_kernel);
+        pd.spec[0] = CM2_WG;
+        pd.spec[1] = pd.spec[2] = pd.spec[3] = 16; /* unused: the driver tiles the workgroup-scope product */
+        pd.spec[5] = 4;                            /* unused */
+        cm_tile(&pd.spec[6], &pd.spec[7]);
+        bm = CM_BM;
+        bn = pd.spec[6];
+    } else if (coop) {
         const vkllm_coopmat_shape *sh = pick_shape(f);
         snprintf(kernel, sizeof kernel, "%s", cm_kernel);
         pd.spec[0] = CM_SUBGROUPS * f->subgroup_size;

@@ -5,7 +5,8 @@
  *   formulas; at most a fused multiply-add rounds differently, 1 ulp), products and sums are float32:
  *   the error is the summation-order rounding, relative ~sqrt(K) * 2^-24 per output (NMSE ~1e-12 at
  *   K = 8192). 1e-9 leaves margin; an indexing or tail bug gives NMSE of order 1.
- * - cooperative-matrix path: 1e-4. X and W are rounded to fp16 (relative error up to 2^-11 each,
+ * - cooperative-matrix paths (KHR subgroup scope, and NV cooperative_matrix2 workgroup scope, both
+ *   with the same fp16-rounded staged tiles and float32 accumulation): 1e-4. X and W are rounded to fp16 (relative error up to 2^-11 each,
  *   accumulation in float32), which for independent random data gives NMSE about 2 * 2^-22 / 3 ~ 2e-7;
  *   real layers with correlated rows reach 1e-6..1e-5. The kernel cannot run on lavapipe (no
  *   cooperative matrix): those cases run only where the device has it and print a notice otherwise.
@@ -137,8 +138,10 @@ static int run_case(vkllm_device *dev, vkllm_dtype type, uint32_t m, uint32_t n_
         memcpy(o2 + (size_t)t * n_out, out + (size_t)t * ys, n_out * 4);
         memcpy(r2 + (size_t)t * n_out, ref + (size_t)t * ys, n_out * 4);
     }
+    const char *kname = "portable";
+    if (coopmat) vkllm_gemm_uses_coopmat(dev, type, n_in, &kname);
     tu_assert_nmse(o2, r2, (size_t)m * n_out, bound, "gemm %s %s m=%u n_out=%u n_in=%u strides x+%u y+%u%s",
-                   coopmat ? "coopmat" : "portable", vkllm_dtype_name(type), m, n_out, n_in, x_pad, y_pad, what);
+                   kname, vkllm_dtype_name(type), m, n_out, n_in, x_pad, y_pad, what);
     free(o2); free(r2);
     vkllm_buffer_free(dev, &bw);
     tu_fbuf_free(dev, &bx); tu_fbuf_free(dev, &by); tu_fbuf_free(dev, &br);
@@ -178,15 +181,32 @@ static void shapes_all_types(int coopmat, const char *test)
 }
 
 static void test_gemm_portable_shapes(void **state) { (void)state; shapes_all_types(0, "portable_shapes"); }
-/* The coopmat kernel in both of its W tiles (128 x 32, and 256 x 16 with VKLLM_GEMM_CM_TILE=256). */
+
+/* Every cooperative-matrix kernel the device can run: the cooperative_matrix2 one (where the device has
+ * VK_NV_cooperative_matrix2; VKLLM_GEMM_CM unset) and the KHR one (VKLLM_GEMM_CM=khr), each in both of
+ * its W tiles (128 x 32, and 256 x 16 with VKLLM_GEMM_CM_TILE=256). On a device without cm2 the two
+ * passes run the same KHR kernel. */
+static void each_coopmat_kernel(void (*body)(int, const char *), const char *test)
+{
+    static const char *const kinds[2] = { NULL, "khr" }, *const tiles[2] = { NULL, "256" };
+    char label[96];
+    for (int k = 0; k < 2; k++)
+        for (int t = 0; t < 2; t++) {
+            if (kinds[k]) setenv("VKLLM_GEMM_CM", kinds[k], 1);
+            else unsetenv("VKLLM_GEMM_CM");
+            if (tiles[t]) setenv("VKLLM_GEMM_CM_TILE", tiles[t], 1);
+            else unsetenv("VKLLM_GEMM_CM_TILE");
+            snprintf(label, sizeof label, "%s (%s, %s-row W tile)", test, kinds[k] ? "KHR" : "preferred", tiles[t] ? "256" : "128");
+            body(1, label);
+        }
+    unsetenv("VKLLM_GEMM_CM");
+    unsetenv("VKLLM_GEMM_CM_TILE");
+}
+
 static void test_gemm_coopmat_shapes(void **state)
 {
     (void)state;
-    unsetenv("VKLLM_GEMM_CM_TILE");
-    shapes_all_types(1, "coopmat_shapes");
-    setenv("VKLLM_GEMM_CM_TILE", "256", 1);
-    shapes_all_types(1, "coopmat_shapes (256-row W tile)");
-    unsetenv("VKLLM_GEMM_CM_TILE");
+    each_coopmat_kernel(shapes_all_types, "coopmat_shapes");
 }
 
 /* Model shapes: Phi-3 qkv (3072 -> 9216) and down (8192 -> 3072) at a small M, Phi-4 qkv (5120 -> 7680)
@@ -217,11 +237,7 @@ static void test_gemm_portable_models(void **state) { (void)state; model_shapes(
 static void test_gemm_coopmat_models(void **state)
 {
     (void)state;
-    unsetenv("VKLLM_GEMM_CM_TILE");
-    model_shapes(1, "coopmat_models");
-    setenv("VKLLM_GEMM_CM_TILE", "256", 1);
-    model_shapes(1, "coopmat_models (256-row W tile)");
-    unsetenv("VKLLM_GEMM_CM_TILE");
+    each_coopmat_kernel(model_shapes, "coopmat_models");
 }
 
 static void test_gemm_bad_args(void **state)
