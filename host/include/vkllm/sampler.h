@@ -36,8 +36,11 @@ typedef struct vkllm_candidate {
 
 typedef struct vkllm_sampler vkllm_sampler;
 
+/* A sampler with params p (checked as vkllm_sampler_check does: VKLLM_ERROR_INVALID_ARGUMENT) and its own
+ * generator seeded from p->seed; VKLLM_ERROR_OUT_OF_HOST_MEMORY. Free with vkllm_sampler_destroy.
+ * One thread at a time per sampler. */
 vkllm_status vkllm_sampler_create(const vkllm_sampler_params *p, vkllm_sampler **out);
-void vkllm_sampler_destroy(vkllm_sampler *s);
+void vkllm_sampler_destroy(vkllm_sampler *s); /* accepts NULL */
 /* Remembers a token (prompt or generated) for the repetition penalty. */
 void vkllm_sampler_accept(vkllm_sampler *s, int32_t id);
 void vkllm_sampler_reset(vkllm_sampler *s);

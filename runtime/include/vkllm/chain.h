@@ -3,8 +3,9 @@
  * submitted once; optional timestamp queries around every dispatch, named by kernel.
  *
  * A recorded chain can be submitted again and again without re-recording (values that change per
- * run must come from buffers). Thread-safety: one thread per chain; chains of one device must not be
- * recorded or submitted concurrently. */
+ * run must come from buffers). Thread-safety: one thread per chain; chains of one device may be
+ * recorded and submitted from several threads at once (each has its own command, descriptor and
+ * query pools; the device serializes queue submission). */
 #ifndef VKLLM_CHAIN_H
 #define VKLLM_CHAIN_H
 
@@ -49,7 +50,10 @@ typedef struct vkllm_chain_options {
     const char *label;    /* optional debug label around the whole chain, e.g. "decode" (VK_EXT_debug_utils; copied) */
 } vkllm_chain_options;
 
+/* An empty chain (opts may be NULL). VKLLM_ERROR_UNSUPPORTED for timestamps on a queue without
+ * them; on failure *out is NULL. Free with vkllm_chain_destroy. */
 vkllm_status vkllm_chain_create(vkllm_device *dev, const vkllm_chain_options *opts, vkllm_chain **out);
+/* Waits for its last submission, then frees it. Accepts NULL. */
 void vkllm_chain_destroy(vkllm_chain *chain);
 
 /* Starts (re-)recording; discards what was recorded before. */

@@ -1,7 +1,9 @@
 /* The Vulkan device: instance, physical-device choice, one compute queue, and the feature record
  * from which every kernel variant is chosen (never from the device's name).
  *
- * Thread-safety: a device may be used from one thread at a time. */
+ * Thread-safety: a device may be shared by threads (e.g. one session per thread): submissions to
+ * its queue, its one-shot transfers, its memory pool and its pipeline list are serialized inside.
+ * vkllm_device_error() returns the calling thread's last message. Destroy it last, from one thread. */
 #ifndef VKLLM_DEVICE_H
 #define VKLLM_DEVICE_H
 

@@ -2,8 +2,11 @@
  * run it: a session owns a KV cache and the recorded command chains (one for a decode step, one per
  * prefill batch size), replayed with positions and lengths read from a small device buffer.
  *
- * Thread-safety: a model is read-only once loaded; one thread per session; sessions of one device
- * must not run at the same time (they share its queue). */
+ * Thread-safety: a model is read-only once loaded and may be shared by sessions in any threads; a
+ * session belongs to one thread at a time; sessions of one device run concurrently (the device
+ * serializes what they share: its queue, transfers, memory pool, pipelines). Destroy sessions
+ * before their model. Errors: the message of the calling thread's last failure is
+ * vkllm_session_error() / vkllm_model_error() / vkllm_device_error() (vkllm/vkllm.h). */
 #ifndef VKLLM_MODEL_H
 #define VKLLM_MODEL_H
 
@@ -36,7 +39,9 @@ typedef struct vkllm_load_options {
  * opts->n_ctx, and uploads the weights. On failure *out is NULL and vkllm_device_error() says why
  * (and, for memory, how much is needed and free and what to change). */
 vkllm_status vkllm_model_load(vkllm_device *dev, const char *path, const vkllm_load_options *opts, vkllm_model **out);
+/* Frees the weights and the mapped file. Every session of m must be destroyed first. Accepts NULL. */
 void vkllm_model_destroy(vkllm_model *m);
+/* The model's shape as read from the file (owned by m; NULL for NULL m). */
 const vkllm_phi3_hparams *vkllm_model_hparams(const vkllm_model *m);
 /* Bytes of tensor data in the file, and bytes of device memory the weights took. */
 void vkllm_model_sizes(const vkllm_model *m, uint64_t *file_tensor_bytes, uint64_t *device_weight_bytes);
@@ -53,8 +58,11 @@ typedef struct vkllm_session_options {
 } vkllm_session_options;
 
 /* Allocates the KV cache (fp16) and scratch, builds the RoPE table for n_ctx, records the decode
- * chain. */
+ * chain; opts may be NULL (defaults). On failure *out is NULL: VKLLM_ERROR_OUT_OF_DEVICE_MEMORY
+ * (the message says how much), VKLLM_ERROR_CONFIG (n_ctx over the model's training context,
+ * max_batch over 8192), VKLLM_ERROR_INVALID_ARGUMENT (NULL arguments), a Vulkan error. Free with vkllm_session_destroy. */
 vkllm_status vkllm_session_create(vkllm_model *m, const vkllm_session_options *opts, vkllm_session **out);
+/* Waits for the session's last step, frees its cache, scratch and chains. Accepts NULL. */
 void vkllm_session_destroy(vkllm_session *s);
 /* Forgets the context (the cache is reused from position 0). */
 void vkllm_session_reset(vkllm_session *s);
@@ -63,7 +71,7 @@ vkllm_status vkllm_session_rewind(vkllm_session *s, uint32_t pos);
 /* Host time spent preparing and submitting steps (writing the step's parameters, vkQueueSubmit;
  * not waiting), summed over steps since the last reset; reset = 1 zeroes the counters. */
 void vkllm_session_host_time(vkllm_session *s, double *ns, uint64_t *steps, int reset);
-/* Tokens in the cache. */
+/* Tokens in the cache, and the most it holds (0 for NULL s). */
 uint32_t vkllm_session_pos(const vkllm_session *s);
 uint32_t vkllm_session_n_ctx(const vkllm_session *s);
 /* Bytes of the KV cache and of the scratch buffers. */

@@ -54,6 +54,7 @@ vkllm_status vkllm_buffer_read(vkllm_device *dev, const vkllm_buffer *buf, uint6
 /* Fills size bytes at offset with a repeated 32-bit pattern (size a multiple of 4); synchronous. */
 vkllm_status vkllm_buffer_fill(vkllm_device *dev, const vkllm_buffer *buf, uint64_t offset, uint64_t size, uint32_t pattern);
 
+/* A snapshot of the pool's counters (zeroed for NULL dev). */
 void vkllm_pool_stats_get(const vkllm_device *dev, vkllm_pool_stats *out);
 /* Caps each kind's total reserved bytes (0 = no cap); for tests and fault injection. Also read from
  * $VKLLM_POOL_LIMIT_MB at device creation. */
