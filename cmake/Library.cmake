@@ -31,8 +31,11 @@ set(VKLLM_LIB_INCLUDES $<BUILD_INTERFACE:${PROJECT_SOURCE_DIR}/runtime/include>
 add_library(vkllm_shared SHARED ${VKLLM_LIB_OBJECTS})
 target_link_libraries(vkllm_shared PRIVATE ${VKLLM_LIB_DEPS})
 target_include_directories(vkllm_shared INTERFACE ${VKLLM_LIB_INCLUDES})
-# No undefined symbols left for the loader to find; the soname carries the major version.
-target_link_options(vkllm_shared PRIVATE -Wl,--no-undefined)
+# No undefined symbols left for the loader to find (except under the sanitizers, whose runtime
+# clang leaves to the executable); the soname carries the major version.
+if(NOT VKLLM_SANITIZE)
+  target_link_options(vkllm_shared PRIVATE -Wl,--no-undefined)
+endif()
 set_target_properties(vkllm_shared PROPERTIES OUTPUT_NAME vkllm EXPORT_NAME vkllm VERSION ${PROJECT_VERSION}
                       SOVERSION ${PROJECT_VERSION_MAJOR} LIBRARY_OUTPUT_DIRECTORY ${PROJECT_BINARY_DIR}/lib)
 add_library(vkllm::vkllm ALIAS vkllm_shared)
