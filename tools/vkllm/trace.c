@@ -2,6 +2,7 @@
 #include "trace.h"
 
 #include <ctype.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -271,7 +272,7 @@ static void xml_text(FILE *f, const char *s)
     }
 }
 
-/* A step on the value axis of 1, 2 or 5 x 10^k giving about 5 ticks. */
+/* A step on the value axis of 1, 2 or 5 x 10^k giving at most 5 ticks up to max. */
 static double nice_step(double max)
 {
     double raw = max / 5, p = 1;
@@ -283,8 +284,9 @@ static double nice_step(double max)
 
 int trace_svg(FILE *f, const trace_chart *charts, uint32_t n)
 {
-    static const char *palette[] = { "#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f", "#edc948",
-                                     "#b07aa1", "#ff9da7", "#9c755f", "#bab0ac", "#1f77b4", "#8c564b" };
+    static const char *palette[] = { "#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f", "#edc948", "#b07aa1",
+                                     "#ff9da7", "#9c755f", "#bab0ac", "#1f77b4", "#8c564b", "#17becf", "#bcbd22",
+                                     "#7f7f7f", "#d62728", "#2ca02c", "#9467bd", "#e377c2", "#393b79" };
     const int np = (int)(sizeof palette / sizeof palette[0]);
     const double left = 70, top = 40, plot_h = 240, legend_w = 190, panel_h = plot_h + 110;
     uint32_t max_bars = 1;
@@ -307,8 +309,7 @@ int trace_svg(FILE *f, const trace_chart *charts, uint32_t n)
         fprintf(f, "<text x=\"%.0f\" y=\"%.0f\" font-size=\"14\" font-weight=\"bold\">", left, y0 - 15);
         xml_text(f, c->title);
         fputs("</text>\n", f);
-        double step = nice_step(max > 0 ? max : 1), ymax = step * 5;
-        while (ymax < max) ymax += step;
+        double step = nice_step(max > 0 ? max : 1), ymax = ceil((max > 0 ? max : 1) / step) * step;
         for (double v = 0; v <= ymax + step / 2; v += step) {
             double y = base - v / ymax * plot_h;
             fprintf(f, "<line x1=\"%.0f\" x2=\"%.0f\" y1=\"%.1f\" y2=\"%.1f\" stroke=\"#ddd\"/>"
