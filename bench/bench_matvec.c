@@ -120,7 +120,7 @@ static void bench_case(vkllm_device *dev, const char *what, vkllm_dtype t, uint3
         k.ks = tv[vi].ks;
         k.lanes = tv[vi].lanes;
         k.stage = tv[vi].stage;
-        if (k.stage && t != VKLLM_DTYPE_Q6_K) continue;
+        if (k.stage && t != VKLLM_DTYPE_Q6_K && t != VKLLM_DTYPE_Q8_0 && t != VKLLM_DTYPE_Q4_0) continue;
         BU_CK(dev, vkllm_buffer_fill(dev, &k.y, 0, k.y_stride_b * k.copies, 0x7FC00000u));
         double med, mn;
         bu_time_dispatches(dev, n_disp, rec_mv, &k, &med, &mn);
@@ -186,7 +186,7 @@ int main(int argc, char **argv)
             for (size_t j = 0; j < 4; j++) {
                 tv[n_tv++] = (tuning){ rpss[i], kss[j], 8 <= sg ? 8 : sg, 0 };
                 tv[n_tv++] = (tuning){ rpss[i], kss[j], sg, 0 };
-                if (i == 1) { /* Q6_K direct (no shared-memory staging), for comparison (other types skip it) */
+                if (i == 1) { /* Q6_K/Q8_0 direct (no shared-memory staging), for comparison (others skip it) */
                     tv[n_tv++] = (tuning){ rpss[i], kss[j], 8 <= sg ? 8 : sg, 1 };
                     tv[n_tv++] = (tuning){ rpss[i], kss[j], sg, 1 };
                 }

@@ -72,37 +72,34 @@ vec4 u8f(uint w) { return uintBitsToFloat(uvec4(w & 0xffu, (w >> 8) & 0xffu, (w 
 const float MAGIC = 8388608.0;
 float sum4(vec4 v) { return (v.x + v.y) + (v.z + v.w); }
 
-// 2 (4) words starting at halfword a (blocks of Q8_0/Q4_0/Q6_K are only 2-byte aligned). Reads only
-// words holding requested halfwords.
-uvec2 ld2h(uint a)
-{
-    const uint w = a >> 1;
-    const uint x0 = w32[w], x1 = w32[w + 1u];
-    if ((a & 1u) == 0u) return uvec2(x0, x1);
-    const uint x2 = w32[w + 2u];
-    return uvec2((x0 >> 16) | (x1 << 16), (x1 >> 16) | (x2 << 16));
-}
-
+#if defined(Q6_K) || defined(Q8_0) || defined(Q4_0)
+// Staging (STAGE != 0): Q6_K, Q8_0 and Q4_0 blocks (210, 34, 18 bytes) are only 2-byte aligned, so
+// direct reads are 32-bit words at block strides (a fraction of each cache line used per load
+// instruction). Staged, the C lanes of a group copy the blocks they are about to decode, for each of
+// their R rows, with coalesced uvec4 loads of the 16-byte chunks covering them (a whole line per 8
+// lanes) into shared memory, then decode from there. Region per (group, row): CHL*C chunks + 4 words.
 #if defined(Q6_K)
-// Staged Q6_K (STAGE != 0): 210-byte blocks are only 2-byte aligned, so direct reads are 32-bit
-// words at 8-byte strides (a quarter of each cache line used per load instruction). Staged, the
-// C lanes of a group copy the C/8 blocks they are about to decode, for each of their R rows, with
-// coalesced uvec4 loads of the 16-byte chunks covering them (a whole line per 8 lanes) into
-// shared memory, then decode from there. Region per (group, row): CHL*C chunks, padded by 4 words.
-const uint CH = ((C >> 3) * 210u + 14u + 15u) >> 4; // most chunks C/8 blocks can touch
-const uint CHL = (CH + C - 1u) / C;                 // chunks per lane
+const uint UPB = 8u, BHW = Q6_K_HALFWORDS; // units per block, halfwords per block
+#elif defined(Q8_0)
+const uint UPB = 1u, BHW = Q8_0_HALFWORDS;
+#else
+const uint UPB = 1u, BHW = Q4_0_HALFWORDS;
+#endif
+const uint CH = ((C / UPB) * BHW * 2u + 14u + 15u) >> 4; // most chunks a group's blocks can touch
+const uint CHL = (CH + C - 1u) / C;                       // chunks per lane
 const uint REGW = CHL * C * 4u + 4u;
 shared uint stg[STAGE != 0u ? KS * RG * R * REGW : 1u];
-uint stbase[R]; // halfword address of each row's first staged chunk
+uint stbase[R]; // word index of each row's first staged chunk
 
-// The whole group, at its first unit ub (a multiple of 8: whole blocks).
+// The whole group, at its first unit ub (a multiple of UPB: whole blocks).
 void stage(uint ub, uint lane)
 {
-    const uint b0 = ub >> 3, nbk = min(C >> 3, (p.n_in >> 8) - b0);
+    const uint nb = p.n_in >> (UPB == 8u ? 8 : 5);
+    const uint b0 = ub / UPB, nbk = min(C / UPB, nb - b0);
     for (uint r = 0; r < R; r++) {
-        const uint h0 = row[r] * p.row_h + b0 * Q6_K_HALFWORDS;
-        const uint c0 = h0 >> 3, c1 = (h0 + nbk * Q6_K_HALFWORDS + 7u) >> 3;
-        stbase[r] = c0 << 3;
+        const uint h0 = row[r] * p.row_h + b0 * BHW;
+        const uint c0 = h0 >> 3, c1 = (h0 + nbk * BHW + 7u) >> 3;
+        stbase[r] = c0 << 2;
         const uint reg = (grp * R + r) * REGW;
         for (uint i = 0; i < CHL; i++) {
             const uint k = lane + i * C;
@@ -117,18 +114,17 @@ void stage(uint ub, uint lane)
     }
     subgroupBarrier();
 }
-// 2 words at global halfword a of row slot r, from the staged copy.
-uvec2 sld2h(uint a, uint r)
+// Word wi of the weights (row slot r), staged or from the buffer.
+uint wword(uint wi, uint r) { return STAGE != 0u ? stg[(grp * R + r) * REGW + wi - stbase[r]] : w32[wi]; }
+// 2 words starting at halfword a (row slot r).
+uvec2 ld2h_r(uint a, uint r)
 {
-    const uint l = a - stbase[r], w = (grp * R + r) * REGW + (l >> 1);
-    const uint x0 = stg[w], x1 = stg[w + 1u];
-    if ((l & 1u) == 0u) return uvec2(x0, x1);
-    const uint x2 = stg[w + 2u];
+    const uint w = a >> 1;
+    const uint x0 = wword(w, r), x1 = wword(w + 1u, r);
+    if ((a & 1u) == 0u) return uvec2(x0, x1);
+    const uint x2 = wword(w + 2u, r);
     return uvec2((x0 >> 16) | (x1 << 16), (x1 >> 16) | (x2 << 16));
 }
-uint sword(uint a, uint r) { return stg[(grp * R + r) * REGW + ((a - stbase[r]) >> 1)]; }
-#define LD2H(a, r) (STAGE != 0u ? sld2h((a), (r)) : ld2h(a))
-#define WORD_AT(a, r) (STAGE != 0u ? sword((a), (r)) : w32[(a) >> 1])
 #endif
 
 #if defined(Q4_K) || defined(Q5_K)
@@ -199,12 +195,12 @@ void unit(uint u)
     float d[R];
     for (uint r = 0; r < R; r++) {
         const uint h = row[r] * p.row_h + b * Q6_K_HALFWORDS;
-        qa[r] = LD2H(h + (t << 5) + (lq >> 1), r);
-        qb[r] = LD2H(h + (t << 5) + 16u + (lq >> 1), r);
-        qh[r] = LD2H(h + 64u + (t << 4) + (lq >> 1), r);
-        sw[r] = LD2H(h + 96u + (t << 2), r);
+        qa[r] = ld2h_r(h + (t << 5) + (lq >> 1), r);
+        qb[r] = ld2h_r(h + (t << 5) + 16u + (lq >> 1), r);
+        qh[r] = ld2h_r(h + 64u + (t << 4) + (lq >> 1), r);
+        sw[r] = ld2h_r(h + 96u + (t << 2), r);
         const uint hd = h + 104u;
-        d[r] = blk_half(WORD_AT(hd, r) >> ((hd & 1u) << 4));
+        d[r] = blk_half(wword(hd >> 1, r) >> ((hd & 1u) << 4));
     }
     const uint xe = b * 256u + 128u * t + lq, sb = lq >> 4; // scale of group g: byte sb + 2g of sw
     for (uint v = 0; v < NV; v++) {
@@ -240,18 +236,18 @@ void unit(uint u)
     float d[R];
     for (uint r = 0; r < R; r++) {
         const uint h = row[r] * p.row_h + u * HW, w = h >> 1;
-        const uint a0 = w32[w];
+        const uint a0 = wword(w, r);
         uint prev = a0;
         if ((h & 1u) == 0u) {
             d[r] = blk_half(a0);
             for (uint i = 0; i < NW; i++) {
-                const uint nx = w32[w + 1u + i];
+                const uint nx = wword(w + 1u + i, r);
                 q[r][i] = (prev >> 16) | (nx << 16);
                 prev = nx;
             }
         } else {
             d[r] = blk_half(a0 >> 16);
-            for (uint i = 0; i < NW; i++) q[r][i] = w32[w + 1u + i];
+            for (uint i = 0; i < NW; i++) q[r][i] = wword(w + 1u + i, r);
         }
     }
     for (uint v = 0; v < NV; v++) {
@@ -346,7 +342,7 @@ void main()
     for (uint i = 0; i < R * NV; i++) acc[i] = 0.0;
     grp = t / C;
     const uint units = units_per_row(), step = KS * C;
-#if defined(Q6_K)
+#if defined(Q6_K) || defined(Q8_0) || defined(Q4_0)
     if (STAGE != 0u) {
         // group-uniform loop (ub is the group's first unit): stage, decode, wait before restaging
         for (uint ub = ks * C; ub < units; ub += step) {

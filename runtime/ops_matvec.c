@@ -134,13 +134,17 @@ vkllm_status vkllm_op_matvec(vkllm_chain *chain, const vkllm_matvec_args *a)
         ks /= 2;
     uint32_t wg = ks * rg * cl, rows_wg = rg * rps;
 
-    /* Q6_K blocks through shared memory (kernels/matvec.comp says why): needs groups of whole
-     * blocks, the 16-byte chunk holding the tensor's last byte inside the buffer, and the room. */
+    /* Q6_K, Q8_0 and Q4_0 blocks (only 2-byte aligned) through shared memory (kernels/matvec.comp
+     * says why): needs groups of whole blocks, the 16-byte chunk holding the tensor's last byte
+     * inside the buffer, and the room. */
     if (a->stage > 2)
         return vkllm_fail(dev, VKLLM_ERROR_INVALID_ARGUMENT, "matvec: stage %u (0 auto, 1 direct, 2 staged)", a->stage);
     uint32_t stage = 0;
-    if (a->type == VKLLM_DTYPE_Q6_K && a->stage != 1 && cl % 8 == 0) {
-        uint64_t ch = ((uint64_t)(cl / 8) * 210 + 29) / 16, chl = (ch + cl - 1) / cl, regw = chl * cl * 4 + 4;
+    uint32_t upb = a->type == VKLLM_DTYPE_Q6_K ? 8 : 1; /* kernel units per block */
+    int stageable = a->type == VKLLM_DTYPE_Q6_K || a->type == VKLLM_DTYPE_Q8_0 || a->type == VKLLM_DTYPE_Q4_0;
+    if (stageable && a->stage != 1 && cl % upb == 0) {
+        uint64_t bb = vkllm_dtype_block_bytes(a->type);
+        uint64_t ch = ((uint64_t)(cl / upb) * bb + 29) / 16, chl = (ch + cl - 1) / cl, regw = chl * cl * 4 + 4;
         uint64_t smem = (uint64_t)ks * rg * rps * regw * 4 + (uint64_t)ks * rg * rps * a->n_vec * 4;
         uint64_t w16 = (wbytes + 15) & ~15ull;
         if (smem <= dev->f.max_shared_memory && a->w.offset + w16 <= a->w.buf.size && w16 <= range) {
@@ -150,8 +154,8 @@ vkllm_status vkllm_op_matvec(vkllm_chain *chain, const vkllm_matvec_args *a)
     }
     if (a->stage == 2 && !stage)
         return vkllm_fail(dev, VKLLM_ERROR_INVALID_ARGUMENT,
-                          "matvec: staged path asked for %s weights with %u lanes per group (needs q6_K, lanes a multiple of 8, "
-                          "16 bytes of room at the tensor's end, shared memory)", tn, cl);
+                          "matvec: staged path asked for %s weights with %u lanes per group (needs q6_K/q8_0/q4_0, whole blocks "
+                          "per group, 16 bytes of room at the tensor's end, shared memory)", tn, cl);
 
     vkllm_pipeline_desc pd = { .kernel = kernel, .n_bindings = 4, .push_size = 24, .n_spec = 9,
                                .spec = { wg, rg, rps, a->n_vec, (uint32_t)has_res, (uint32_t)vec, cl, ks, stage } };

@@ -301,7 +301,8 @@ static void test_matvec_groups(void **state)
     tu_device_close(dev);
 }
 
-/* Q6_K through shared memory (stage 2) and direct (stage 1), incl. an odd number of halfwords. */
+/* Q6_K, Q8_0, Q4_0 through shared memory (stage 2) and direct (stage 1), incl. tensors of an odd
+ * number of halfwords. */
 static void test_matvec_q6k_paths(void **state)
 {
     (void)state;
@@ -312,8 +313,11 @@ static void test_matvec_q6k_paths(void **state)
         if (tune_stage == 2 && sg < 8) continue; /* staging needs groups of 8 lanes */
         run_case(dev, VKLLM_DTYPE_Q6_K, 257, 1280, 2, RES_SEPARATE, 0, 0, ++id);
         run_case(dev, VKLLM_DTYPE_Q6_K, 3, 256, 1, RES_IN_PLACE, 0, 0, ++id);
+        run_case(dev, VKLLM_DTYPE_Q8_0, 257, 1312, 2, RES_SEPARATE, 0, 0, ++id);
+        run_case(dev, VKLLM_DTYPE_Q4_0, 3, 96, 1, RES_IN_PLACE, 0, 0, ++id);
         tune_ks = 1;
         run_case(dev, VKLLM_DTYPE_Q6_K, 33, 768, 1, RES_NONE, 0, 0, ++id);
+        run_case(dev, VKLLM_DTYPE_Q8_0, 33, 96, 1, RES_NONE, 0, 0, ++id);
         tune_ks = 0;
     }
     tune_stage = 0;
