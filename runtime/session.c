@@ -657,7 +657,7 @@ vkllm_status vkllm_session_set_profiling(vkllm_session *s, int on)
     if (on && s->dev->f.timestamp_period_ns <= 0)
         return vkllm_fail(s->dev, VKLLM_ERROR_UNSUPPORTED, "profiling: the queue of '%s' has no timestamps", s->dev->f.name);
     /* Timestamp queries are recorded into the chains: record them again (the cache is untouched). */
-    vkllm_chain_options co = { .timestamps = on };
+    vkllm_chain_options co = { .timestamps = on, .label = "decode" };
     vkllm_chain *c = NULL;
     vkllm_status st = vkllm_chain_create(s->dev, &co, &c);
     int was = s->timestamps;

@@ -68,6 +68,24 @@ assert any(e["name"].startswith("L00.attn_qkv") for e in x)
 assert sum(e["cat"] == "step" for e in x) == 5 and sum(e["cat"] == "host" for e in x) == 10
 PY
 python3 -c "import sys, xml.dom.minidom as m; m.parse(sys.argv[1])" "$tmp/t.svg" && ok || bad "profile chart is not valid SVG/XML"
+# benchmark reports: report.py assembles bench JSON and vkllm bench rows; compare.py flags a kernel that
+# got slower beyond its spread (exit 1) and passes an unchanged run (exit 0)
+src=$(cd "$(dirname "$0")/../.." && pwd)
+for run in a b; do
+  mkdir -p "$tmp/bench-$run"
+  slow=$([ "$run" = b ] && echo 150.0 || echo 100.0)
+  printf '{"bench": "bench-x", "device": "dev", "driver": "drv", "date": "today", "quick": 0, "results": [
+    {"kernel": "k1", "shape": "s", "bytes": 1000, "flops": 0, "median_us": %s, "min_us": 99.0, "gbs": 10, "fraction_of_ceiling": 0.5, "tflops": 0},
+    {"kernel": "k2", "shape": "s", "bytes": 1000, "flops": 0, "median_us": 50.0, "min_us": 49.5, "gbs": 20, "fraction_of_ceiling": 0.9, "tflops": 0}
+  ], "read_ceiling_gbs": 22.0}\n' "$slow" >"$tmp/bench-$run/bench-x.json"
+  printf '| m | 1.00 GiB | dev | pp512 | 1000.00 ± 5.00 |\n| m | 1.00 GiB | dev | tg128 | 50.00 ± 0.10 |\n' >"$tmp/bench-$run/e2e.md"
+  python3 "$src/bench/report.py" --dir "$tmp/bench-$run" --commit "$run" >/dev/null || bad "report.py failed on run $run"
+done
+python3 -m json.tool "$tmp/bench-a/report.json" >/dev/null && grep -q "| pp512 | 1000.00" "$tmp/bench-a/report.md" && ok \
+  || bad "report.py output incomplete: $(cat "$tmp/bench-a/report.md")"
+out=$(python3 "$src/bench/compare.py" "$tmp/bench-a/report.json" "$tmp/bench-b/report.json"); rc=$?
+[ "$rc" -eq 1 ] && grep -q "k1 s .*REGRESSION" <<<"$out" && ! grep -q "k2 s" <<<"$out" && ok || bad "compare.py (rc $rc): $out"
+python3 "$src/bench/compare.py" "$tmp/bench-a/report.json" "$tmp/bench-a/report.json" >/dev/null && ok || bad "compare.py flags an unchanged run"
 expect 1 "cannot write the trace" -- "$bin/vkllm" profile -p 4 -n 1 --trace "$tmp/no/such/dir/t.json"
 expect 2 "--overhead needs" -- "$bin/vkllm" profile --overhead 0
 
