@@ -107,6 +107,12 @@ struct vkllm_gguf {
     const uint8_t *base;
     uint64_t size;
     int mapped;
+    /* A file GGUF keeps its descriptor: tensor data is read through it (vkllm_gguf_read_tensor), so
+     * a file truncated while mapped gives a short read rather than SIGBUS, and fstat on it tells
+     * whether the very file we mapped was changed in place since open (vkllm_gguf_check_unchanged;
+     * a file replaced by rename is not ours any more and cannot hurt the mapping). */
+    int fd, has_fd;
+    struct stat st;
     uint32_t version, alignment;
     uint64_t data_offset;
     uint64_t n_kv;
@@ -663,6 +669,9 @@ vkllm_status vkllm_gguf_open(const char *path, vkllm_gguf **out, char *err, size
         return VKLLM_ERROR_OUT_OF_HOST_MEMORY;
     }
     g->size = (uint64_t)st.st_size;
+    g->fd = fd;
+    g->has_fd = 1;
+    g->st = st;
     if (g->size == 0) {
         static const uint8_t empty[1];
         g->base = empty;
@@ -679,7 +688,6 @@ vkllm_status vkllm_gguf_open(const char *path, vkllm_gguf **out, char *err, size
         g->base = m;
         g->mapped = 1;
     }
-    close(fd);
     return open_common(g, out, err, err_size, path);
 }
 
@@ -687,6 +695,7 @@ void vkllm_gguf_close(vkllm_gguf *g)
 {
     if (!g) return;
     if (g->mapped) munmap((void *)g->base, (size_t)g->size);
+    if (g->has_fd) close(g->fd);
     for (blk *b = g->blocks; b;) {
         blk *n = b->next;
         free(b);
@@ -1475,5 +1484,73 @@ vkllm_status vkllm_gguf_writer_finish(vkllm_gguf_writer *w)
         return wfail(w, VKLLM_ERROR_IO, "%s: flush/close failed: %s", w->path, strerror(errno));
     }
     w->state = W_DONE;
+    return VKLLM_OK;
+}
+
+vkllm_status vkllm_gguf_read_tensor(const vkllm_gguf *g, const vkllm_gguf_tensor *t, uint64_t offset, void *dst,
+                                    uint64_t n, char *err, size_t err_size)
+{
+    char msg[512];
+    if (!g || !t || (!dst && n)) {
+        copy_err(err, err_size, "vkllm_gguf_read_tensor: NULL argument");
+        return VKLLM_ERROR_INVALID_ARGUMENT;
+    }
+    if (offset > t->bytes || n > t->bytes - offset) {
+        snprintf(msg, sizeof msg, "vkllm_gguf_read_tensor: bytes [%" PRIu64 ", +%" PRIu64 ") are outside tensor '%s' (%" PRIu64
+                 " bytes)", offset, n, t->name, t->bytes);
+        copy_err(err, err_size, msg);
+        return VKLLM_ERROR_OUT_OF_RANGE;
+    }
+    if (!g->has_fd) {
+        if (n) memcpy(dst, (const uint8_t *)t->data + offset, (size_t)n);
+        return VKLLM_OK;
+    }
+    uint64_t pos = t->offset + offset, done = 0;
+    while (done < n) {
+        size_t want = n - done > (1u << 30) ? (1u << 30) : (size_t)(n - done);
+        ssize_t r = pread(g->fd, (uint8_t *)dst + done, want, (off_t)(pos + done));
+        if (r < 0 && errno == EINTR) continue;
+        if (r <= 0) {
+            struct stat now;
+            if (r == 0 && fstat(g->fd, &now) == 0)
+                snprintf(msg, sizeof msg, "the model file is now %" PRIu64 " bytes, %" PRIu64 " when it was opened: it was "
+                         "truncated while in use (tensor '%s' ends at byte %" PRIu64 ")", (uint64_t)now.st_size, g->size,
+                         t->name, t->offset + t->bytes);
+            else
+                snprintf(msg, sizeof msg, "reading tensor '%s' at byte %" PRIu64 " of the model file failed: %s", t->name,
+                         pos + done, r < 0 ? strerror(errno) : "unexpected end of file");
+            copy_err(err, err_size, msg);
+            return VKLLM_ERROR_IO;
+        }
+        done += (uint64_t)r;
+    }
+    return VKLLM_OK;
+}
+
+vkllm_status vkllm_gguf_check_unchanged(const vkllm_gguf *g, char *err, size_t err_size)
+{
+    if (!g) {
+        copy_err(err, err_size, "vkllm_gguf_check_unchanged: NULL argument");
+        return VKLLM_ERROR_INVALID_ARGUMENT;
+    }
+    if (!g->has_fd) return VKLLM_OK;
+    struct stat now;
+    if (fstat(g->fd, &now) != 0) {
+        char msg[256];
+        snprintf(msg, sizeof msg, "fstat of the model file failed: %s", strerror(errno));
+        copy_err(err, err_size, msg);
+        return VKLLM_ERROR_IO;
+    }
+    if (now.st_size != g->st.st_size || now.st_mtim.tv_sec != g->st.st_mtim.tv_sec ||
+        now.st_mtim.tv_nsec != g->st.st_mtim.tv_nsec || now.st_ctim.tv_sec != g->st.st_ctim.tv_sec ||
+        now.st_ctim.tv_nsec != g->st.st_ctim.tv_nsec) {
+        char msg[512];
+        snprintf(msg, sizeof msg, "the model file was modified while in use (size %" PRIu64 " -> %" PRIu64 " bytes, "
+                 "modification time changed by %+.3f s): what was read from it is not trusted; load it again once "
+                 "nothing writes to it", g->size, (uint64_t)now.st_size,
+                 (double)(now.st_mtim.tv_sec - g->st.st_mtim.tv_sec) + (now.st_mtim.tv_nsec - g->st.st_mtim.tv_nsec) * 1e-9);
+        copy_err(err, err_size, msg);
+        return VKLLM_ERROR_BAD_FILE;
+    }
     return VKLLM_OK;
 }

@@ -354,12 +354,17 @@ vkllm_status vkllm_chain_submit(vkllm_chain *c)
     }
     VK_CHECK(dev, vkResetFences(dev->device, 1, &c->fence));
     VkSubmitInfo si = { .sType = VK_STRUCTURE_TYPE_SUBMIT_INFO, .commandBufferCount = 1, .pCommandBuffers = &c->cmd };
-    pthread_mutex_lock(&dev->queue_lock); /* the queue is shared by every chain and transfer of the device */
-    VkResult r = vkQueueSubmit(dev->queue, 1, &si, c->fence);
-    pthread_mutex_unlock(&dev->queue_lock);
+    VkResult r = vkllm_fault_submit(dev); /* VK_SUCCESS unless a test armed a fault */
+    if (r == VK_SUCCESS) {
+        pthread_mutex_lock(&dev->queue_lock); /* the queue is shared by every chain and transfer of the device */
+        r = vkQueueSubmit(dev->queue, 1, &si, c->fence);
+        pthread_mutex_unlock(&dev->queue_lock);
+    }
     if (r != VK_SUCCESS)
-        return vkllm_fail(dev, vkllm_vk_status(r), "vkQueueSubmit of a chain of %u dispatches (first '%s') failed with %s",
-                          c->n_recs, c->n_recs ? c->recs[0].name : "-", vkllm_vk_result_name(r));
+        return vkllm_fail(dev, vkllm_vk_status(r),
+                          "vkQueueSubmit of a chain of %u dispatches (first '%s', last '%s') failed with %s",
+                          c->n_recs, c->n_recs ? c->recs[0].name : "-", c->n_recs ? c->recs[c->n_recs - 1].name : "-",
+                          vkllm_vk_result_name(r));
     c->submitted = 1;
     return VKLLM_OK;
 }

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "internal.h"
+#include "vkllm/fault.h"
 
 /* The calling thread's last message and the device it was set on: with sessions in several threads
  * a failed call's message must not be overwritten by another thread's before its caller reads it. */
@@ -572,7 +573,8 @@ vkllm_status vkllm_device_create(const vkllm_device_options *opts_in, vkllm_devi
         if (dev->block_size > dev->f.max_allocation_size) dev->block_size = dev->f.max_allocation_size;
         const char *lim = getenv("VKLLM_POOL_LIMIT_MB");
         if (lim && *lim) dev->pool_limit = strtoull(lim, NULL, 10) << 20;
-        s = vkllm_pipeline_cache_open(dev, pcache);
+        s = vkllm_fault_set(dev, getenv("VKLLM_FAULT"));
+        if (!s) s = vkllm_pipeline_cache_open(dev, pcache);
     }
     if (s) {
         if (err && err_len) snprintf(err, err_len, "%s", dev->err[0] ? dev->err : vkllm_strerror(s));

@@ -13,6 +13,13 @@
 #include "vkllm/pipeline.h"
 #include "vkllm/pool.h"
 
+/* Armed faults and event counters (fault.c, vkllm/fault.h); all zero = off. */
+typedef struct vkllm_faults {
+    uint64_t alloc_at, allocs;      /* fail the alloc_at-th vkllm_buffer_alloc (1-based) */
+    uint64_t submit_at, submits;    /* make the submit_at-th chain submit return submit_result */
+    VkResult submit_result;
+} vkllm_faults;
+
 /* A free range in a block, in a sorted singly-linked list. */
 typedef struct free_range {
     uint64_t offset, size;
@@ -66,6 +73,7 @@ struct vkllm_device {
     uint64_t pool_limit;      /* per kind, 0 = none */
     vkllm_block *blocks[2];
     uint64_t reserved[2], used[2], peak[2], live[2];
+    vkllm_faults fault;
 
     /* one-shot transfers */
     VkCommandPool cmd_pool;
@@ -121,6 +129,9 @@ vkllm_status vkllm_vk_status(VkResult r);
 
 /* pool.c */
 void vkllm_pool_destroy_all(vkllm_device *dev);
+/* fault.c: count one allocation / submit; nonzero (or the VkResult to fake) when an armed fault fires */
+int vkllm_fault_alloc(vkllm_device *dev);
+VkResult vkllm_fault_submit(vkllm_device *dev);
 /* transfers: callers hold xfer_lock from begin to the end of their use of xfer_cmd/staging */
 vkllm_status vkllm_xfer_begin(vkllm_device *dev);
 vkllm_status vkllm_xfer_submit_wait(vkllm_device *dev);

@@ -24,6 +24,10 @@ static int matrix_type_ok(vkllm_dtype t)
 typedef struct upload_state {
     const vkllm_load_options *o;
     uint64_t done, total;
+    /* Tensor bytes are read from the file into this host buffer (one chunk), not taken from the
+     * mapping: a file truncated under us then fails the read with a message instead of killing the
+     * process with SIGBUS (vkllm_gguf_read_tensor). */
+    uint8_t *bounce;
 } upload_state;
 
 static vkllm_status upload(vkllm_model *m, const vkllm_gguf_tensor *t, weight *w, upload_state *u)
@@ -44,12 +48,14 @@ static vkllm_status upload(vkllm_model *m, const vkllm_gguf_tensor *t, weight *w
     vkllm_status s = vkllm_buffer_alloc(dev, VKLLM_MEM_DEVICE, (t->bytes + 3) / 4 * 4, &w->buf);
     if (s) return s;
     m->device_bytes += (t->bytes + 255) / 256 * 256;
-    const uint8_t *src = t->data;
     for (uint64_t off = 0; off < t->bytes; off += UPLOAD_CHUNK) {
         if (u->o && u->o->cancel && *u->o->cancel)
             return vkllm_fail(dev, VKLLM_ERROR_CANCELLED, "model load cancelled");
         uint64_t n = t->bytes - off < UPLOAD_CHUNK ? t->bytes - off : UPLOAD_CHUNK;
-        if ((s = vkllm_buffer_write(dev, &w->buf, off, src + off, n))) return s;
+        char err[640];
+        if ((s = vkllm_gguf_read_tensor(m->g, t, off, u->bounce, n, err, sizeof err)))
+            return vkllm_fail(dev, s, "%s", err);
+        if ((s = vkllm_buffer_write(dev, &w->buf, off, u->bounce, n))) return s;
         u->done += n;
         if (u->o && u->o->progress) u->o->progress(u->o->user, u->done, u->total);
     }
@@ -108,7 +114,14 @@ vkllm_status vkllm_model_load(vkllm_device *dev, const char *path, const vkllm_l
         vkllm_model_destroy(m);
         return vkllm_fail(dev, VKLLM_ERROR_OUT_OF_HOST_MEMORY, "out of host memory");
     }
-    upload_state u = { o, 0, weights };
+    uint64_t largest = 0;
+    for (uint64_t i = 0; i < vkllm_gguf_n_tensors(m->g); i++)
+        if (vkllm_gguf_tensor_at(m->g, i)->bytes > largest) largest = vkllm_gguf_tensor_at(m->g, i)->bytes;
+    upload_state u = { o, 0, weights, malloc(largest < UPLOAD_CHUNK ? (size_t)largest + 1 : (size_t)UPLOAD_CHUNK) };
+    if (!u.bounce) {
+        vkllm_model_destroy(m);
+        return vkllm_fail(dev, VKLLM_ERROR_OUT_OF_HOST_MEMORY, "out of host memory for the upload buffer");
+    }
     s = upload(m, m->t.token_embd, &m->tok_embd, &u);
     if (!s) s = upload(m, m->t.output_norm, &m->out_norm, &u);
     if (!s && !m->t.output_tied) s = upload(m, m->t.output, &m->output, &u);
@@ -123,8 +136,12 @@ vkllm_status vkllm_model_load(vkllm_device *dev, const char *path, const vkllm_l
         if (!s) s = upload(m, tl->ffn_up, &L->up, &u);
         if (!s) s = upload(m, tl->ffn_down, &L->down, &u);
     }
+    free(u.bounce);
     if (!s && (m->out_norm.type != VKLLM_DTYPE_F32))
         s = vkllm_fail(dev, VKLLM_ERROR_BAD_MODEL, "output_norm.weight must be F32, found %s", vkllm_dtype_name(m->out_norm.type));
+    /* Metadata was checked and weights were read at different times: if anything wrote the file in
+     * between, neither is trusted. */
+    if (!s && (s = vkllm_gguf_check_unchanged(m->g, err, sizeof err))) s = vkllm_fail(dev, s, "%s: %s", path, err);
     if (s) {
         vkllm_model_destroy(m);
         return s;

@@ -77,6 +77,10 @@ vkllm_status vkllm_buffer_alloc(vkllm_device *dev, vkllm_mem_kind kind, uint64_t
     if (!dev || (kind != VKLLM_MEM_DEVICE && kind != VKLLM_MEM_HOST))
         return vkllm_fail(dev, VKLLM_ERROR_INVALID_ARGUMENT, "vkllm_buffer_alloc: bad device or memory kind %d", (int)kind);
     if (size == 0) return vkllm_fail(dev, VKLLM_ERROR_INVALID_ARGUMENT, "vkllm_buffer_alloc: size 0");
+    if (vkllm_fault_alloc(dev))
+        return vkllm_fail(dev, VKLLM_ERROR_OUT_OF_DEVICE_MEMORY,
+                          "cannot allocate %llu bytes of %s memory: allocation #%llu refused by fault injection (VKLLM_FAULT)",
+                          (unsigned long long)size, kind_name(kind), (unsigned long long)dev->fault.allocs);
     if (size > UINT64_MAX - ALIGN) return vkllm_fail(dev, VKLLM_ERROR_TOO_LARGE, "vkllm_buffer_alloc: size overflows");
     uint64_t need = align_up(size, ALIGN);
     if (need > dev->f.max_allocation_size)

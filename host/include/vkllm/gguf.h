@@ -69,6 +69,16 @@ vkllm_status vkllm_gguf_open_memory(const void *data, size_t size, vkllm_gguf **
                                     size_t err_size);
 /* Unmaps and frees; NULL is fine. */
 void vkllm_gguf_close(vkllm_gguf *g);
+/* Copies bytes [offset, offset + n) of tensor t's data into dst. For a file GGUF this reads the file
+ * (pread), not the mapping: a file truncated since open gives VKLLM_ERROR_IO and a message instead of
+ * SIGBUS. For a memory GGUF it copies from the buffer. VKLLM_ERROR_OUT_OF_RANGE outside the tensor. */
+vkllm_status vkllm_gguf_read_tensor(const vkllm_gguf *g, const vkllm_gguf_tensor *t, uint64_t offset, void *dst,
+                                    uint64_t n, char *err, size_t err_size);
+/* VKLLM_OK if the opened file still has the size, modification and change time it had at open (fstat
+ * on the descriptor held since then, so a file replaced by rename does not count: the mapping still
+ * holds the old one); VKLLM_ERROR_BAD_FILE with a message if it was written or truncated in place,
+ * meaning what was read from it is not trusted. Always VKLLM_OK for a memory GGUF. */
+vkllm_status vkllm_gguf_check_unchanged(const vkllm_gguf *g, char *err, size_t err_size);
 /* The message of the last failed call on g ("" if none). Owned by g. */
 const char *vkllm_gguf_error(const vkllm_gguf *g);
 
