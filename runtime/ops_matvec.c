@@ -120,7 +120,8 @@ vkllm_status vkllm_op_matvec(vkllm_chain *chain, const vkllm_matvec_args *a)
     /* Lane groups of C = 8 (RG of them fill a subgroup, reading the same x); R = 2 rows per group
      * lets each lane keep two independent weight loads per unit in flight and reuses every x load
      * for two rows; KS = 4 groups split each row, so a row is spread over 32 lanes (enough loads in
-     * flight for rows of 5120 at 5120 rows) and a workgroup has 4 subgroups. */
+     * flight for rows of 5120 at 5120 rows) and a workgroup has 4 subgroups. Defaults from reasoning
+     * about the H100, not yet from measurement: bench-matvec --sweep times the alternatives. */
     uint32_t rps = a->rows_per_group ? a->rows_per_group : 2;
     uint32_t ks = a->k_split ? a->k_split : 4;
     if (rps > 8 || ks > 16)
@@ -130,6 +131,10 @@ vkllm_status vkllm_op_matvec(vkllm_chain *chain, const vkllm_matvec_args *a)
         return vkllm_fail(dev, VKLLM_ERROR_INVALID_ARGUMENT, "matvec: lanes_per_group %u must be a power of two <= the subgroup size %u",
                           cl, sg);
     uint32_t rg = sg / cl;
+    /* per shape: no more K groups than keep two units per lane (short rows need no split) */
+    uint32_t units = quant ? a->n_in / 32 : vec ? a->n_in / vec_elems : a->n_in;
+    if (!a->k_split)
+        while (ks > 1 && units < 2 * ks * cl) ks /= 2;
     while (ks > 1 && (ks * rg * cl > dev->f.max_workgroup_invocations || ks * rg * rps * a->n_vec * 4 > dev->f.max_shared_memory))
         ks /= 2;
     uint32_t wg = ks * rg * cl, rows_wg = rg * rps;
