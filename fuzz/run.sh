@@ -1,6 +1,6 @@
 #!/bin/sh
-# Fuzz the GGUF reader (or the tokenizer) for a given number of seconds:
-#   fuzz/run.sh <seconds> [gguf|tokenizer]   (default 60 s, gguf)
+# Fuzz the GGUF reader, the tokenizer or the HDF5 fixture reader for a given number of seconds:
+#   fuzz/run.sh <seconds> [gguf|tokenizer|fixture]   (default 60 s, gguf)
 # Configures its own clang build dir (fuzz/ alone, so nothing else in the tree needs to build), runs
 # libFuzzer with ASan+UBSan on a scratch copy of fuzz/corpus/<target>, and exits non-zero on any finding
 # (crash, sanitizer report, leak, timeout or out-of-memory); the reproducer lands in the build dir.
@@ -10,8 +10,8 @@
 set -eu
 secs=${1:-60}
 target=${2:-gguf}
-case $secs in ''|*[!0-9]*) echo "usage: fuzz/run.sh <seconds> [gguf|tokenizer]" >&2; exit 2 ;; esac
-case $target in gguf|tokenizer) ;; *) echo "usage: fuzz/run.sh <seconds> [gguf|tokenizer]" >&2; exit 2 ;; esac
+case $secs in ''|*[!0-9]*) echo "usage: fuzz/run.sh <seconds> [gguf|tokenizer|fixture]" >&2; exit 2 ;; esac
+case $target in gguf|tokenizer|fixture) ;; *) echo "usage: fuzz/run.sh <seconds> [gguf|tokenizer|fixture]" >&2; exit 2 ;; esac
 root=$(cd "$(dirname "$0")/.." && pwd)
 build=${VKLLM_FUZZ_BUILD:-$root/build-fuzz}
 cc=${CC:-clang}
@@ -25,7 +25,11 @@ art=$build/artifacts/
 mkdir -p "$work" "$art"
 echo "fuzz/run.sh: fuzzing $target for $secs s (corpus $work, findings in $art)"
 # new inputs go to the scratch corpus; the committed seeds are read only
-if [ "$target" = gguf ]; then extra="-dict=$root/fuzz/gguf.dict -max_len=65536"; else extra="-max_len=4096"; fi
+case $target in
+  gguf) extra="-dict=$root/fuzz/gguf.dict -max_len=65536" ;;
+  fixture) extra="-max_len=1024" ;;
+  *) extra="-max_len=4096" ;;
+esac
 # shellcheck disable=SC2086
 "$build/fuzz_$target" -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 $extra \
     -artifact_prefix="$art" -print_final_stats=1 \
