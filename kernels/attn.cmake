@@ -6,4 +6,6 @@ vkllm_add_kernel(kv_write_norm_f32 SOURCE kv_write.comp DEFINES NEOX=0 FP64=0)
 vkllm_add_kernel(attn_decode SOURCE attn_decode.comp DEFINES MERGE=0)
 vkllm_add_kernel(attn_decode_merge SOURCE attn_decode.comp DEFINES MERGE=1)
 vkllm_add_kernel(attn_prefill SOURCE attn_prefill.comp)
-vkllm_add_kernel(attn_prefill_cm SOURCE attn_prefill_cm.comp REQUIRES coopmat)
+vkllm_add_kernel(attn_prefill_cm SOURCE attn_prefill_cm.comp DEFINES CM_EMU=0 REQUIRES coopmat)
+# the same kernel with its matrix operations emulated: tests of its indexing on any device
+vkllm_add_kernel(attn_prefill_cmemu SOURCE attn_prefill_cm.comp DEFINES CM_EMU=1)

@@ -11,8 +11,9 @@
 //     loaded during the previous tile's products (one tile of prefetch); one barrier;
 //   - S (16 x BC) = Q_s (16 x HD, fp16 A matrices kept in registers, pre-scaled by scale * log2 e)
 //     x K^T: HD/16 x BC/16 16x16x16 products into fp32 accumulators, stored to shared memory;
-//   - online softmax in scalar code, gl_SubgroupSize / 16 lanes per row (masking, row max through
-//     subgroup shuffles, P = exp2(S - m) written as fp16, the rescale factor per row);
+//   - online softmax in scalar code, SGS / 16 lanes per row (SGS = subgroup size, spec constant 3;
+//     below 16, 16 / SGS rows per lane): masking, row max through subgroup shuffles, P = exp2(S - m)
+//     written as fp16, the rescale factor per row;
 //   - O (16 x HD, fp32 accumulators) *= the rescale (a 16 x 16 matrix whose element (r, c) is
 //     alpha[r], written to shared memory by the softmax lanes, multiplied component-wise), then
 //     O += P x V.  (Element-to-lane mapping of KHR matrices is opaque, hence the detour.)
@@ -22,18 +23,30 @@
 // Shared memory: K and V tiles 2 * BC * (HD + 8) * 2 B (reused for the Q staging of BR rows, which
 // needs BR * (HD + 8) * 2 B: BR <= 2 * BC), S NSG * 16 * BC * 4 B, P NSG * 16 * (BC + 8) * 2 B,
 // factors NSG * 1 KiB: 30.9 KiB at HD 128, NSG 4.
+// CM_EMU = 1 builds the same kernel with every matrix operation emulated in scalar code through
+// shared memory (lane i holds elements i, i + SGS, ... of a 16 x 16 matrix): slow, for tests on devices
+// without cooperative matrices, so the tiling, masking, softmax and indexing above are checked
+// everywhere; the host runs it with NSG = 2 (its scratch adds NSG * 2 KiB).
 // Per call: FLOPs 4 * n_q * HD * (allowed pairs) (causal: about n_tok^2 / 2 pairs per head).
 #extension GL_GOOGLE_include_directive : require
 #extension GL_KHR_shader_subgroup_basic : require
 #extension GL_KHR_shader_subgroup_shuffle : require
+#extension GL_EXT_shader_explicit_arithmetic_types_float16 : require
+#ifndef CM_EMU
+#define CM_EMU 0
+#endif
+#if CM_EMU
+#extension GL_EXT_control_flow_attributes : require
+#else
 #extension GL_KHR_cooperative_matrix : require
 #extension GL_KHR_memory_scope_semantics : require
-#extension GL_EXT_shader_explicit_arithmetic_types_float16 : require
+#endif
 
 layout(local_size_x_id = 0) in;
 layout(constant_id = 0) const uint WG = 128;
 layout(constant_id = 1) const uint HD = 128;
 layout(constant_id = 2) const uint NSG = 4; // subgroups per workgroup
+layout(constant_id = 3) const uint SGS = 32; // subgroup size (pinned by the host where it may vary)
 
 const uint BR = 16 * NSG;
 const uint BC = 32;
@@ -41,6 +54,8 @@ const uint LDK4 = HD / 4 + 2; // f16vec4 per shared K/V/Q row (16 bytes of paddi
 const uint LDP = BC + 8;  // halves per shared P row
 const uint ND = HD / 16;  // 16-wide column blocks of Q, K, V, O
 const uint NC = BC / 16;  // 16-wide column blocks of S
+const uint LPR = SGS >= 16 ? SGS / 16 : 1; // softmax lanes per row
+const uint RPL = SGS >= 16 ? 1 : 16 / SGS; // softmax rows per lane
 
 layout(push_constant) uniform Params {
     uint n_tok, n_q, n_kv, ctx;
@@ -62,9 +77,42 @@ shared float ss[NSG * 16 * BC];     // scores per subgroup; the output staging a
 shared float16_t ps[NSG * 16 * LDP];
 shared float rowm[NSG * 256];       // 16 x 16 per subgroup, every column = the per-row factor
 
+#if !CM_EMU
 #define ACC coopmat<float, gl_ScopeSubgroup, 16, 16, gl_MatrixUseAccumulator>
-#define MATA coopmat<float16_t, gl_ScopeSubgroup, 16, 16, gl_MatrixUseA>
-#define MATB coopmat<float16_t, gl_ScopeSubgroup, 16, 16, gl_MatrixUseB>
+#define MAT_ACC(n) ACC n
+#define MAT_ACC_ARR(n, k) ACC n[k]
+#define MAT_A(n) coopmat<float16_t, gl_ScopeSubgroup, 16, 16, gl_MatrixUseA> n
+#define MAT_A_ARR(n, k) coopmat<float16_t, gl_ScopeSubgroup, 16, 16, gl_MatrixUseA> n[k]
+#define MAT_B(n) coopmat<float16_t, gl_ScopeSubgroup, 16, 16, gl_MatrixUseB> n
+#define ACC_ZERO(x) x = ACC(0.0)
+#define LOAD_V4_ROW(x, buf, off, st) coopMatLoad(x, buf, off, st, gl_CooperativeMatrixLayoutRowMajor)
+#define LOAD_V4_COL(x, buf, off, st) coopMatLoad(x, buf, off, st, gl_CooperativeMatrixLayoutColumnMajor)
+#define LOAD_ROW(x, buf, off, st) coopMatLoad(x, buf, off, st, gl_CooperativeMatrixLayoutRowMajor)
+#define STORE_ROW(x, buf, off, st) coopMatStore(x, buf, off, st, gl_CooperativeMatrixLayoutRowMajor)
+#define MULADD(c, a, b) c = coopMatMulAdd(a, b, c)
+#define ACC_MUL(x, y) x = x * y
+#else
+// Lane i holds elements e = i + SGS * j (row e / 16, column e % 16) of each 16 x 16 matrix.
+const uint EPL = 256 / SGS;
+shared float emu_a[NSG * 256], emu_b[NSG * 256];
+#define MAT_ACC(n) float n[EPL]
+#define MAT_ACC_ARR(n, k) float n[k][EPL]
+#define MAT_A(n) float n[EPL]
+#define MAT_A_ARR(n, k) float n[k][EPL]
+#define MAT_B(n) float n[EPL]
+#define EMU_FOR [[dont_unroll]] for (uint j_ = 0, e_ = lane, r_ = lane / 16, c_ = lane % 16; j_ < EPL; j_++, e_ += SGS, r_ = e_ / 16, c_ = e_ % 16)
+#define ACC_ZERO(x) EMU_FOR x[j_] = 0.0
+#define LOAD_V4_ROW(x, buf, off, st) EMU_FOR { const uint h_ = (off) * 4 + r_ * (st) * 4 + c_; x[j_] = float(buf[h_ / 4][h_ % 4]); }
+#define LOAD_V4_COL(x, buf, off, st) EMU_FOR { const uint h_ = (off) * 4 + c_ * (st) * 4 + r_; x[j_] = float(buf[h_ / 4][h_ % 4]); }
+#define LOAD_ROW(x, buf, off, st) EMU_FOR x[j_] = float(buf[(off) + r_ * (st) + c_])
+#define STORE_ROW(x, buf, off, st) EMU_FOR buf[(off) + r_ * (st) + c_] = x[j_]
+#define MULADD(c, a, b) { \
+    EMU_FOR { emu_a[sg * 256 + e_] = a[j_]; emu_b[sg * 256 + e_] = b[j_]; } \
+    subgroupMemoryBarrierShared(); subgroupBarrier(); \
+    EMU_FOR { float s_ = 0.0; [[dont_unroll]] for (uint k_ = 0; k_ < 16; k_++) s_ += emu_a[sg * 256 + r_ * 16 + k_] * emu_b[sg * 256 + k_ * 16 + c_]; c[j_] += s_; } \
+    subgroupMemoryBarrierShared(); subgroupBarrier(); }
+#define ACC_MUL(x, y) EMU_FOR x[j_] *= y[j_]
+#endif
 
 // The next K/V tile travels through registers: its global loads are issued before the current
 // tile's products, stored to shared memory after them.
@@ -100,8 +148,7 @@ void main()
 {
     const uint tid = gl_LocalInvocationID.x;
     const uint sg = gl_SubgroupID, lane = gl_SubgroupInvocationID;
-    const uint LPR = gl_SubgroupSize / 16; // lanes per row in the softmax
-    const uint r = lane % 16, part = lane / 16;
+    const uint part = lane / 16; // which of the LPR lanes of a row (0 when SGS <= 16)
     // the longest row tiles (last rows: the most positions) start first, the short ones fill in
     const uint row0 = (gl_NumWorkGroups.x - 1 - gl_WorkGroupID.x) * BR, h = gl_WorkGroupID.y;
     const uint kvh = h / p.group;
@@ -122,20 +169,27 @@ void main()
         kvs[rr * LDK4 + 2 * c + 1] = f16vec4(b);
     }
     barrier();
-    MATA qa[ND];
-    for (uint d = 0; d < ND; d++) coopMatLoad(qa[d], kvs, (sg * 16) * LDK4 + d * 4, LDK4, gl_CooperativeMatrixLayoutRowMajor);
-    ACC o[ND];
-    for (uint d = 0; d < ND; d++) o[d] = ACC(0.0);
+    MAT_A_ARR(qa, ND);
+    for (uint d = 0; d < ND; d++) LOAD_V4_ROW(qa[d], kvs, (sg * 16) * LDK4 + d * 4, LDK4);
+    MAT_ACC_ARR(o, ND);
+    for (uint d = 0; d < ND; d++) ACC_ZERO(o[d]);
 
-    const uint row = row0 + sg * 16 + r;
-    const int qpos = p0 + int(row);
-    const bool live = row < p.n_tok && qpos >= 0;
-    const int lo_r = p.window > 0 ? max(0, qpos - int(p.window) + 1) : 0;
+    // softmax rows of this lane: (lane % 16) + SGS * k, k < RPL
+    int qpos[RPL], lo_r[RPL];
+    bool live[RPL];
+    float m[RPL], l[RPL];
+    for (uint k = 0; k < RPL; k++) {
+        const uint row = row0 + sg * 16 + lane % 16 + SGS * k;
+        qpos[k] = p0 + int(row);
+        live[k] = row < p.n_tok && qpos[k] >= 0;
+        lo_r[k] = p.window > 0 ? max(0, qpos[k] - int(p.window) + 1) : 0;
+        m[k] = NEG_INF;
+        l[k] = 0.0;
+    }
     const uint last_row = min(row0 + BR, p.n_tok) - 1;
     const int first_q = p0 + int(row0);
     const int kmin = p.window > 0 ? max(0, first_q - int(p.window) + 1) : 0;
     const int kmax = p0 + int(last_row) + 1;
-    float m = NEG_INF, l = 0.0;
     const uint head_base = kvh * p.ctx;
     const uint sbase = sg * 16 * BC, pbase = sg * 16 * LDP;
 
@@ -148,70 +202,78 @@ void main()
 
         // S = Q K^T (K row-major in shared = K^T column-major)
         for (uint n = 0; n < NC; n++) {
-            ACC s = ACC(0.0);
+            MAT_ACC(s);
+            ACC_ZERO(s);
             for (uint d = 0; d < ND; d++) {
-                MATB kb_;
-                coopMatLoad(kb_, kvs, (n * 16) * LDK4 + d * 4, LDK4, gl_CooperativeMatrixLayoutColumnMajor);
-                s = coopMatMulAdd(qa[d], kb_, s);
+                MAT_B(kb_);
+                LOAD_V4_COL(kb_, kvs, (n * 16) * LDK4 + d * 4, LDK4);
+                MULADD(s, qa[d], kb_);
             }
-            coopMatStore(s, ss, sbase + n * 16, BC, gl_CooperativeMatrixLayoutRowMajor);
+            STORE_ROW(s, ss, sbase + n * 16, BC);
         }
         subgroupMemoryBarrierShared();
         subgroupBarrier();
 
-        // online softmax of row r: this lane takes columns part, part + LPR, ...
-        float tmax = NEG_INF;
-        for (uint c = part; c < BC; c += LPR) {
-            const int key = kb + int(c);
-            const bool ok = live && key <= qpos && key >= lo_r && key < kmax;
-            const float sv = ok ? ss[sbase + r * BC + c] : NEG_INF;
-            ss[sbase + r * BC + c] = sv;
-            tmax = max(tmax, sv);
+        // online softmax: this lane takes columns part, part + LPR, ... of its rows
+        for (uint k = 0; k < RPL; k++) {
+            const uint r = lane % 16 + SGS * k;
+            float tmax = NEG_INF;
+            for (uint c = part; c < BC; c += LPR) {
+                const int key = kb + int(c);
+                const bool ok = live[k] && key <= qpos[k] && key >= lo_r[k] && key < kmax;
+                const float sv = ok ? ss[sbase + r * BC + c] : NEG_INF;
+                ss[sbase + r * BC + c] = sv;
+                tmax = max(tmax, sv);
+            }
+            for (uint off = 16; off < SGS; off *= 2) tmax = max(tmax, subgroupShuffleXor(tmax, off));
+            const float mn = max(m[k], tmax);
+            const bool none = mn == NEG_INF; // nothing allowed for this row yet
+            const float alpha = none ? 1.0 : exp2(m[k] - mn);
+            float sum = 0.0;
+            for (uint c = part; c < BC; c += LPR) {
+                const float pe = none ? 0.0 : exp2(ss[sbase + r * BC + c] - mn);
+                ps[pbase + r * LDP + c] = float16_t(pe);
+                sum += pe;
+            }
+            for (uint off = 16; off < SGS; off *= 2) sum += subgroupShuffleXor(sum, off);
+            l[k] = l[k] * alpha + sum;
+            m[k] = mn;
+            for (uint c = part; c < 16; c += LPR) rowm[sg * 256 + r * 16 + c] = alpha;
         }
-        for (uint off = 16; off < gl_SubgroupSize; off *= 2) tmax = max(tmax, subgroupShuffleXor(tmax, off));
-        const float mn = max(m, tmax);
-        const bool none = mn == NEG_INF; // nothing allowed for this row yet
-        const float alpha = none ? 1.0 : exp2(m - mn);
-        float sum = 0.0;
-        for (uint c = part; c < BC; c += LPR) {
-            const float pe = none ? 0.0 : exp2(ss[sbase + r * BC + c] - mn);
-            ps[pbase + r * LDP + c] = float16_t(pe);
-            sum += pe;
-        }
-        for (uint off = 16; off < gl_SubgroupSize; off *= 2) sum += subgroupShuffleXor(sum, off);
-        l = l * alpha + sum;
-        m = mn;
-        for (uint c = part; c < 16; c += LPR) rowm[sg * 256 + r * 16 + c] = alpha;
         subgroupMemoryBarrierShared();
         subgroupBarrier();
 
         // O = diag(alpha) O + P V
-        ACC am;
-        coopMatLoad(am, rowm, sg * 256, 16, gl_CooperativeMatrixLayoutRowMajor); // (r, c) = alpha[r]
-        for (uint d = 0; d < ND; d++) o[d] = o[d] * am;
+        MAT_ACC(am);
+        LOAD_ROW(am, rowm, sg * 256, 16); // (r, c) = alpha[r]
+        for (uint d = 0; d < ND; d++) ACC_MUL(o[d], am);
         for (uint kk = 0; kk < NC; kk++) {
-            MATA pa;
-            coopMatLoad(pa, ps, pbase + kk * 16, LDP, gl_CooperativeMatrixLayoutRowMajor);
+            MAT_A(pa);
+            LOAD_ROW(pa, ps, pbase + kk * 16, LDP);
             for (uint d = 0; d < ND; d++) {
-                MATB vb;
-                coopMatLoad(vb, kvs, (BC + kk * 16) * LDK4 + d * 4, LDK4, gl_CooperativeMatrixLayoutRowMajor);
-                o[d] = coopMatMulAdd(pa, vb, o[d]);
+                MAT_B(vb);
+                LOAD_V4_ROW(vb, kvs, (BC + kk * 16) * LDK4 + d * 4, LDK4);
+                MULADD(o[d], pa, vb);
             }
         }
     }
 
     // out = O / l, through the subgroup's score area (rows past n_tok are not written)
     subgroupBarrier();
-    for (uint c = part; c < 16; c += LPR) rowm[sg * 256 + r * 16 + c] = l > 0.0 ? 1.0 / l : 0.0;
+    for (uint k = 0; k < RPL; k++) {
+        const uint r = lane % 16 + SGS * k;
+        for (uint c = part; c < 16; c += LPR) rowm[sg * 256 + r * 16 + c] = l[k] > 0.0 ? 1.0 / l[k] : 0.0;
+    }
     subgroupMemoryBarrierShared();
     subgroupBarrier();
-    ACC inv;
-    coopMatLoad(inv, rowm, sg * 256, 16, gl_CooperativeMatrixLayoutRowMajor);
+    MAT_ACC(inv);
+    LOAD_ROW(inv, rowm, sg * 256, 16);
     for (uint d = 0; d < ND; d++) {
-        coopMatStore(o[d] * inv, ss, sbase, 16, gl_CooperativeMatrixLayoutRowMajor);
+        ACC_MUL(o[d], inv);
+        STORE_ROW(o[d], ss, sbase, 16);
         subgroupMemoryBarrierShared();
         subgroupBarrier();
-        for (uint e = lane; e < 256; e += gl_SubgroupSize) {
+        for (uint e = lane; e < 256; e += SGS) {
             const uint orow = row0 + sg * 16 + e / 16;
             if (orow < p.n_tok) outf[(orow * p.n_q + h) * HD + d * 16 + e % 16] = ss[sbase + e];
         }

@@ -151,10 +151,10 @@ vkllm_status vkllm_op_attn_decode(vkllm_chain *chain, const vkllm_attn_args *a)
 
 enum { CM_NSG = 4, CM_BC = 32 };
 
-static uint64_t cm_shared_bytes(uint32_t hd)
+static uint64_t cm_shared_bytes(uint32_t hd, uint32_t nsg, int emu)
 {
-    return 2ull * CM_BC * (hd + 8) * 2 + (uint64_t)CM_NSG * 16 * CM_BC * 4 + (uint64_t)CM_NSG * 16 * (CM_BC + 8) * 2 +
-           (uint64_t)CM_NSG * 256 * 4;
+    return 2ull * CM_BC * (hd + 8) * 2 + (uint64_t)nsg * 16 * CM_BC * 4 + (uint64_t)nsg * 16 * (CM_BC + 8) * 2 +
+           (uint64_t)nsg * 256 * 4 + (emu ? (uint64_t)nsg * 2048 : 0);
 }
 
 int vkllm_attn_prefill_uses_coopmat(vkllm_device *dev, uint32_t head_dim)
@@ -171,7 +171,7 @@ int vkllm_attn_prefill_uses_coopmat(vkllm_device *dev, uint32_t head_dim)
     uint32_t sg = f->subgroup_size;
     return shape && f->coopmat && f->shader_fp16 && vkllm_kernel_available("attn_prefill_cm") && head_dim % 16 == 0 &&
            head_dim <= 256 && sg >= 16 && (sg & (sg - 1)) == 0 && CM_NSG * sg <= f->max_workgroup_invocations &&
-           cm_shared_bytes(head_dim) <= f->max_shared_memory;
+           cm_shared_bytes(head_dim, CM_NSG, 0) <= f->max_shared_memory;
 }
 
 vkllm_status vkllm_op_attn_prefill(vkllm_chain *chain, const vkllm_attn_args *a)
@@ -181,10 +181,15 @@ vkllm_status vkllm_op_attn_prefill(vkllm_chain *chain, const vkllm_attn_args *a)
     vkllm_status s = check_attn(dev, a, "attn_prefill");
     if (s) return s;
     const uint32_t hd = a->head_dim, bc = 16;
-    if (!a->force_portable && vkllm_attn_prefill_uses_coopmat(dev, hd)) {
-        const uint32_t sg = dev->f.subgroup_size, br = 16 * CM_NSG;
-        vkllm_pipeline_desc pd = { .kernel = "attn_prefill_cm", .n_bindings = 5, .push_size = 32, .n_spec = 3,
-                                   .spec = { CM_NSG * sg, hd, CM_NSG } };
+    const int emu = a->force_portable < 0;
+    if (emu || (!a->force_portable && vkllm_attn_prefill_uses_coopmat(dev, hd))) {
+        const uint32_t sg = dev->f.subgroup_size, nsg = emu ? 2 : CM_NSG, br = 16 * nsg;
+        if (emu && ((sg & (sg - 1)) || sg > 256 || nsg * sg > dev->f.max_workgroup_invocations ||
+                    cm_shared_bytes(hd, nsg, 1) > dev->f.max_shared_memory))
+            return vkllm_fail(dev, VKLLM_ERROR_UNSUPPORTED, "attn_prefill: the coopmat emulation does not fit this device (head_dim %u)",
+                              hd);
+        vkllm_pipeline_desc pd = { .kernel = emu ? "attn_prefill_cmemu" : "attn_prefill_cm", .n_bindings = 5, .push_size = 32,
+                                   .n_spec = 4, .spec = { nsg * sg, hd, nsg, sg } };
         /* the kernel's lanes-per-row split of the softmax reads gl_SubgroupSize: pin it where it may vary */
         if (dev->f.subgroup_size_control && dev->f.min_subgroup_size != dev->f.max_subgroup_size) pd.required_subgroup_size = sg;
         vkllm_pipeline *p;
@@ -194,7 +199,7 @@ vkllm_status vkllm_op_attn_prefill(vkllm_chain *chain, const vkllm_attn_args *a)
             a->n_tok, a->n_q, a->n_kv, a->ctx, a->window, a->n_q / a->n_kv, scale, 0 };
         uint64_t qo = (uint64_t)a->n_tok * a->n_q * hd * 4;
         uint64_t cache = vkllm_kv_cache_bytes(a->n_kv, a->ctx, hd);
-        vkllm_dispatch d = { .pipeline = p, .name = a->name ? a->name : "attn_prefill_cm", .n_bindings = 5,
+        vkllm_dispatch d = { .pipeline = p, .name = a->name ? a->name : pd.kernel, .n_bindings = 5,
                              .bindings = { bind(a->q, qo, VKLLM_READ), bind(a->k_cache, cache, VKLLM_READ),
                                            bind(a->v_cache, cache, VKLLM_READ), bind(a->len, 4, VKLLM_READ),
                                            bind(a->out, qo, VKLLM_WRITE) },

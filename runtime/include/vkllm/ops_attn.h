@@ -51,7 +51,9 @@ typedef struct vkllm_attn_args {
     float scale;      /* 0 = 1/sqrt(head_dim) */
     uint32_t n_split; /* decode only; 0 = auto */
     const char *name;
-    int force_portable; /* prefill: the shared-memory float32 kernel even where cooperative matrices exist */
+    int force_portable; /* prefill: 1 = the shared-memory float32 kernel even where cooperative matrices
+                         * exist; -1 = the cooperative-matrix kernel with its matrix operations emulated
+                         * in scalar code (tests only: checks that kernel's logic on any device; slow) */
 } vkllm_attn_args;
 uint32_t vkllm_attn_decode_splits(uint32_t ctx, uint32_t n_split);
 uint64_t vkllm_attn_decode_scratch_bytes(uint32_t n_tok, uint32_t n_q, uint32_t head_dim, uint32_t ctx, uint32_t n_split);
