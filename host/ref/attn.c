@@ -9,12 +9,13 @@ void vkllm_ref_kv_write(const vkllm_kv_write_params *p, const float *qkv, const 
                         uint16_t *k_cache, uint16_t *v_cache)
 {
     const uint32_t hd = p->head_dim, half_rot = p->n_rot / 2;
+    double *y = malloc((size_t)hd * sizeof *y); // one head, rotated: (hd)
+    if (!y) return;
     for (uint32_t t = 0; t < p->n_tok; t++) {
         const float *row = qkv + (size_t)t * p->qkv_stride; // (n_q + 2 n_kv, hd)
         const int in_cache = pos[t] >= 0 && (uint32_t)pos[t] < p->ctx;
         for (uint32_t h = 0; h < p->n_q + p->n_kv; h++) {
             const float *x = row + (size_t)h * hd;
-            double y[512]; // (hd), hd <= 512
             for (uint32_t e = 0; e < hd; e++) y[e] = x[e];
             for (uint32_t i = 0; i < half_rot; i++) {
                 uint32_t ia = p->neox ? i : 2 * i, ib = p->neox ? i + half_rot : 2 * i + 1;
@@ -37,6 +38,7 @@ void vkllm_ref_kv_write(const vkllm_kv_write_params *p, const float *qkv, const 
             for (uint32_t e = 0; e < hd; e++) v[e] = vkllm_fp32_to_fp16(x[e]);
         }
     }
+    free(y);
 }
 
 void vkllm_ref_attn(const vkllm_attn_params *p, const float *q, const uint16_t *k_cache, const uint16_t *v_cache, float *out)
@@ -45,7 +47,12 @@ void vkllm_ref_attn(const vkllm_attn_params *p, const float *q, const uint16_t *
     const double scale = p->scale != 0 ? p->scale : 1.0 / sqrt((double)hd);
     const uint32_t L = p->n_live < p->ctx ? p->n_live : p->ctx;
     double *s = malloc(((size_t)L + 1) * sizeof *s); // scores of one row: (L)
-    double acc[512];
+    double *acc = malloc((size_t)hd * sizeof *acc);  // weighted sum of V rows: (hd)
+    if (!s || !acc) {
+        free(s);
+        free(acc);
+        return;
+    }
     for (uint32_t t = 0; t < p->n_tok; t++)
         for (uint32_t h = 0; h < p->n_q; h++) {
             const float *qr = q + ((size_t)t * p->n_q + h) * hd;
@@ -70,4 +77,5 @@ void vkllm_ref_attn(const vkllm_attn_params *p, const float *q, const uint16_t *
             for (uint32_t e = 0; e < hd; e++) o[e] = sum > 0 ? (float)(acc[e] / sum) : 0.0f;
         }
     free(s);
+    free(acc);
 }
