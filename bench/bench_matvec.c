@@ -3,8 +3,9 @@
  * Bytes counted: the weight bytes only (x and y are a few KB next to MBs of weights), so "of read
  * ceiling" says how close the kernel streams its weights to the device's read bandwidth.
  *   bench-matvec [common flags] [--sweep]
- *     --sweep  also times rows-per-group x k-split x lanes-per-group variants at seven shapes
- *              (to choose the defaults in runtime/ops_matvec.c for a device). */
+ *     --sweep  instead times rows-per-group x k-split x lanes-per-group (x staged or direct for the
+ *              2-byte-aligned types) variants at seven shapes, each on the same data, to choose the
+ *              defaults in runtime/ops_matvec.c for a device. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -161,14 +162,16 @@ int main(int argc, char **argv)
     static const vkllm_dtype types[] = { VKLLM_DTYPE_Q4_K, VKLLM_DTYPE_Q5_K, VKLLM_DTYPE_Q6_K, VKLLM_DTYPE_Q8_0,
                                          VKLLM_DTYPE_Q4_0, VKLLM_DTYPE_F16,  VKLLM_DTYPE_BF16, VKLLM_DTYPE_F32 };
     const uint32_t div = bu_quick ? 16 : 1; /* --quick: a sixteenth of the rows */
-    for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++)
-        for (size_t t = 0; t < sizeof types / sizeof types[0]; t++)
-            bench_case(dev, shapes[s].what, types[t], shapes[s].n_out / div, shapes[s].n_in, 1, auto_tuning, 1);
-    /* a few vectors at once (speculative or batched decode) */
-    bench_case(dev, "gate_up", VKLLM_DTYPE_Q4_K, 35840 / div, 5120, 4, auto_tuning, 1);
-    bench_case(dev, "gate_up", VKLLM_DTYPE_Q4_K, 35840 / div, 5120, 8, auto_tuning, 1);
-    bench_case(dev, "down", VKLLM_DTYPE_Q6_K, 5120 / div, 17920, 4, auto_tuning, 1);
-    bench_case(dev, "qkv", VKLLM_DTYPE_Q5_K, 7680 / div, 5120, 8, auto_tuning, 1);
+    if (!sweep) {
+        for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++)
+            for (size_t t = 0; t < sizeof types / sizeof types[0]; t++)
+                bench_case(dev, shapes[s].what, types[t], shapes[s].n_out / div, shapes[s].n_in, 1, auto_tuning, 1);
+        /* a few vectors at once (speculative or batched decode) */
+        bench_case(dev, "gate_up", VKLLM_DTYPE_Q4_K, 35840 / div, 5120, 4, auto_tuning, 1);
+        bench_case(dev, "gate_up", VKLLM_DTYPE_Q4_K, 35840 / div, 5120, 8, auto_tuning, 1);
+        bench_case(dev, "down", VKLLM_DTYPE_Q6_K, 5120 / div, 17920, 4, auto_tuning, 1);
+        bench_case(dev, "qkv", VKLLM_DTYPE_Q5_K, 7680 / div, 5120, 8, auto_tuning, 1);
+    }
     if (sweep) {
         static const struct { const char *what; vkllm_dtype t; uint32_t n_out, n_in; } sw[] = {
             { "qkv", VKLLM_DTYPE_Q5_K, 7680, 5120 }, { "o", VKLLM_DTYPE_Q4_K, 5120, 5120 },
