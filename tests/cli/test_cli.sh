@@ -114,5 +114,104 @@ expect 1 "h5|HDF5|fixture|open" -- "$bin/vkllm" validate -m "$model" --fixture "
 expect 1 "no Vulkan device name contains" -- "$bin/vkllm" info --device no-such-device-xyz
 expect 2 "do not fit" -- "$bin/vkllm" bench -p 512 -n 128 --ctx 100
 
+# ---- hardening (issue 8): the bad-input table and signals -------------------------------------
+# Every flag of every command with a wrong type or an out-of-range value (exit 2), and every file
+# argument missing, a directory, empty, junk, truncated, of another architecture or unreadable
+# (exit 1): one clear line, never a crash (expect() fails on an exit by signal). Then SIGINT during
+# generation stops cleanly with exit 0 and a message, and injected device faults exit 1 naming the
+# chain that was running.
+hardening_cases() {
+  local f cmd
+  # flags: wrong type / out of range (exit 2, "<flag> needs ...")
+  while read -r cmd f v; do
+    [ -n "$cmd" ] || continue
+    expect 2 "$f needs" -- "$bin/vkllm" "$cmd" "$f" "$v" </dev/null
+  done <<'EOF_FLAGS'
+run -n x
+run -n 99999999999
+run --temp abc
+run --temp -1
+run --temp inf
+run --top-k x
+run --top-k -1
+run --top-p 0
+run --min-p 2
+run --repeat-penalty 0
+run --seed -1
+run --seed 1x
+run --ctx abc
+run --ctx 99999999999
+run --batch 0
+run --batch 9000
+run --tokens -1
+chat -n x
+chat --temp x
+chat --ctx 0
+chat --batch 0
+chat --seed x
+bench -p x
+bench -n -1
+bench -r 0
+bench -r 1001
+bench --ctx x
+bench --batch 0
+profile -p x
+profile -n x
+profile --depth x
+profile --overhead 0
+profile --overhead 33
+EOF_FLAGS
+  expect 2 "needs a non-negative integer" -- "$bin/vkllm" info --seed x
+  for cmd in run chat bench profile validate; do
+    expect 2 "missing value|needs|usage" -- "$bin/vkllm" "$cmd" -m
+  done
+
+  # files (exit 1)
+  local model="$XDG_CACHE_HOME/vkllm/tiny-q4_k_m-v1.gguf"
+  : >"$tmp/empty.gguf"
+  head -c 100000 "$model" >"$tmp/short.gguf"
+  # a well-formed GGUF v3 of another architecture: general.architecture = "llama", no tensors
+  printf 'GGUF\003\000\000\000\000\000\000\000\000\000\000\000\001\000\000\000\000\000\000\000' >"$tmp/llama.gguf"
+  printf '\024\000\000\000\000\000\000\000general.architecture\010\000\000\000' >>"$tmp/llama.gguf"
+  printf '\005\000\000\000\000\000\000\000llama' >>"$tmp/llama.gguf"
+  cp "$model" "$tmp/noread.gguf"; chmod 000 "$tmp/noread.gguf"
+  for cmd in run chat bench profile; do
+    expect 1 "No such file|cannot open" -- "$bin/vkllm" "$cmd" -m "$tmp/missing.gguf"
+    expect 1 "not a regular file|directory" -- "$bin/vkllm" "$cmd" -m "$tmp/dir.gguf"
+    expect 1 "too small|truncat|empty|magic|end of" -- "$bin/vkllm" "$cmd" -m "$tmp/empty.gguf"
+    expect 1 "magic|GGUF" -- "$bin/vkllm" "$cmd" -m "$tmp/junk.gguf"
+    expect 1 "truncat|beyond|past the end|end of|outside|exceeds" -- "$bin/vkllm" "$cmd" -m "$tmp/short.gguf"
+    expect 1 "runs only 'phi3'" -- "$bin/vkllm" "$cmd" -m "$tmp/llama.gguf"
+    if [ "$(id -u)" -ne 0 ]; then # root reads anything
+      expect 1 "Permission denied|cannot open" -- "$bin/vkllm" "$cmd" -m "$tmp/noread.gguf"
+    fi
+  done
+  expect 1 "runs only 'phi3'" -- "$bin/vkllm" validate -m "$tmp/llama.gguf" --fixture "$tmp/ref.h5"
+  expect 1 "h5|HDF5|fixture|open|exist" -- "$bin/vkllm" validate -m "$model" --fixture "$tmp/missing.h5"
+  expect 1 "h5|HDF5|fixture|open|directory" -- "$bin/vkllm" validate -m "$model" --fixture "$tmp/dir.gguf"
+  expect 1 "h5|HDF5|fixture|open" -- "$bin/vkllm" validate -m "$model" --fixture "$tmp/empty.gguf"
+  expect 1 "larger than the model" -- "$bin/vkllm" chat --ctx 100000
+
+  # injected device faults: one line naming the chain, exit 1, no crash
+  expect 1 "first '.*VK_ERROR_DEVICE_LOST" -- env VKLLM_FAULT=submit_device_lost:3 "$bin/vkllm" run -n 8 --tokens 1
+  expect 1 "VK_ERROR_OUT_OF_DEVICE_MEMORY" -- env VKLLM_FAULT=submit_oom "$bin/vkllm" run -n 8 --tokens 1
+  expect 1 "refused by fault injection" -- env VKLLM_FAULT=alloc:2 "$bin/vkllm" run -n 8 --tokens 1
+  expect 1 "unknown fault" -- env VKLLM_FAULT=bogus "$bin/vkllm" run -n 8 --tokens 1
+
+  # SIGINT during generation: stops at the next token, exit 0, says so
+  local pid rc out
+  "$bin/vkllm" run -n 100000 --ctx 4096 --tokens 1 >"$tmp/int.out" 2>"$tmp/int.err" &
+  pid=$!
+  for _ in $(seq 1 300); do [ -s "$tmp/int.out" ] && break; sleep 0.1; done
+  sleep 0.5
+  kill -INT "$pid"
+  wait "$pid"; rc=$?
+  out=$(cat "$tmp/int.err")
+  [ "$rc" -eq 0 ] && ok || bad "SIGINT during generation: exit $rc: $(tail -3 "$tmp/int.err")"
+  grep -q "stopped: interrupted" <<<"$out" && ok || bad "SIGINT during generation: no 'stopped: interrupted' in: $(tail -3 "$tmp/int.err")"
+  grep -q "tokens/s" <<<"$out" && ok || bad "SIGINT during generation: no summary after it"
+}
+hardening_cases
+
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]

@@ -22,12 +22,27 @@ static void on_sigint(int sig)
     cli_interrupted = 1;
 }
 
+/* The runtime reads tensor data with pread and checks the file after loading, but the tokenizer and
+ * `info` still read metadata through the mapping: if the file is truncated under a running process,
+ * touching a vanished page raises SIGBUS. A tool (not the library) may decide that this ends the
+ * process, so it does, with one line instead of a core dump. */
+static void on_sigbus(int sig)
+{
+    static const char msg[] = "\nvkllm: the model file was truncated while in use (SIGBUS reading its mapping); stopping\n";
+    (void)sig;
+    ssize_t w = write(STDERR_FILENO, msg, sizeof msg - 1);
+    (void)w;
+    _exit(1);
+}
+
 void cli_catch_sigint(void)
 {
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_sigint;
     sigaction(SIGINT, &sa, NULL);
+    sa.sa_handler = on_sigbus;
+    sigaction(SIGBUS, &sa, NULL);
 }
 
 double cli_now(void)
@@ -176,11 +191,17 @@ static void progress(void *user, uint64_t done, uint64_t total)
 
 vkllm_model *cli_load_model(const char *cmd, vkllm_device *dev, const char *path, uint32_t n_ctx)
 {
-    static int flag;
-    vkllm_load_options lo = { .progress = progress, .cancel = (const volatile int *)&flag, .n_ctx = n_ctx };
+    /* Ctrl-C during the upload cancels it (the runtime polls the flag between chunks) */
+    _Static_assert(sizeof(sig_atomic_t) == sizeof(int), "the cancel flag is read as an int");
+    cli_catch_sigint();
+    vkllm_load_options lo = { .progress = progress, .cancel = (const volatile int *)&cli_interrupted, .n_ctx = n_ctx };
     vkllm_model *m;
     double t0 = cli_now();
     vkllm_status s = vkllm_model_load(dev, path, &lo, &m);
+    if (s == VKLLM_ERROR_CANCELLED) {
+        fprintf(stderr, "\nvkllm %s: interrupted while loading %s; everything loaded so far was freed\n", cmd, path);
+        return NULL;
+    }
     if (s) {
         fprintf(stderr, "vkllm %s: %s\n", cmd, vkllm_device_error(dev));
         return NULL;
