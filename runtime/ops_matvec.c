@@ -102,9 +102,13 @@ vkllm_status vkllm_op_matvec(vkllm_chain *chain, const vkllm_matvec_args *a)
                           "x %llu, y %llu): split the tensor into row ranges",
                           (unsigned long long)range, (unsigned long long)wbind, a->n_out, a->n_in, tn, (unsigned long long)xbytes,
                           (unsigned long long)ybytes);
+    /* The kernel reads 32-bit words; a tensor of an odd number of halfwords ending exactly at its
+     * buffer's end would need a word that straddles the binding (robust implementations such as
+     * lavapipe return 0 for it, losing the last block's scale): refuse rather than be wrong. */
     if (wbind != wbytes && a->w.offset + wbind > a->w.buf.size)
         return vkllm_fail(dev, VKLLM_ERROR_OUT_OF_RANGE,
-                          "matvec: the %llu-byte %s tensor needs 2 bytes of slack after it in its buffer (the kernel reads words)",
+                          "matvec: the %llu-byte %s tensor (an odd number of halfwords) needs 2 bytes after it in its buffer "
+                          "(the kernel reads 32-bit words): allocate the buffer rounded up to 4 bytes",
                           (unsigned long long)wbytes, tn);
     int in_place = 0;
     if (has_res && a->residual.buf.block == a->y.buf.block) {

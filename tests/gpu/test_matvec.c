@@ -321,6 +321,23 @@ static void test_matvec_q6k_paths(void **state)
         tune_ks = 0;
     }
     tune_stage = 0;
+    /* an odd number of halfwords in a buffer of exactly the tensor's size (3 rows of 630 bytes): the
+     * last word would straddle the binding, so the op refuses (lavapipe would read it as 0) */
+    {
+        vkllm_buffer bw;
+        assert_int_equal(vkllm_buffer_alloc(dev, VKLLM_MEM_DEVICE, 630, &bw), VKLLM_OK);
+        tu_fbuf bx = tu_fbuf_alloc(dev, 256), by = tu_fbuf_alloc(dev, 3);
+        vkllm_chain *c;
+        assert_int_equal(vkllm_chain_create(dev, NULL, &c), VKLLM_OK);
+        assert_int_equal(vkllm_chain_begin(c), VKLLM_OK);
+        vkllm_matvec_args a = { .w = { bw, 0 }, .type = VKLLM_DTYPE_Q6_K, .n_out = 3, .n_in = 256, .x = tu_view(&bx),
+                                .y = tu_view(&by), .n_vec = 1, .x_stride = 256, .y_stride = 3 };
+        assert_int_equal(vkllm_op_matvec(c, &a), VKLLM_ERROR_OUT_OF_RANGE);
+        assert_int_equal(vkllm_chain_end(c), VKLLM_OK);
+        vkllm_chain_destroy(c);
+        vkllm_buffer_free(dev, &bw);
+        tu_fbuf_free(dev, &bx); tu_fbuf_free(dev, &by);
+    }
     tu_device_close(dev);
 }
 

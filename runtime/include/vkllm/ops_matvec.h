@@ -16,9 +16,10 @@ extern "C" {
  * x, y, residual: float32, vector v at v * {x,y,r}_stride elements. For quantized types x_stride must
  *    be a multiple of 4 (x is read as vec4). residual.buf.block == NULL: none; residual may be y itself
  *    (same view and r_stride == y_stride) for an in-place y += W x, otherwise it must not overlap y.
- * Bindings must fit in maxStorageBufferRange (refused with a message otherwise). If the weight
- * tensor's byte size is not a multiple of 4, its buffer needs 2 bytes after it (the kernel reads
- * 32-bit words).
+ * Bindings must fit in maxStorageBufferRange (refused with a message otherwise). The kernel reads
+ * the weights as 32-bit words (16-byte chunks for staged Q6_K/Q8_0/Q4_0 where the buffer has room):
+ * a tensor of an odd number of halfwords (possible for Q8_0/Q4_0/Q6_K with odd row and block counts)
+ * needs 2 bytes after it in its buffer (VKLLM_ERROR_OUT_OF_RANGE otherwise).
  * rows_per_group (rows per group of lanes, 1..8), k_split (groups sharing a row, 1..16) and
  * lanes_per_group (a power of two <= the subgroup size) are tuning overrides for benchmarks and tests
  * (see kernels/matvec.comp); 0 = chosen from the device and shape (2, 4, 8). stage: Q6_K/Q8_0/Q4_0
