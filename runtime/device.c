@@ -632,7 +632,14 @@ vkllm_status vkllm_device_calibrate(vkllm_device *dev, double *device_ns, double
 const char *vkllm_device_error(const vkllm_device *dev)
 {
     if (!dev) return "no device";
-    return tl_dev == dev ? tl_err : dev->err;
+    if (tl_dev == dev) return tl_err;
+    /* Another thread's message (or none): copied under the lock, never read while it is written. */
+    static _Thread_local char other[sizeof dev->err];
+    pthread_mutex_t *lock = (pthread_mutex_t *)&dev->err_lock;
+    pthread_mutex_lock(lock);
+    memcpy(other, dev->err, sizeof other);
+    pthread_mutex_unlock(lock);
+    return other;
 }
 uint64_t vkllm_device_validation_errors(const vkllm_device *dev) { return dev ? dev->validation_errors : 0; }
 int vkllm_device_validation_enabled(const vkllm_device *dev) { return dev ? dev->validate : 0; }
