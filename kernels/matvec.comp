@@ -15,7 +15,8 @@
 // Q8_0/Q4_0 block, 1/8 of a K block: 16 bytes of Q4_K/Q5_K nibbles, 24 bytes of Q6_K), 4 (F32) or 8
 // (F16/BF16) elements in the vector path (one uvec4 each), 1 element in the scalar path (VEC = 0,
 // any n_in and stride). Q6_K, Q8_0 and Q4_0 blocks (2-byte aligned) are first copied into shared
-// memory with coalesced uvec4 loads (STAGE, constant 8; see "Staging" below). Why groups of 8 lanes rather than whole subgroups per row: all groups of a
+// memory with coalesced uvec4 loads (STAGE, constant 8; see "Staging" below).
+// Why groups of 8 lanes rather than whole subgroups per row: all groups of a
 // subgroup read the same x addresses at the same time (the cache broadcasts them), so one x load
 // instruction touches the x of one block (8 lines) instead of four (32 lines, each a separate L1
 // wavefront on NVIDIA), and the K split keeps a row spread over KS*C lanes. The R rows' loads of a
@@ -42,7 +43,7 @@ layout(constant_id = 4) const uint HAS_RES = 0;
 layout(constant_id = 5) const uint VEC = 1; // float types: one uvec4 of weights per unit
 layout(constant_id = 6) const uint C = 8;   // lanes per group: a power of two <= the subgroup size
 layout(constant_id = 7) const uint KS = 4;  // groups that split each row's units
-layout(constant_id = 8) const uint STAGE = 0; // Q6_K: stage blocks through shared memory (C % 8 == 0)
+layout(constant_id = 8) const uint STAGE = 0; // Q6_K/Q8_0/Q4_0 through shared memory (whole blocks per group)
 
 layout(std430, binding = 0) readonly buffer W4 { uvec4 w4[]; };
 layout(std430, binding = 0) readonly buffer W1 { uint w32[]; };
