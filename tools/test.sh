@@ -21,12 +21,21 @@ root=$(pwd)
 jobs=${VKLLM_TEST_JOBS:-$(nproc 2>/dev/null || echo 2)}
 t_start=$SECONDS
 times=()
-phase() { # phase NAME COMMAND...: runs it, remembers how long it took
-  local name=$1 t0=$SECONDS
+failed=()
+# phase NAME COMMAND...: runs it and remembers how long it took and whether it failed. A failed test
+# phase does not stop the later ones (one CI run shows every problem); the script fails at the end.
+# Setup and builds are fatal: nothing after them could run.
+phase() {
+  local name=$1 t0=$SECONDS rc=0
   shift
   echo "=== tools/test.sh: $name"
-  "$@"
-  times+=("$(printf '%-28s %5d s' "$name" $((SECONDS - t0)))")
+  "$@" || rc=$?
+  times+=("$(printf '%-28s %5d s%s' "$name" $((SECONDS - t0)) "$([ $rc -eq 0 ] || echo "  FAILED (exit $rc)")")")
+  if [ $rc -ne 0 ]; then
+    failed+=("$name")
+    case $name in setup|build*) echo "=== tools/test.sh: $name failed"; printf '  %s\n' "${times[@]}"; exit $rc ;; esac
+  fi
+  return 0
 }
 
 phase "setup" bash tools/setup.sh
@@ -54,5 +63,9 @@ if [ -f fuzz/run.sh ]; then
   done
 fi
 
-echo "=== tools/test.sh: all passed in $((SECONDS - t_start)) s"
 printf '  %s\n' "${times[@]}"
+if [ ${#failed[@]} -gt 0 ]; then
+  echo "=== tools/test.sh: FAILED: ${failed[*]} ($((SECONDS - t_start)) s)"
+  exit 1
+fi
+echo "=== tools/test.sh: all passed in $((SECONDS - t_start)) s"
