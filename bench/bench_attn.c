@@ -44,8 +44,9 @@ static vkllm_buffer upload(vkllm_device *dev, const void *data, uint64_t bytes)
 }
 
 /* ---- decode ---- */
-static void bench_decode(vkllm_device *dev, uint32_t ctx, uint32_t n_split)
+static void bench_decode(vkllm_device *dev, uint32_t ctx, uint32_t n_split, const char *shape_override)
 {
+    if (shape_override) setenv("VKLLM_ATTN_DECODE", shape_override, 1);
     const uint64_t cache = vkllm_kv_cache_bytes(NKV, ctx, HD), pair = bu_round256(2 * cache);
     const uint64_t call = 2 * cache;
     uint32_t copies, n_disp;
@@ -89,7 +90,9 @@ static void bench_decode(vkllm_device *dev, uint32_t ctx, uint32_t n_split)
     vkllm_ref_attn(&p, q, kc, vc, ref);
     double e = bu_nmse(out, ref, nq);
     char shape[96];
-    snprintf(shape, sizeof shape, "phi4 40/10x128 ctx=%u splits=%u", ctx, vkllm_attn_decode_splits(ctx, n_split));
+    snprintf(shape, sizeof shape, "phi4 40/10x128 ctx=%u splits=%u%s%s", ctx, vkllm_attn_decode_splits(ctx, n_split),
+             shape_override ? " wg,U,minchunk=" : "", shape_override ? shape_override : "");
+    if (shape_override) unsetenv("VKLLM_ATTN_DECODE");
     bu_report("attn_decode+merge", shape, call, 4ull * NQ * ctx * HD, med, mn, e);
     if (!(e <= 1e-8)) {
         fprintf(stderr, "bench-attn: decode %s is WRONG (NMSE %.3e)\n", shape, e);
@@ -221,18 +224,26 @@ int main(int argc, char **argv)
     vkllm_device *dev = bu_open(argc, argv, "bench-attn");
     bu_measure_ceiling(dev);
     if (bu_quick) {
-        bench_decode(dev, 512, 0);
+        bench_decode(dev, 512, 0, NULL);
         bench_prefill(dev, 128, 1);
         if (vkllm_attn_prefill_uses_coopmat(dev, HD)) bench_prefill(dev, 128, 0);
         bench_kv_write(dev, 1);
     } else {
         const uint32_t ctxs[3] = { 512, 4096, 16384 };
-        for (int i = 0; i < 3; i++) bench_decode(dev, ctxs[i], 0);
-        /* the split count is fixed at record time from the capacity; show its effect at 16384 */
-        bench_decode(dev, 16384, 64);
-        bench_decode(dev, 16384, 256);
-        bench_decode(dev, 4096, 64);
-        bench_decode(dev, 4096, 128);
+        for (int i = 0; i < 3; i++) bench_decode(dev, ctxs[i], 0, NULL);
+        /* the split count is fixed at record time from the capacity; the workgroup shape by
+         * VKLLM_ATTN_DECODE (threads, rows per slot and step, minimum chunk): their effect */
+        bench_decode(dev, 512, 16, NULL);
+        bench_decode(dev, 512, 32, "128,4,16");
+        bench_decode(dev, 512, 16, "64,2,32");
+        bench_decode(dev, 4096, 32, NULL);
+        bench_decode(dev, 4096, 128, NULL);
+        bench_decode(dev, 4096, 0, "128,8,32");
+        bench_decode(dev, 4096, 0, "256,4,32");
+        bench_decode(dev, 16384, 64, NULL);
+        bench_decode(dev, 16384, 256, NULL);
+        bench_decode(dev, 16384, 0, "128,8,32");
+        bench_decode(dev, 16384, 0, "256,4,32");
         const uint32_t ts[3] = { 512, 2048, 8192 };
         for (int i = 0; i < 3; i++) bench_prefill(dev, ts[i], 1);
         if (vkllm_attn_prefill_uses_coopmat(dev, HD))

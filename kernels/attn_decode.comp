@@ -15,13 +15,19 @@
 // Layout: q, out float32 [n_tok][n_q][HD]; k, v fp16 [n_kv][ctx][HD] read as uvec4 (8 halves);
 // scratch float32 [n_tok][n_q][n_split][HD + 4] (the output, then max and sum at HD and HD + 1;
 // max and output in the log2 domain of scores scaled by scale * log2(e)).
-// Workgroup (phase 0): WG threads. Scores: one thread per cache position of a tile of WG positions,
-// dot products of the whole K row (uvec4 loads) with the G query rows held in shared memory. Values:
-// VL = HD/8 lanes per position (one uvec4 each), KG = WG/VL positions at a time, each lane keeping
-// its own online-softmax state for its 8 columns of G rows; the KG states merge in shared memory.
+// Workgroup (phase 0): WG threads in slots of P lanes (P a power of two <= the subgroup size, spec
+// constant 4); a slot takes one cache position at a time, lane sl holding uvec4 columns sl + P i
+// (i < NI = ceil(VL / P), VL = HD / 8) of the K and V rows, so a subgroup's load covers consecutive
+// rows contiguously. Per step a slot loads U rows (spec constant 5) of K and V (2 U NI uvec4 in flight
+// per lane, issued before any use), the G scores of each row are partial dot products summed over the
+// slot by xor shuffles, then one online-softmax update per step and query head (state per slot:
+// max, sum, 8 NI columns of output per lane for each of the G heads). No barrier in the loop: the
+// NSLOT = WG / P slot states merge in shared memory at the end.
 // Per call: reads 2 * 2 * n_kv * range * HD bytes of cache (once per query row; K/V of a chunk are
 // read by one workgroup only) plus q; FLOPs about 4 * n_q * range * HD per query row.
 #extension GL_GOOGLE_include_directive : require
+#extension GL_KHR_shader_subgroup_basic : require
+#extension GL_KHR_shader_subgroup_shuffle : require
 
 #ifndef MERGE
 #define MERGE 0
@@ -33,10 +39,13 @@ layout(constant_id = 1) const uint HD = 128;      // head_dim, a multiple of 8
 layout(constant_id = 2) const uint G = 1;         // query heads per KV head
 layout(constant_id = 3) const uint MIN_CHUNK = 64;
 
+layout(constant_id = 4) const uint P = 16;        // lanes per slot (phase 0)
+layout(constant_id = 5) const uint U = 4;         // rows per slot and step (phase 0)
+
 const uint D4 = HD / 4;
 const uint VL = HD / 8;
-const uint KG = WG / VL;
-const uint UV = 8; // V rows loaded per lane before they are used
+const uint NI = (VL + P - 1) / P;
+const uint NSLOT = WG / P;
 
 layout(push_constant) uniform Params {
     uint n_tok, n_q, n_kv, ctx;
@@ -70,10 +79,9 @@ layout(std430, binding = 4) writeonly buffer S { float scr[]; };
 layout(std430, binding = 4) writeonly buffer S4 { vec4 scr4[]; };
 
 shared vec4 qs[G * D4];
-shared float sc[G * WG];
-shared float mrg_m[KG * G];
-shared float mrg_l[KG * G];
-shared vec4 mrg_o[KG * G * D4];
+shared float mrg_m[NSLOT * G];
+shared float mrg_l[NSLOT * G];
+shared vec4 mrg_o[NSLOT * G * D4];
 
 void main()
 {
@@ -91,91 +99,114 @@ void main()
     }
     barrier();
 
-    const uint lane = tid % VL, kg = tid / VL;
+    // slot: P lanes of one subgroup (aligned, so xor shuffles below P stay inside it)
+    const uint sl = gl_SubgroupInvocationID % P;
+    const uint slot = gl_SubgroupID * (gl_SubgroupSize / P) + gl_SubgroupInvocationID / P;
     const float NEG_INF = uintBitsToFloat(0xff800000u);
+
+    // this lane's columns: uvec4 number c = sl + P * i (8 halves each), i < NI, c < VL
+    vec4 qa[G * NI], qb[G * NI];
+    for (uint g = 0; g < G; g++)
+        for (uint i = 0; i < NI; i++) {
+            const uint c = min(sl + P * i, VL - 1); // lanes past VL compute a copy and never store it
+            qa[g * NI + i] = qs[g * D4 + 2 * c];
+            qb[g * NI + i] = qs[g * D4 + 2 * c + 1];
+        }
     float m[G], l[G];
-    vec4 acc0[G], acc1[G];
+    vec4 acc0[G * NI], acc1[G * NI];
     for (uint g = 0; g < G; g++) {
         m[g] = NEG_INF;
         l[g] = 0.0;
-        acc0[g] = vec4(0.0);
-        acc1[g] = vec4(0.0);
+        for (uint i = 0; i < NI; i++) {
+            acc0[g * NI + i] = vec4(0.0);
+            acc1[g * NI + i] = vec4(0.0);
+        }
     }
     const uint head_base = kvh * p.ctx; // in rows of HD halves
 
-    for (uint tile = k0; tile < k1; tile += WG) {
-        const uint key = tile + tid;
-        if (key < k1) {
-            float sg[G];
-            for (uint g = 0; g < G; g++) sg[g] = 0.0;
-            const uint kb = (head_base + key) * VL;
-            for (uint c = 0; c < VL; c++) {
-                const uvec4 w = k8[kb + c];
+    // Step: rows base + u * NSLOT + slot, u < U. All K and V loads of the step are issued before
+    // their first use (U * NI uvec4 of each per lane in flight).
+    for (uint base = k0; base < k1; base += NSLOT * U) {
+        uvec4 kw[U * NI], vw[U * NI];
+        for (uint u = 0; u < U; u++) {
+            const uint row = base + u * NSLOT + slot;
+            for (uint i = 0; i < NI; i++) {
+                const uint c = sl + P * i;
+                const bool ok = row < k1 && c < VL;
+                kw[u * NI + i] = ok ? k8[(head_base + row) * VL + c] : uvec4(0);
+                vw[u * NI + i] = ok ? v8[(head_base + row) * VL + c] : uvec4(0);
+            }
+        }
+        float sv[U * G];
+        for (uint u = 0; u < U; u++) {
+            for (uint g = 0; g < G; g++) sv[u * G + g] = 0.0;
+            for (uint i = 0; i < NI; i++) {
+                const uvec4 w = kw[u * NI + i];
                 const vec4 ka = vec4(unpackHalf2x16(w.x), unpackHalf2x16(w.y));
-                const vec4 kb4 = vec4(unpackHalf2x16(w.z), unpackHalf2x16(w.w));
-                for (uint g = 0; g < G; g++) sg[g] += dot(qs[g * D4 + 2 * c], ka) + dot(qs[g * D4 + 2 * c + 1], kb4);
-            }
-            for (uint g = 0; g < G; g++) sc[g * WG + tid] = sg[g];
-        }
-        barrier();
-        if (kg < KG) {
-            const uint n_here = min(WG, k1 - tile);
-            // the tile's max over this lane group's positions first, so the loop below has no
-            // branches and can keep UV loads of V in flight per lane
-            for (uint g = 0; g < G; g++) {
-                float tm = NEG_INF;
-                for (uint j = kg; j < n_here; j += KG) tm = max(tm, sc[g * WG + j]);
-                const float mn = max(m[g], tm);
-                if (mn != NEG_INF) { // else this lane group has seen nothing yet
-                    const float a = exp2(m[g] - mn);
-                    l[g] *= a;
-                    acc0[g] *= a;
-                    acc1[g] *= a;
-                    m[g] = mn;
-                }
-            }
-            for (uint j0 = kg; j0 < n_here; j0 += UV * KG) {
-                uvec4 w[UV];
-                for (uint u = 0; u < UV; u++) {
-                    const uint j = j0 + u * KG;
-                    w[u] = j < n_here ? v8[(head_base + tile + j) * VL + lane] : uvec4(0);
-                }
-                for (uint u = 0; u < UV; u++) {
-                    const uint j = j0 + u * KG;
-                    if (j >= n_here) break;
-                    const vec4 va = vec4(unpackHalf2x16(w[u].x), unpackHalf2x16(w[u].y));
-                    const vec4 vb = vec4(unpackHalf2x16(w[u].z), unpackHalf2x16(w[u].w));
-                    for (uint g = 0; g < G; g++) {
-                        const float pe = exp2(sc[g * WG + j] - m[g]);
-                        l[g] += pe;
-                        acc0[g] += pe * va;
-                        acc1[g] += pe * vb;
-                    }
-                }
+                const vec4 kb = vec4(unpackHalf2x16(w.z), unpackHalf2x16(w.w));
+                for (uint g = 0; g < G; g++) sv[u * G + g] += dot(qa[g * NI + i], ka) + dot(qb[g * NI + i], kb);
             }
         }
-        barrier(); // sc is overwritten by the next tile
+        for (uint off = 1; off < P; off *= 2)
+            for (uint j = 0; j < U * G; j++) sv[j] += subgroupShuffleXor(sv[j], off);
+        for (uint g = 0; g < G; g++) {
+            float tm = NEG_INF;
+            for (uint u = 0; u < U; u++) {
+                if (base + u * NSLOT + slot >= k1) sv[u * G + g] = NEG_INF;
+                tm = max(tm, sv[u * G + g]);
+            }
+            const float mn = max(m[g], tm);
+            if (mn == NEG_INF) continue; // this slot has seen no position yet
+            const float a = exp2(m[g] - mn);
+            m[g] = mn;
+            float ls = 0.0;
+            vec4 s0[NI], s1[NI];
+            for (uint i = 0; i < NI; i++) {
+                s0[i] = vec4(0.0);
+                s1[i] = vec4(0.0);
+            }
+            for (uint u = 0; u < U; u++) {
+                const float pe = exp2(sv[u * G + g] - mn);
+                ls += pe;
+                for (uint i = 0; i < NI; i++) {
+                    const uvec4 w = vw[u * NI + i];
+                    s0[i] += pe * vec4(unpackHalf2x16(w.x), unpackHalf2x16(w.y));
+                    s1[i] += pe * vec4(unpackHalf2x16(w.z), unpackHalf2x16(w.w));
+                }
+            }
+            l[g] = l[g] * a + ls;
+            for (uint i = 0; i < NI; i++) {
+                acc0[g * NI + i] = acc0[g * NI + i] * a + s0[i];
+                acc1[g * NI + i] = acc1[g * NI + i] * a + s1[i];
+            }
+        }
     }
 
-    if (kg < KG) {
-        for (uint g = 0; g < G; g++) {
-            mrg_o[(kg * G + g) * D4 + 2 * lane] = acc0[g];
-            mrg_o[(kg * G + g) * D4 + 2 * lane + 1] = acc1[g];
-            if (lane == 0) {
-                mrg_m[kg * G + g] = m[g];
-                mrg_l[kg * G + g] = l[g];
+    // the NSLOT slot states merge through shared memory
+    for (uint g = 0; g < G; g++) {
+        for (uint i = 0; i < NI; i++) {
+            const uint c = sl + P * i;
+            if (c < VL) {
+                mrg_o[(slot * G + g) * D4 + 2 * c] = acc0[g * NI + i];
+                mrg_o[(slot * G + g) * D4 + 2 * c + 1] = acc1[g * NI + i];
             }
+        }
+        if (sl == 0) {
+            mrg_m[slot * G + g] = m[g];
+            mrg_l[slot * G + g] = l[g];
         }
     }
     barrier();
     for (uint i = tid; i < G * D4; i += WG) {
         const uint g = i / D4, c = i % D4;
         float M = NEG_INF;
-        for (uint k = 0; k < KG; k++) M = max(M, mrg_m[k * G + g]);
+        for (uint k = 0; k < NSLOT; k++) M = max(M, mrg_m[k * G + g]);
         vec4 o = vec4(0.0);
         float L = 0.0;
-        for (uint k = 0; k < KG; k++) {
-            const float w = exp2(mrg_m[k * G + g] - M); // 0 for a lane group that saw no position
+        for (uint k = 0; k < NSLOT; k++) {
+            const float mk = mrg_m[k * G + g];
+            if (mk == NEG_INF) continue; // a slot that saw no position (its output is 0 too)
+            const float w = exp2(mk - M);
             o += w * mrg_o[(k * G + g) * D4 + c];
             L += w * mrg_l[k * G + g];
         }

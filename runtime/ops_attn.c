@@ -1,6 +1,8 @@
 /* Attention family ops: RoPE + KV append, decode (split + merge), prefill. Shapes are checked here;
  * variants are picked from the feature record (fp64 angles, shared-memory size for tile shapes). */
 #include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "internal.h"
@@ -87,10 +89,10 @@ static vkllm_status check_attn(vkllm_device *dev, const vkllm_attn_args *a, cons
 uint32_t vkllm_attn_decode_splits(uint32_t ctx, uint32_t n_split)
 {
     if (n_split) return n_split;
-    /* at a full cache: chunks of 128 positions (one tile of the 128-thread workgroup), so a long
-     * context gives many workgroups per KV head (16384: 128 x n_kv); shorter live lengths share the
-     * same splits with smaller chunks (never below 64 positions) */
-    uint32_t s = ctx / 128;
+    /* at a full cache: chunks of 64 positions up to 128 splits (ctx 8192), longer chunks beyond, so
+     * even ctx 512 gives 8 workgroups per KV head (80 for Phi-4's 10) and 16384 gives 1280; shorter
+     * live lengths share the same splits with smaller chunks (never below MIN_CHUNK positions) */
+    uint32_t s = (ctx + 63) / 64;
     return s < 1 ? 1 : s > 128 ? 128 : s;
 }
 
@@ -109,25 +111,42 @@ vkllm_status vkllm_op_attn_decode(vkllm_chain *chain, const vkllm_attn_args *a)
     const uint32_t n_split = vkllm_attn_decode_splits(a->ctx, a->n_split);
     if (n_split > 1024)
         return vkllm_fail(dev, VKLLM_ERROR_INVALID_ARGUMENT, "attn_decode: n_split %u is over 1024 (the merge's limit)", n_split);
-    /* workgroup: 128 threads, fewer if the shared-memory merge area would not fit */
-    uint32_t wg = 128 < dev->f.max_workgroup_invocations ? 128 : dev->f.max_workgroup_invocations;
+    /* slots of P lanes: the smallest power of two covering a K/V row in uvec4 (VL = head_dim / 8),
+     * at most 16 and the subgroup size (P lanes sum a score by xor shuffles); U rows per slot and
+     * step; workgroup 128 threads, fewer if the shared-memory merge area would not fit.
+     * VKLLM_ATTN_DECODE="wg,U,min_chunk" overrides (benchmarks). */
+    const uint32_t sgs = dev->f.subgroup_size;
+    uint32_t pl = 1;
+    while (pl < vl && pl < 16 && pl * 2 <= sgs) pl *= 2;
+    uint32_t wg = 128 < dev->f.max_workgroup_invocations ? 128 : dev->f.max_workgroup_invocations, u = 4, min_chunk = 32;
+    const char *ov = getenv("VKLLM_ATTN_DECODE");
+    if (ov) {
+        unsigned x = 0, y = 0, z = 0;
+        if (sscanf(ov, "%u,%u,%u", &x, &y, &z) == 3 && x >= sgs && x <= dev->f.max_workgroup_invocations && !(x & (x - 1)) && y >= 1 &&
+            y <= 16 && z >= 16 && z % 16 == 0)
+            wg = x, u = y, min_chunk = z;
+    }
+    if (sgs & (sgs - 1) || wg % sgs)
+        return vkllm_fail(dev, VKLLM_ERROR_UNSUPPORTED, "attn_decode: subgroup size %u does not divide the workgroup %u", sgs, wg);
     for (;;) {
-        uint32_t kg = wg / vl;
-        uint64_t shared = (uint64_t)g * hd * 4 + (uint64_t)g * wg * 4 + (uint64_t)kg * g * (8 + hd * 4);
+        uint64_t nslot = wg / pl;
+        uint64_t shared = (uint64_t)g * hd * 4 + nslot * g * (8 + hd * 4);
         if (shared <= dev->f.max_shared_memory) break;
-        if (wg / 2 < vl)
+        if (wg / 2 < sgs)
             return vkllm_fail(dev, VKLLM_ERROR_UNSUPPORTED, "attn_decode: group %u x head_dim %u needs more shared memory than %u bytes",
                               g, hd, dev->f.max_shared_memory);
         wg /= 2;
     }
-    if (wg < vl) return vkllm_fail(dev, VKLLM_ERROR_UNSUPPORTED, "attn_decode: workgroup %u < head_dim / 8", wg);
-    vkllm_pipeline_desc pd = { .kernel = "attn_decode", .n_bindings = 5, .push_size = 32, .n_spec = 4, .spec = { wg, hd, g, 64 } };
+    vkllm_pipeline_desc pd = { .kernel = "attn_decode", .n_bindings = 5, .push_size = 32, .n_spec = 6,
+                               .spec = { wg, hd, g, min_chunk, pl, u } };
+    /* slots are carved out of subgroups of the size the host assumed: pin it where it may vary */
+    if (dev->f.subgroup_size_control && dev->f.min_subgroup_size != dev->f.max_subgroup_size) pd.required_subgroup_size = sgs;
     vkllm_pipeline *p, *pm;
     if ((s = vkllm_pipeline_get(dev, &pd, &p))) return s;
     uint32_t mwg = 256; /* merge: a power of two >= head_dim / 4 */
     while (mwg > dev->f.max_workgroup_invocations) mwg /= 2;
     if (mwg < hd / 4) return vkllm_fail(dev, VKLLM_ERROR_UNSUPPORTED, "attn_decode: merge workgroup %u < head_dim / 4", mwg);
-    vkllm_pipeline_desc pdm = { .kernel = "attn_decode_merge", .n_bindings = 3, .push_size = 32, .n_spec = 4, .spec = { mwg, hd, g, 64 } };
+    vkllm_pipeline_desc pdm = { .kernel = "attn_decode_merge", .n_bindings = 3, .push_size = 32, .n_spec = 4, .spec = { mwg, hd, g, min_chunk } };
     if ((s = vkllm_pipeline_get(dev, &pdm, &pm))) return s;
     float scale = (float)((a->scale != 0 ? a->scale : 1.0 / sqrt((double)hd)) * LOG2E);
     struct { uint32_t n_tok, n_q, n_kv, ctx, n_split, window; float scale; uint32_t pad; } push = {

@@ -225,6 +225,13 @@ static void test_attn_decode(void **state)
         { 0, 1, 4, 2, 64, 3000, 17, 0, 1000, 1.0f, 0 },    /* many splits, one live */
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) run_attn(dev, &cases[i], 200 + i);
+    /* other workgroup shapes of the same kernel (the benchmark override): 64 threads, 3 rows per
+     * slot and step (steps end inside a chunk), chunks of at least 16 */
+    setenv("VKLLM_ATTN_DECODE", "64,3,16", 1);
+    run_attn(dev, &cases[2], 200 + 2);
+    run_attn(dev, &cases[6], 200 + 6);
+    run_attn(dev, &cases[11], 200 + 11);
+    unsetenv("VKLLM_ATTN_DECODE");
     tu_device_close(dev);
 }
 
