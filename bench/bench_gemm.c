@@ -13,6 +13,9 @@
  * its 256 x 16 W tile, $VKLLM_GEMM_CM_TILE; reported as gemm_cm_<type> and gemm_cm256_<type>)
  * --cm khr|cm2|both (which cooperative-matrix kernels: where the device has VK_NV_cooperative_matrix2 both
  * run by default, reported as gemm_cm2_<type> / gemm_cm2x256_<type> and the KHR ones as above)
+ * --cm2-tiles 128x256x32s,128x128x64s,... (cooperative_matrix2 tiles, $VKLLM_GEMM_CM_TILE: tokens x W rows x
+ * k-step, s = one shared buffer; reported as gemm_cm2x<tile>_<type>)  --target S (seconds of timed dispatches
+ * per case, estimated from 200 TFLOP/s; default 0.3)
  * (default: coopmat where available, portable at M = 16 and 512 for comparison; --variant both runs
  * portable at every M). */
 #define _POSIX_C_SOURCE 200809L /* setenv */
@@ -64,7 +67,9 @@ static int in_list(const char *list, const char *item)
 }
 
 static int both_tiles;
+static const char *cm2_tiles; /* --cm2-tiles 128x256x32s,...: cooperative_matrix2 tiles to time */
 static int cm_only; /* --cm khr|cm2: 1 = KHR rows only, 2 = cooperative_matrix2 rows only, 0 = both */
+static double target_s = 0.3; /* --target S: timed seconds per case (estimated; 5..100 dispatches) */
 
 static void bench_shape(vkllm_device *dev, vkllm_dtype type, uint32_t k, uint32_t n, const uint32_t *ms, int n_ms, const char *variant)
 {
@@ -113,33 +118,45 @@ static void bench_shape(vkllm_device *dev, vkllm_dtype type, uint32_t k, uint32_
         g.copies_x = copies_x;
         g.x = bu_random_buffer(dev, g.x_bytes * copies_x);
         BU_CK(dev, vkllm_buffer_alloc(dev, VKLLM_MEM_DEVICE, g.y_bytes * copies_x, &g.y));
-        /* variants: cooperative_matrix2 (128- and 256-row W tile), KHR coopmat (likewise), portable */
-        for (int v = 0; v < 5; v++) {
-            int portable = v == 4, khr = v == 2 || v == 3, wide = v == 1 || v == 3;
-            if (wide && !both_tiles) continue;
+        /* variants: cooperative_matrix2 (default tile, then the 256-row W tile or the --cm2-tiles list),
+         * KHR coopmat (128- and 256-row W tile), portable */
+        const char *vt[16];
+        int vk[16], nv = 0; /* 0 cm2, 1 khr, 2 portable */
+        vt[nv] = NULL; vk[nv++] = 0;
+        if (cm2_tiles) {
+            static char tl[256];
+            snprintf(tl, sizeof tl, "%s", cm2_tiles);
+            for (char *sv = NULL, *tok = strtok_r(tl, ",", &sv); tok && nv < 12; tok = strtok_r(NULL, ",", &sv)) { vt[nv] = tok; vk[nv++] = 0; }
+        } else if (both_tiles) { vt[nv] = "256"; vk[nv++] = 0; }
+        vt[nv] = NULL; vk[nv++] = 1;
+        if (both_tiles) { vt[nv] = "256"; vk[nv++] = 1; }
+        vt[nv] = NULL; vk[nv++] = 2;
+        for (int v = 0; v < nv; v++) {
+            int portable = vk[v] == 2, khr = vk[v] == 1;
             /* the op reads the tile and kernel choice per call; the pipelines of all stay cached */
-            if (wide) setenv("VKLLM_GEMM_CM_TILE", "256", 1);
+            if (vt[v]) setenv("VKLLM_GEMM_CM_TILE", vt[v], 1);
             else unsetenv("VKLLM_GEMM_CM_TILE");
             if (khr) setenv("VKLLM_GEMM_CM", "khr", 1);
             else unsetenv("VKLLM_GEMM_CM");
             const char *kname = NULL;
             int cm = vkllm_gemm_uses_coopmat(dev, type, k, &kname);
             int is_cm2 = cm && !strncmp(kname, "gemm_cm2_", 9);
-            if (!portable && !khr && !is_cm2) continue; /* no cm2 here: the KHR rows cover coopmat */
+            if (!portable && !khr && !is_cm2) continue; /* no cm2 here (or not this tile): the KHR rows cover coopmat */
             if (cm_only && !portable && (cm_only == 2) != is_cm2) continue;
             int want = portable ? (variant ? !strcmp(variant, "portable") || !strcmp(variant, "both") : m <= 512 || !cm)
                                 : cm && !(variant && !strcmp(variant, "portable"));
             if (!want) continue;
             g.portable = portable;
             char kn[48];
-            snprintf(kn, sizeof kn, "gemm_%s%s", portable ? "" : is_cm2 ? (wide ? "cm2x256_" : "cm2_") : wide ? "cm256_" : "cm_",
-                     vkllm_dtype_name(type));
+            if (portable) snprintf(kn, sizeof kn, "gemm_%s", vkllm_dtype_name(type));
+            else if (is_cm2) snprintf(kn, sizeof kn, "gemm_cm2%s%s_%s", vt[v] ? "x" : "", vt[v] ? vt[v] : "", vkllm_dtype_name(type));
+            else snprintf(kn, sizeof kn, "gemm_%s_%s", vt[v] ? "cm256" : "cm", vkllm_dtype_name(type));
             for (char *q = kn; *q; q++) *q = (char)tolower((unsigned char)*q); /* the kernels' names */
             g.name = kn;
             BU_CK(dev, vkllm_buffer_fill(dev, &g.y, 0, g.y_bytes * copies_x, 0x7FC00000u));
             double flops = 2.0 * m * n * k;
             double est_s = flops / (portable ? 20e12 : 200e12);
-            uint32_t n_disp = (uint32_t)(0.3 / est_s);
+            uint32_t n_disp = (uint32_t)(target_s / est_s);
             if (n_disp > 100) n_disp = 100;
             if (n_disp < 5) n_disp = 5;
             if (bu_quick) n_disp = 3;
@@ -229,6 +246,8 @@ int main(int argc, char **argv)
         else if (!strcmp(argv[i], "--variant") && i + 1 < argc) variant = argv[++i];
         else if (!strcmp(argv[i], "--torch") && i + 1 < argc) torch = argv[++i];
         else if (!strcmp(argv[i], "--cm-tiles") && i + 1 < argc) both_tiles = !strcmp(argv[++i], "both");
+        else if (!strcmp(argv[i], "--target") && i + 1 < argc) target_s = atof(argv[++i]);
+        else if (!strcmp(argv[i], "--cm2-tiles") && i + 1 < argc) cm2_tiles = argv[++i];
         else if (!strcmp(argv[i], "--cm") && i + 1 < argc) { i++; cm_only = !strcmp(argv[i], "khr") ? 1 : !strcmp(argv[i], "cm2") ? 2 : 0; }
         else rest[nrest++] = argv[i];
     }

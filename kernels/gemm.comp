@@ -26,6 +26,14 @@
 //   global loads of step k+1 are issued before the multiplies of step k; one barrier per step).
 //   Needs K % 32 == 0. Shared memory: 2 * (128 + BN) * (BK + 8) * 2 B (40 or 36 KiB) + 8 KiB
 //   epilogue scratch.
+// COOPMAT == 2, GL_NV_cooperative_matrix2: the same staged fp16 tiles (fetch/stash below), but the
+//   whole BM x BN block is one workgroup-scope fp32 accumulator and each k-step one BM x BK by BK x BN
+//   product scheduled by the driver; 256 threads; epilogue by clamped tensor store (and tensor load of R).
+//   Tile from spec constants 8 (BM: 64/128/256 tokens), 6 (BN: 64/128/256 W rows), 7 (BK: 16/32/64),
+//   9 (1: one shared buffer and two barriers per step; 2: double-buffered; 3: double-buffered with a
+//   two-deep register prefetch) and 10 (f16 W only: 1 = W tiles by tensor loads straight from the
+//   buffer, 2 = X too, converted from an fp32 accumulator-use tile; tuning experiments, both slower
+//   on the H100). Shared memory: NBUF * (BM + BN) * (BK + 8) * 2 B. Host defaults: ops_gemm.c.
 //
 // Per call: reads N * row_bytes (W, once from DRAM when the M tiles of one W tile share L2) +
 // 4 * M * K * ceil(N / BN) (X, mostly from L2) + 4 * M * N (R), writes 4 * M * N; 2 * M * N * K FLOPs
@@ -49,6 +57,10 @@ layout(constant_id = 2) const uint CM_N = 16;
 layout(constant_id = 3) const uint CM_K = 16;
 layout(constant_id = 6) const uint CM_BN = 128; // W rows per workgroup: 128, or 256 with CM_BK 16
 layout(constant_id = 7) const uint CM_BK = 32;  // k per step (a multiple of 8 and of CM_K)
+layout(constant_id = 8) const uint CM_BM = 128; // cm2: token rows per workgroup (KHR: always 128)
+layout(constant_id = 9) const uint CM_NBUF = 2; // cm2: 2 = double-buffered tiles, 1 = one buffer (two barriers per
+                                                // step), 3 = double-buffered and fetched two steps ahead
+layout(constant_id = 10) const uint CM_DIRECT = 0; // cm2 with f16 W: 1 = W tiles by tensor loads from the buffer, 2 = X too
 #endif
 layout(constant_id = 4) const uint VEC4X = 0; // x_stride % 4 == 0 and x 16-byte aligned: vec4 loads of X
 #if !COOPMAT
@@ -58,6 +70,10 @@ layout(constant_id = 5) const uint RM = 4;    // portable: rows of X per thread
 layout(std430, binding = 0) readonly buffer W32 { uint w32[]; };
 layout(std430, binding = 0) readonly buffer WF { float wf[]; };
 layout(std430, binding = 0) readonly buffer W4 { uvec4 w4[]; };
+#if COOPMAT == 2 && WTYPE == 1
+#extension GL_EXT_shader_16bit_storage : require
+layout(std430, binding = 0) readonly buffer WH { float16_t wh[]; }; // fp16 W for the cm2 tensor loads
+#endif
 layout(std430, binding = 1) readonly buffer X { float x[]; };
 layout(std430, binding = 1) readonly buffer X4 { vec4 x4[]; };
 layout(std430, binding = 2) writeonly buffer Y { float y[]; };
@@ -203,7 +219,11 @@ void main()
 
 #else
 // ---------------------------------------------------------------- cooperative matrix, fp16 x fp16 -> fp32
-const uint BM = 128u, BN = CM_BN, BK = CM_BK;
+const uint BM = COOPMAT == 2 ? CM_BM : 128u, BN = CM_BN, BK = CM_BK;
+const uint NBUF = COOPMAT == 2 ? (CM_NBUF == 1u ? 1u : 2u) : 2u; // shared buffers (CM_NBUF 3: two, plus two register sets)
+// cm2 with fp16 weights can leave the W tile (and the X tile) to the driver's tensor loads
+const bool W_DIRECT = COOPMAT == 2 && WTYPE == 1 && CM_DIRECT != 0u;
+const bool X_DIRECT = COOPMAT == 2 && WTYPE == 1 && CM_DIRECT == 2u;
 const uint WM = 2u, WN = 4u;               // subgroup grid
 const uint SM = BM / WM, SN = BN / WN;     // 64 x 32 (or 64 x 64) per subgroup
 const uint TM = SM / CM_M, TN = SN / CM_N; // accumulator tiles per subgroup
@@ -214,57 +234,65 @@ const uint WV = BN * BK / 8u / WG;         // groups of 8 weights per thread per
 
 // Vectors of 4 halves, so a thread stores 8 or 16 bytes at once; coopMatLoad counts offsets and
 // strides in array elements (as ggml-vulkan's mul_mm does with vec2).
-shared f16vec4 as_[2u * BM * LD]; // X tile, row m: as_[buf][m][k / 4]
-shared f16vec4 bs_[2u * BN * LD]; // W tile, row n: bs_[buf][n][k / 4] = B column-major
+shared f16vec4 as_[X_DIRECT ? 1u : NBUF * BM * LD]; // X tile, row m: as_[buf][m][k / 4]
+shared f16vec4 bs_[W_DIRECT ? 1u : NBUF * BN * LD]; // W tile, row n: bs_[buf][n][k / 4] = B column-major
 #if COOPMAT == 1
 shared float cs_[8u * CM_M * CM_N];  // epilogue: one accumulator tile per subgroup
 #endif
 
-f16vec4 xr[XV];     // the next step's X, already fp16
-f16vec4 wr[2u * WV]; // the next step's W, dequantized to fp16
+// Register sets of fetched tiles: set 0 always; set 1 for the cm2 two-deep prefetch (CM_NBUF 3). The
+// set is a literal at every call, so after inlining all indices are constants (registers, no spills).
+f16vec4 xr[2u * XV];     // X, already fp16
+f16vec4 wr[4u * WV];     // W, dequantized to fp16
 
-void fetch(uint m0, uint n0, uint k0)
+void fetch_set(uint set, uint m0, uint n0, uint k0)
 {
     const uint tid = gl_LocalInvocationID.x;
     [[unroll]] for (uint i = 0u; i < XV; i++) {
         const uint idx = tid + i * WG, row = idx / (BK / 4u), c = (idx % (BK / 4u)) * 4u;
-        xr[i] = f16vec4(x_load4(m0 + row, k0 + c));
+        xr[set * XV + i] = f16vec4(x_load4(m0 + row, k0 + c));
     }
+    if (W_DIRECT) return;
     [[unroll]] for (uint i = 0u; i < WV; i++) {
         const uint idx = tid + i * WG, row = idx / (BK / 8u), c = (idx % (BK / 8u)) * 8u;
         const uint n = n0 + row;
-        wr[2u * i] = f16vec4(0.0);
-        wr[2u * i + 1u] = f16vec4(0.0);
+        const uint o = set * 2u * WV + 2u * i;
+        wr[o] = f16vec4(0.0);
+        wr[o + 1u] = f16vec4(0.0);
         if (n < p.N) {
 #if WTYPE == 1
             // fp16 weights: one 16-byte load, bits kept as they are (K % 32 == 0, so a row starts on 64 bytes)
             const uvec4 q = w4[(n * p.row_h + k0 + c) >> 3];
-            wr[2u * i] = f16vec4(unpackFloat2x16(q.x), unpackFloat2x16(q.y));
-            wr[2u * i + 1u] = f16vec4(unpackFloat2x16(q.z), unpackFloat2x16(q.w));
+            wr[o] = f16vec4(unpackFloat2x16(q.x), unpackFloat2x16(q.y));
+            wr[o + 1u] = f16vec4(unpackFloat2x16(q.z), unpackFloat2x16(q.w));
 #else
             vec4 a, b;
             w_dequant8(n, k0 + c, a, b);
-            wr[2u * i] = f16vec4(a);
-            wr[2u * i + 1u] = f16vec4(b);
+            wr[o] = f16vec4(a);
+            wr[o + 1u] = f16vec4(b);
 #endif
         }
     }
 }
 
-void stash(uint buf)
+void stash_set(uint set, uint buf)
 {
     const uint tid = gl_LocalInvocationID.x;
     [[unroll]] for (uint i = 0u; i < XV; i++) {
         const uint idx = tid + i * WG, row = idx / (BK / 4u), c = (idx % (BK / 4u)) * 4u;
-        as_[(buf * BM + row) * LD + c / 4u] = xr[i];
+        as_[(buf * BM + row) * LD + c / 4u] = xr[set * XV + i];
     }
+    if (W_DIRECT) return;
     [[unroll]] for (uint i = 0u; i < WV; i++) {
         const uint idx = tid + i * WG, row = idx / (BK / 8u), c = (idx % (BK / 8u)) * 8u;
         const uint o = (buf * BN + row) * LD + c / 4u;
-        bs_[o] = wr[2u * i];
-        bs_[o + 1u] = wr[2u * i + 1u];
+        bs_[o] = wr[set * 2u * WV + 2u * i];
+        bs_[o + 1u] = wr[set * 2u * WV + 2u * i + 1u];
     }
 }
+
+void fetch(uint m0, uint n0, uint k0) { fetch_set(0u, m0, n0, k0); }
+void stash(uint buf) { stash_set(0u, buf); }
 
 #if COOPMAT == 1
 void main()
@@ -324,19 +352,77 @@ void main()
         coopmat<float, gl_ScopeWorkgroup, BM, BN, gl_MatrixUseAccumulator>(0.0);
 
     const uint nk = p.K / BK;
+#if WTYPE == 1
+    tensorLayoutNV<2, gl_CooperativeMatrixClampModeConstantNV> lw = createTensorLayoutNV(2, gl_CooperativeMatrixClampModeConstantNV);
+    lw = setTensorLayoutDimensionNV(lw, p.N, p.K);
+    lw = setTensorLayoutStrideNV(lw, p.row_h, 1);
+    tensorViewNV<2, false, 1, 0> wt = createTensorViewNV(2, false, 1, 0); // W rows are B's columns
+    if (X_DIRECT) {
+        // everything by tensor loads: X as an fp32 accumulator-use tile converted to fp16 operand A
+        tensorLayoutNV<2, gl_CooperativeMatrixClampModeConstantNV> lx = createTensorLayoutNV(2, gl_CooperativeMatrixClampModeConstantNV);
+        lx = setTensorLayoutDimensionNV(lx, p.M, p.K);
+        lx = setTensorLayoutStrideNV(lx, p.x_stride, 1);
+        for (uint kt = 0u; kt < nk; kt++) {
+            coopmat<float, gl_ScopeWorkgroup, BM, BK, gl_MatrixUseAccumulator> xf;
+            coopMatLoadTensorNV(xf, x, 0, sliceTensorLayoutNV(lx, m0, BM, kt * BK, BK));
+            coopmat<float16_t, gl_ScopeWorkgroup, BM, BK, gl_MatrixUseA> a = coopmat<float16_t, gl_ScopeWorkgroup, BM, BK, gl_MatrixUseA>(xf);
+            coopmat<float16_t, gl_ScopeWorkgroup, BK, BN, gl_MatrixUseB> b;
+            coopMatLoadTensorNV(b, wh, 0, sliceTensorLayoutNV(lw, n0, BN, kt * BK, BK), wt);
+            acc = coopMatMulAdd(a, b, acc);
+        }
+    } else
+#endif
+    if (CM_NBUF == 3u) {
+        // Two-deep prefetch: while step kt multiplies from shared buffer kt % 2, the global loads of
+        // step kt + 2 are in flight into one register set and step kt + 1 (loaded during step kt - 1)
+        // is stored from the other into buffer (kt + 1) % 2. Two steps per iteration keep the sets literal.
+        fetch_set(0u, m0, n0, 0u);
+        stash_set(0u, 0u);
+        if (nk > 1u) fetch_set(0u, m0, n0, BK);
+        barrier();
+        for (uint kt = 0u; kt < nk; kt += 2u) {
+            if (kt + 2u < nk) fetch_set(1u, m0, n0, (kt + 2u) * BK);
+            {
+                coopmat<float16_t, gl_ScopeWorkgroup, BM, BK, gl_MatrixUseA> a;
+                coopmat<float16_t, gl_ScopeWorkgroup, BK, BN, gl_MatrixUseB> b;
+                coopMatLoad(a, as_, 0u, LD, gl_CooperativeMatrixLayoutRowMajor);
+                coopMatLoad(b, bs_, 0u, LD, gl_CooperativeMatrixLayoutColumnMajor);
+                acc = coopMatMulAdd(a, b, acc);
+            }
+            if (kt + 1u < nk) stash_set(0u, 1u);
+            barrier();
+            if (kt + 1u >= nk) break;
+            if (kt + 3u < nk) fetch_set(0u, m0, n0, (kt + 3u) * BK);
+            {
+                coopmat<float16_t, gl_ScopeWorkgroup, BM, BK, gl_MatrixUseA> a;
+                coopmat<float16_t, gl_ScopeWorkgroup, BK, BN, gl_MatrixUseB> b;
+                coopMatLoad(a, as_, BM * LD, LD, gl_CooperativeMatrixLayoutRowMajor);
+                coopMatLoad(b, bs_, BN * LD, LD, gl_CooperativeMatrixLayoutColumnMajor);
+                acc = coopMatMulAdd(a, b, acc);
+            }
+            if (kt + 2u < nk) stash_set(1u, 0u);
+            barrier();
+        }
+    } else {
     fetch(m0, n0, 0u);
     stash(0u);
     barrier();
     for (uint kt = 0u; kt < nk; kt++) {
-        const uint cur = kt & 1u;
-        if (kt + 1u < nk) fetch(m0, n0, (kt + 1u) * BK);
+        const uint cur = NBUF == 2u ? kt & 1u : 0u;
+        if (kt + 1u < nk) fetch(m0, n0, (kt + 1u) * BK); // in flight during the product below
         coopmat<float16_t, gl_ScopeWorkgroup, BM, BK, gl_MatrixUseA> a;
         coopmat<float16_t, gl_ScopeWorkgroup, BK, BN, gl_MatrixUseB> b;
         coopMatLoad(a, as_, cur * BM * LD, LD, gl_CooperativeMatrixLayoutRowMajor);
+#if WTYPE == 1
+        if (W_DIRECT) coopMatLoadTensorNV(b, wh, 0, sliceTensorLayoutNV(lw, n0, BN, kt * BK, BK), wt);
+        else
+#endif
         coopMatLoad(b, bs_, cur * BN * LD, LD, gl_CooperativeMatrixLayoutColumnMajor);
         acc = coopMatMulAdd(a, b, acc);
-        if (kt + 1u < nk) stash(cur ^ 1u);
+        if (NBUF == 1u) barrier(); // one buffer: every read of it is done before it is overwritten
+        if (kt + 1u < nk) stash(NBUF == 2u ? cur ^ 1u : 0u);
         barrier();
+    }
     }
 
     // Clamped layouts: elements outside M x N are neither read (0) nor written, so the gaps of

@@ -27,15 +27,59 @@ static const char *type_suffix(vkllm_dtype t)
     return NULL;
 }
 
-/* Workgroup tile of the coopmat kernel: W rows x k-step (the token rows are always 128).
- * $VKLLM_GEMM_CM_TILE=256 picks 256 x 16 (X re-read half as often, one workgroup per SM for registers);
- * the default is 128 x 32. Read per call, so a benchmark can compare both in one process. */
+/* Workgroup tile of the coopmat kernels: token rows x W rows x k-step, and 1 or 2 shared buffers.
+ * $VKLLM_GEMM_CM_TILE=256 picks 128 x 256 x 16 (X re-read half as often); "BMxBNxBK" or "BMxBNxBKs"
+ * (s: one shared buffer, two barriers per step) picks any tile for the cooperative_matrix2 kernel
+ * (tuning; the KHR kernel takes only 128 or 256 W rows and ignores it). Read per call, so a benchmark
+ * can compare tiles in one process. cm2 = 1: for the cooperative_matrix2 kernel. */
+typedef struct { uint32_t bm, bn, bk, nbuf, direct; } cm_tile_t;
+
+/* Default cooperative_matrix2 tiles, from bench-gemm --cm2-tiles on the H100 (Phi-4 shapes, M = 512
+ * and 2048): block-quantized W spends its staging time on dequantization, so few W rows per token row
+ * win (256 x 128 x 16, double-buffered: ~90-111 TFLOP/s in Q4_K against 74-85 for 128 x 128 x 32);
+ * f16/bf16/f32 W is a plain 16-byte load, so more W rows per X re-read and a deeper k-step win
+ * (128 x 256 x 32, one buffer: 123-154 TFLOP/s in F16 against 100-110). M <= 64 takes 64 token rows so
+ * that few padded rows are computed. */
+static cm_tile_t cm2_default_tile(vkllm_dtype type, uint32_t m)
+{
+    int plain = type == VKLLM_DTYPE_F16 || type == VKLLM_DTYPE_BF16 || type == VKLLM_DTYPE_F32;
+    if (m && m <= 64) return (cm_tile_t){ 64, 128, 32, 2, 0 };
+    return plain ? (cm_tile_t){ 128, 256, 32, 1, 0 } : (cm_tile_t){ 256, 128, 16, 2, 0 };
+}
+
+static cm_tile_t cm_tile_for(int cm2, vkllm_dtype type, uint32_t m)
+{
+    cm_tile_t t = { CM_BM, CM_BN, CM_BK, 2, 0 };
+    if (cm2) t = cm2_default_tile(type, m);
+    const char *e = getenv("VKLLM_GEMM_CM_TILE");
+    if (!e) return t;
+    if (!strcmp(e, "256")) return (cm_tile_t){ CM_BM, 256, 16, 2, 0 };
+    unsigned bm, bn, bk;
+    char sfx[8] = "";
+    if (cm2 && sscanf(e, "%ux%ux%u%7s", &bm, &bn, &bk, sfx) >= 3) {
+        /* suffixes: s one buffer; p two buffers and a two-deep prefetch; g (f16 W only) W by tensor loads; G X too */
+        uint32_t direct = type != VKLLM_DTYPE_F16 ? 0 : strchr(sfx, 'G') ? 2 : strchr(sfx, 'g') ? 1 : 0;
+        return (cm_tile_t){ bm, bn, bk, strchr(sfx, 's') ? 1u : strchr(sfx, 'p') ? 3u : 2u, direct };
+    }
+    return t;
+}
+
+/* A cooperative_matrix2 tile the kernel can run: the staging loops give every thread whole vec4s of X
+ * and groups of 8 weights, the workgroup's fp32 accumulator stays within 128 registers per thread,
+ * the k-step divides K, and the tiles fit in shared memory. */
+static int cm2_tile_ok(const vkllm_features *f, cm_tile_t t, uint32_t n_in)
+{
+    return (t.bm == 64 || t.bm == 128 || t.bm == 256) && (t.bn == 64 || t.bn == 128 || t.bn == 256) &&
+           (t.bk == 16 || t.bk == 32 || t.bk == 64) && (t.nbuf >= 1 && t.nbuf <= 3) && t.bm * t.bk / 4 % CM2_WG == 0 &&
+           t.bn * t.bk / 8 % CM2_WG == 0 && t.bm * t.bn <= 128 * CM2_WG && n_in % t.bk == 0 &&
+           (t.nbuf == 1 ? 1u : 2u) * (t.bm + t.bn) * (t.bk + 8u) * 2u <= f->max_shared_memory;
+}
+
 static void cm_tile(uint32_t *bn, uint32_t *bk)
 {
-    const char *e = getenv("VKLLM_GEMM_CM_TILE");
-    int wide = e && !strcmp(e, "256");
-    *bn = wide ? 256 : CM_BN;
-    *bk = wide ? 16 : CM_BK;
+    cm_tile_t t = cm_tile_for(0, VKLLM_DTYPE_F16, 0);
+    *bn = t.bn;
+    *bk = t.bk;
 }
 
 /* The coopmat shape for the kernel: f16 A/B, f32 C/result, subgroup scope, dividing the 64 x 32
@@ -101,10 +145,10 @@ static int uses_cm2(vkllm_device *dev, vkllm_dtype type, uint32_t n_in, const ch
 {
     const vkllm_features *f = &dev->f;
     const char *name = cm2_kernel_name(type);
-    uint32_t bn, bk;
-    cm_tile(&bn, &bk);
-    int ok = name && f->coopmat2 && f->shader_fp16 && cm2_allowed() && n_in % 32 == 0 && vkllm_kernel_available(name) &&
-             CM2_WG <= f->max_workgroup_invocations && 2u * (CM_BM + bn) * (bk + 8u) * 2u <= f->max_shared_memory;
+    /* the f16 kernel declares a 16-bit storage view of W (its optional tensor-load path) */
+    int ok = name && f->coopmat2 && f->shader_fp16 && (type != VKLLM_DTYPE_F16 || f->storage_16bit) && cm2_allowed() && n_in % 32 == 0 &&
+             cm2_tile_ok(f, cm_tile_for(1, type, 0), n_in) && vkllm_kernel_available(name) &&
+             CM2_WG <= f->max_workgroup_invocations;
     if (ok && kernel) *kernel = name;
     return ok;
 }
@@ -184,7 +228,7 @@ vkllm_status vkllm_op_gemm(vkllm_chain *chain, const vkllm_gemm_args *a)
     const vkllm_features *f = &dev->f;
     uint32_t vec4x = a->x_stride % 4 == 0 && a->x.offset % 16 == 0;
     char kernel[32];
-    vkllm_pipeline_desc pd = { .kernel = kernel, .n_bindings = 4, .push_size = 32, .n_spec = 8 };
+    vkllm_pipeline_desc pd = { .kernel = kernel, .n_bindings = 4, .push_size = 32, .n_spec = 11 };
     uint32_t bm, bn;
     int cm2 = coop && !strncmp(cm_kernel, "gemm_cm2_", 9);
     if (cm2) {
@@ -192,9 +236,15 @@ vkllm_status vkllm_op_gemm(vkllm_chain *chain, const vkllm_gemm_args *a)
         pd.spec[0] = CM2_WG;
         pd.spec[1] = pd.spec[2] = pd.spec[3] = 16; /* unused: the driver tiles the workgroup-scope product */
         pd.spec[5] = 4;                            /* unused */
-        cm_tile(&pd.spec[6], &pd.spec[7]);
-        bm = CM_BM;
-        bn = pd.spec[6];
+        cm_tile_t t = cm_tile_for(1, a->type, a->m);
+        if (!cm2_tile_ok(f, t, a->n_in)) t = cm_tile_for(1, a->type, 0); /* the small-M tile does not fit here */
+        pd.spec[6] = t.bn;
+        pd.spec[7] = t.bk;
+        pd.spec[8] = t.bm;
+        pd.spec[9] = t.nbuf;
+        pd.spec[10] = t.direct;
+        bm = t.bm;
+        bn = t.bn;
     } else if (coop) {
         const vkllm_coopmat_shape *sh = pick_shape(f);
         snprintf(kernel, sizeof kernel, "%s", cm_kernel);
@@ -204,6 +254,8 @@ vkllm_status vkllm_op_gemm(vkllm_chain *chain, const vkllm_gemm_args *a)
         pd.spec[3] = sh->k;
         pd.spec[5] = 4; /* unused */
         cm_tile(&pd.spec[6], &pd.spec[7]);
+        pd.spec[8] = CM_BM;
+        pd.spec[9] = 2;
         /* the kernel lays out exactly 8 subgroups: pin the size where the driver could vary it */
         if (f->subgroup_size_control && f->min_subgroup_size != f->max_subgroup_size) pd.required_subgroup_size = f->subgroup_size;
         bm = CM_BM;
@@ -220,6 +272,8 @@ vkllm_status vkllm_op_gemm(vkllm_chain *chain, const vkllm_gemm_args *a)
         pd.spec[5] = rm;
         pd.spec[6] = 128; /* unused */
         pd.spec[7] = 32;
+        pd.spec[8] = 128; /* unused */
+        pd.spec[9] = 2;   /* unused */
         bm = 16 * rm;
         bn = PORT_BN;
     }

@@ -68,6 +68,7 @@ static int run_case(vkllm_device *dev, vkllm_dtype type, uint32_t m, uint32_t n_
                     uint32_t y_pad, int res, int coopmat, uint64_t case_id)
 {
     if (coopmat && !vkllm_gemm_uses_coopmat(dev, type, n_in, NULL)) return 0;
+    if (getenv("VKLLM_TEST_VERBOSE")) fprintf(stderr, "[ case     ] %s m=%u n_out=%u n_in=%u\n", vkllm_dtype_name(type), m, n_out, n_in);
     tu_rng r = tu_rng_for(case_id);
     uint32_t xs = n_in + x_pad, ys = n_out + y_pad, rs = res == RES_IN_PLACE ? ys : n_out + 3;
     size_t nx = (size_t)(m - 1) * xs + n_in, ny = (size_t)(m - 1) * ys + n_out, nr = (size_t)(m - 1) * rs + n_out;
@@ -196,7 +197,8 @@ static void each_coopmat_kernel(void (*body)(int, const char *), const char *tes
             else unsetenv("VKLLM_GEMM_CM");
             if (tiles[t]) setenv("VKLLM_GEMM_CM_TILE", tiles[t], 1);
             else unsetenv("VKLLM_GEMM_CM_TILE");
-            snprintf(label, sizeof label, "%s (%s, %s-row W tile)", test, kinds[k] ? "KHR" : "preferred", tiles[t] ? "256" : "128");
+            snprintf(label, sizeof label, "%s (%s, %s tile)", test, kinds[k] ? "KHR" : "preferred", tiles[t] ? "256-row W" : "default");
+            fprintf(stderr, "[ pass     ] %s\n", label); /* progress: these passes are long on a slow CPU reference */
             body(1, label);
         }
     unsetenv("VKLLM_GEMM_CM");
@@ -279,5 +281,8 @@ int main(void)
         cmocka_unit_test(test_gemm_coopmat_shapes),  cmocka_unit_test(test_gemm_coopmat_models),
         cmocka_unit_test(test_gemm_bad_args),
     };
+    /* $VKLLM_TEST_FILTER: run only the tests whose name matches (cmocka's pattern, e.g. *coopmat*) */
+    const char *flt = getenv("VKLLM_TEST_FILTER");
+    if (flt) cmocka_set_test_filter(flt);
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

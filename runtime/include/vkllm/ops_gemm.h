@@ -15,11 +15,14 @@ extern "C" {
  *    contiguous, exactly as a GGUF tensor [n_in, n_out]; n_in must be a whole number of blocks.
  * x: float32 (m, x_stride); y: float32 (m, y_stride); residual: float32 (m, r_stride), may be the same
  *    view as y (in-place residual add: y += X W^T). y may not overlap x or w otherwise.
- * Variant: cooperative matrix (fp16 inputs, fp32 accumulation) where the device has a usable f16
- * shape and the build has the kernel, n_in % 32 == 0 and force_portable == 0; otherwise the portable
- * float32 tiled kernel. VKLLM_DISABLE=coopmat turns the former off for the whole device. The
- * cooperative-matrix path rounds X and W to fp16 (NMSE ~1e-7..1e-5 against the float32 result), so
- * |X| and |W| must stay below 65504; VKLLM_GEMM_CM_TILE=256 selects its 256-row W tile (tuning).
+ * Variant (force_portable == 0 and n_in % 32 == 0): the NV cooperative_matrix2 kernel (workgroup
+ * scope) where the device has VK_NV_cooperative_matrix2, else the KHR cooperative-matrix kernel where
+ * it has a usable f16 x f16 -> f32 subgroup shape (both need the kernel in the build); otherwise the
+ * portable float32 tiled kernel. VKLLM_DISABLE=coopmat2 forces the KHR kernel, VKLLM_DISABLE=coopmat
+ * the portable one, for the whole device; VKLLM_GEMM_CM=khr the KHR kernel per call. The
+ * cooperative-matrix paths round X and W to fp16 (NMSE ~1e-7..1e-5 against the float32 result), so
+ * |X| and |W| must stay below 65504. Tuning, read per call: VKLLM_GEMM_CM_TILE=256 (128 x 256 x 16
+ * tile, both kernels) or BMxBNxBK[s|p] (cooperative_matrix2 tile; see ops_gemm.c).
  * name: dispatch name for profiling (NULL: the kernel's name). */
 typedef struct vkllm_gemm_args {
     vkllm_view w;
