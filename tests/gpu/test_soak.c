@@ -9,8 +9,8 @@
  *  - outputs are deterministic per seed (the two runs of a seed produce the same tokens) and depend
  *    on it (not every seed gives the same tokens);
  *  - no validation message appears (tu_device_close fails on any).
- * VKLLM_SOAK_CTX changes the context (default 128; the lead's long soak on a GPU uses the model's
- * full 4096 and VKLLM_SOAK_RUNS, default 20). */
+ * Environment, for long soaks on a GPU: VKLLM_SOAK_CTX (context, default 128), VKLLM_SOAK_RUNS
+ * (even, default 20), VKLLM_SOAK_MODEL (a phi3 GGUF file to use instead of the tiny model). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -45,25 +45,28 @@ static void test_soak(void **state)
 {
     (void)state;
     char path[] = "/tmp/vkllm-test-soak-XXXXXX";
-    int fd = mkstemp(path);
-    assert_true(fd >= 0);
-    close(fd);
-    vkllm_mkmodel_config cfg;
-    assert_int_equal(vkllm_mkmodel_preset("tiny", &cfg), VKLLM_OK);
-    cfg.ftype = VKLLM_MKMODEL_Q4_K_M;
-    cfg.seed = 1;
-    cfg.threads = 2;
-    char err[512];
-    uint64_t size;
-    if (vkllm_mkmodel_write(&cfg, path, &size, err, sizeof err)) fail_msg("mkmodel: %s", err);
+    const char *given = getenv("VKLLM_SOAK_MODEL");
+    if (!given || !*given) {
+        int fd = mkstemp(path);
+        assert_true(fd >= 0);
+        close(fd);
+        vkllm_mkmodel_config cfg;
+        assert_int_equal(vkllm_mkmodel_preset("tiny", &cfg), VKLLM_OK);
+        cfg.ftype = VKLLM_MKMODEL_Q4_K_M;
+        cfg.seed = 1;
+        cfg.threads = 2;
+        char err[512];
+        uint64_t size;
+        if (vkllm_mkmodel_write(&cfg, path, &size, err, sizeof err)) fail_msg("mkmodel: %s", err);
+    }
 
     const uint32_t n_ctx = env_u32("VKLLM_SOAK_CTX", 128), runs = env_u32("VKLLM_SOAK_RUNS", 20);
     assert_true(runs >= 4 && runs % 2 == 0 && n_ctx >= 2);
     vkllm_device *dev = tu_device_open();
     vkllm_model *m;
     vkllm_load_options lo = { .n_ctx = n_ctx };
-    if (vkllm_model_load(dev, path, &lo, &m)) fail_msg("load: %s", vkllm_device_error(dev));
-    remove(path);
+    if (vkllm_model_load(dev, given && *given ? given : path, &lo, &m)) fail_msg("load: %s", vkllm_device_error(dev));
+    if (!given || !*given) remove(path);
     int32_t *out = calloc((size_t)runs * n_ctx, sizeof *out);
     assert_non_null(out);
     vkllm_pool_stats first, now;
