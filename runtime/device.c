@@ -286,6 +286,7 @@ static vkllm_status query_features(vkllm_device *dev, const char *disable, const
                         !listed(disable, "coopmat2");
     int want_bf16 = has_ext(exts, n_ext, VK_KHR_SHADER_BFLOAT16_EXTENSION_NAME) && !listed(disable, "bf16");
     f->memory_budget_ext = has_ext(exts, n_ext, VK_EXT_MEMORY_BUDGET_EXTENSION_NAME);
+    dev->no_calibrated_timestamps = listed(disable, "calibrated"); /* tests of the approximate trace clock */
 
     VkPhysicalDeviceShaderBfloat16FeaturesKHR bf = { .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SHADER_BFLOAT16_FEATURES_KHR };
     VkPhysicalDeviceCooperativeMatrix2FeaturesNV cm2 = { .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_COOPERATIVE_MATRIX_2_FEATURES_NV };
@@ -435,7 +436,8 @@ static vkllm_status create_logical_device(vkllm_device *dev, const VkExtensionPr
     if (f->memory_budget_ext) dexts[nd++] = VK_EXT_MEMORY_BUDGET_EXTENSION_NAME;
     /* Calibrated timestamps put GPU timestamps on the host's clock (profile traces); enabled only
      * where the queue has timestamps and both the device and CLOCK_MONOTONIC domains are offered. */
-    if (f->timestamp_valid_bits && has_ext(exts, n_ext, VK_EXT_CALIBRATED_TIMESTAMPS_EXTENSION_NAME)) {
+    if (f->timestamp_valid_bits && !dev->no_calibrated_timestamps &&
+        has_ext(exts, n_ext, VK_EXT_CALIBRATED_TIMESTAMPS_EXTENSION_NAME)) {
         PFN_vkGetPhysicalDeviceCalibrateableTimeDomainsEXT domains =
             (PFN_vkGetPhysicalDeviceCalibrateableTimeDomainsEXT)vkGetInstanceProcAddr(
                 dev->instance, "vkGetPhysicalDeviceCalibrateableTimeDomainsEXT");

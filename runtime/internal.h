@@ -93,6 +93,7 @@ struct vkllm_device {
     PFN_vkCmdBeginDebugUtilsLabelEXT cmd_begin_label;
     PFN_vkCmdEndDebugUtilsLabelEXT cmd_end_label;
     int calibrated_timestamps; /* VK_EXT_calibrated_timestamps enabled (device + CLOCK_MONOTONIC) */
+    int no_calibrated_timestamps; /* VKLLM_DISABLE=calibrated */
     PFN_vkGetCalibratedTimestampsEXT get_calibrated_timestamps;
 
     char err[1024];           /* last message set on this device by any thread (err_lock) */

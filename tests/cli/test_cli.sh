@@ -68,6 +68,13 @@ assert any(e["name"].startswith("L00.attn_qkv") for e in x)
 assert sum(e["cat"] == "step" for e in x) == 5 and sum(e["cat"] == "host" for e in x) == 10
 PY
 python3 -c "import sys, xml.dom.minidom as m; m.parse(sys.argv[1])" "$tmp/t.svg" && ok || bad "profile chart is not valid SVG/XML"
+# without calibrated timestamps the trace still places each step's GPU slices at its submit, and says so
+VKLLM_DISABLE=calibrated "$bin/vkllm" profile -p 4 -n 2 --trace "$tmp/t2.json" >"$tmp/prof2.txt" 2>&1 || bad "profile failed: $(tail -3 "$tmp/prof2.txt")"
+python3 - "$tmp/t.json" "$tmp/t2.json" <<'PY' && ok || bad "trace clock not reported as calibrated / approximate"
+import json, sys
+a, b = (json.load(open(p))["otherData"]["clock"] for p in sys.argv[1:3])
+assert b.startswith("approximate"), b
+PY
 # benchmark reports: report.py assembles bench JSON and vkllm bench rows; compare.py flags a kernel that
 # got slower beyond its spread (exit 1) and passes an unchanged run (exit 0)
 src=$(cd "$(dirname "$0")/../.." && pwd)

@@ -80,8 +80,8 @@ typedef struct vkllm_device_options {
     /* -1 = follow $VKLLM_VALIDATE (1 enables), 0 = off, 1 = on. With validation the Khronos layer runs
      * with synchronization validation and every error message it prints is counted. */
     int validate;
-    /* Optional features to turn off (also $VKLLM_DISABLE=coopmat,coopmat2,intdot,fp16,bf16,subgroup_size_control),
-     * so tests can force the portable path on a device that has them. Comma-separated. */
+    /* Optional features to turn off (also $VKLLM_DISABLE=coopmat,coopmat2,intdot,fp16,bf16,subgroup_size_control,
+     * calibrated), so tests can force the portable path on a device that has them. Comma-separated. */
     const char *disable;
     /* 0 = do not load or save the pipeline cache ($VKLLM_NO_PIPELINE_CACHE=1 does the same). */
     int pipeline_cache;
