@@ -20,9 +20,11 @@ cmake --install "$build" --prefix "$prefix" > "$tmp/install.log"
 for f in include/vkllm/vkllm.h include/vkllm/version.h bin/vkllm; do
   [ -e "$prefix/$f" ] || { echo "FAIL: $f not installed"; cat "$tmp/install.log"; exit 1; }
 done
-libdir=$(dirname "$(find "$prefix" -name 'libvkllm.so' | head -1)")
-[ -n "$libdir" ] && [ -f "$libdir/libvkllm.a" ] && [ -f "$libdir/pkgconfig/vkllm.pc" ] \
-  || { echo "FAIL: libvkllm.so/.a or vkllm.pc missing"; find "$prefix"; exit 1; }
+so=$(find "$prefix" -name 'libvkllm.so' | head -1)
+libdir=$(dirname "${so:-/nonexistent/x}")
+if [ -z "$so" ] || [ ! -f "$libdir/libvkllm.a" ] || [ ! -f "$libdir/pkgconfig/vkllm.pc" ]; then
+  echo "FAIL: libvkllm.so/.a or vkllm.pc missing"; find "$prefix"; exit 1
+fi
 
 step "exported symbols"
 others=$(nm -D --defined-only "$libdir/libvkllm.so" | awk '$2 ~ /^[TDBRVW]$/ {print $3}' | grep -v '^vkllm_' || true)
