@@ -293,7 +293,8 @@ static double median(double *v, int n)
 }
 
 /* Profiling overhead: wall time per decode step (and of the prefill) of a session without timestamps
- * against one with them, rounds interleaved so drift (clocks, heat) hits both alike; medians. */
+ * against one with them, rounds interleaved so drift (clocks, heat) hits both alike, and the order
+ * within a round alternating so neither always runs on the other's warmed caches; medians. */
 static int overhead(vkllm_model *m, const vkllm_session_options *base, const int32_t *toks, uint32_t depth, uint32_t np,
                     uint32_t ng, uint32_t rounds)
 {
@@ -308,7 +309,8 @@ static int overhead(vkllm_model *m, const vkllm_session_options *base, const int
         if (depth && vkllm_session_prefill(s[on], toks, depth, NULL)) goto out;
     }
     for (uint32_t r = 0; r <= rounds; r++) /* round 0 warms up (records the chains) */
-        for (int on = 0; on < 2; on++) {
+        for (int k = 0; k < 2; k++) {
+            int on = k ^ (int)(r & 1);
             vkllm_session *ss = s[on];
             if (vkllm_session_rewind(ss, depth)) goto out;
             double t0 = now_ns();
