@@ -246,8 +246,17 @@ int main(int argc, char **argv)
         bench_decode(dev, 16384, 0, "256,4,32");
         const uint32_t ts[3] = { 512, 2048, 8192 };
         for (int i = 0; i < 3; i++) bench_prefill(dev, ts[i], 1);
-        if (vkllm_attn_prefill_uses_coopmat(dev, HD))
+        if (vkllm_attn_prefill_uses_coopmat(dev, HD)) {
             for (int i = 0; i < 3; i++) bench_prefill(dev, ts[i], 0);
+            /* other tile shapes (subgroups, 16-row blocks per subgroup) through VKLLM_ATTN_PREFILL */
+            const char *shapes[3] = { "4,2", "8,1", "2,2" };
+            for (int s = 0; s < 3; s++) {
+                setenv("VKLLM_ATTN_PREFILL", shapes[s], 1);
+                fprintf(stderr, "bench-attn: prefill shape %s (subgroups, row blocks)\n", shapes[s]);
+                for (int i = 1; i < 3; i++) bench_prefill(dev, ts[i], 0);
+                unsetenv("VKLLM_ATTN_PREFILL");
+            }
+        }
         bench_kv_write(dev, 1);
         bench_kv_write(dev, 512);
     }

@@ -5,24 +5,27 @@
 // sliding window (k > qpos - window), online softmax over key tiles (no score matrix in memory).
 //
 // Layout: q, out float32 [n_tok][n_q][HD]; k, v fp16 [n_kv][ctx][HD] (uvec4 = 8 halves).
-// Workgroup: NSG subgroups (WG = NSG * subgroup size, spec constant 0), BR = 16 * NSG query rows of one
-// query head; subgroup s owns rows 16 s .. 16 s + 15. Per key tile of BC = 32 positions:
+// Workgroup: NSG subgroups (WG = NSG * subgroup size, spec constant 0), each with RB 16-row blocks
+// (spec constant 4): BR = 16 * RB * NSG query rows of one query head; subgroup s owns rows
+// RS s .. RS s + RS - 1, RS = 16 RB. Per key tile of BC = 32 positions:
 //   - all threads copy the K and V tiles (fp16, no conversion) into shared memory from registers
 //     loaded during the previous tile's products (one tile of prefetch); one barrier;
-//   - S (16 x BC) = Q_s (16 x HD, fp16 A matrices kept in registers, pre-scaled by scale * log2 e)
-//     x K^T: HD/16 x BC/16 16x16x16 products into fp32 accumulators, stored to shared memory;
+//   - S (RS x BC) = Q_s (fp16 A matrices kept in registers, pre-scaled by scale * log2 e) x K^T:
+//     each K fragment loaded from shared memory serves the RB row blocks (shared-memory reads per
+//     product fall as 1 / RB), fp32 accumulators stored to shared memory;
 //   - online softmax in scalar code, SGS / 16 lanes per row (SGS = subgroup size, spec constant 3;
-//     below 16, 16 / SGS rows per lane): masking, row max through subgroup shuffles, P = exp2(S - m)
-//     written as fp16, the rescale factor per row;
-//   - O (16 x HD, fp32 accumulators) *= the rescale (a 16 x 16 matrix whose element (r, c) is
-//     alpha[r], written to shared memory by the softmax lanes, multiplied component-wise), then
-//     O += P x V.  (Element-to-lane mapping of KHR matrices is opaque, hence the detour.)
+//     below 16, 16 / SGS rows per lane), columns rotated by row against bank conflicts, scores in
+//     registers: masking, row max through subgroup shuffles, P = exp2(S - m) written as fp16, the
+//     rescale factor per row written over the row's first 16 scores;
+//   - O (RS x HD, fp32 accumulators) *= the rescale (a 16 x 16 matrix whose element (r, c) is
+//     alpha[r], loaded from the score area, multiplied component-wise), then O += P x V, each V
+//     fragment serving the RB row blocks. (Element-to-lane mapping of KHR matrices is opaque, hence
+//     the detour.)
 // Only 16x16x16 f16 x f16 -> f32 subgroup-scope shapes are used (the host checks). HD % 16 == 0.
 // Error against the float64 reference: Q and P are rounded to fp16 (relative 2^-11 each), K and V
 // are fp16 already; accumulation is fp32.
-// Shared memory: K and V tiles 2 * BC * (HD + 8) * 2 B (reused for the Q staging of BR rows, which
-// needs BR * (HD + 8) * 2 B: BR <= 2 * BC), S NSG * 16 * BC * 4 B, P NSG * 16 * (BC + 8) * 2 B,
-// factors NSG * 1 KiB: 30.9 KiB at HD 128, NSG 4.
+// Shared memory: K and V tiles 2 * BC * (HD + 8) * 2 B (which also stage Q, 2 BC rows per pass),
+// S NSG * RS * BC * 4 B, P NSG * RS * (BC + 8) * 2 B: 30.4 KiB at HD 128, NSG 4, RB 1 (43.4 at RB 2).
 // CM_EMU = 1 builds the same kernel with every matrix operation emulated in scalar code through
 // shared memory (lane i holds elements i, i + SGS, ... of a 16 x 16 matrix): slow, for tests on devices
 // without cooperative matrices, so the tiling, masking, softmax and indexing above are checked
@@ -47,8 +50,10 @@ layout(constant_id = 0) const uint WG = 128;
 layout(constant_id = 1) const uint HD = 128;
 layout(constant_id = 2) const uint NSG = 4; // subgroups per workgroup
 layout(constant_id = 3) const uint SGS = 32; // subgroup size (pinned by the host where it may vary)
+layout(constant_id = 4) const uint RB = 1;  // 16-row blocks per subgroup
 
-const uint BR = 16 * NSG;
+const uint RS = 16 * RB;  // rows per subgroup
+const uint BR = RS * NSG;
 const uint BC = 32;
 const uint LDK4 = HD / 4 + 2; // f16vec4 per shared K/V/Q row (16 bytes of padding against bank conflicts)
 const uint LDP = BC + 8;  // halves per shared P row
@@ -56,6 +61,7 @@ const uint ND = HD / 16;  // 16-wide column blocks of Q, K, V, O
 const uint NC = BC / 16;  // 16-wide column blocks of S
 const uint LPR = SGS >= 16 ? SGS / 16 : 1; // softmax lanes per row
 const uint RPL = SGS >= 16 ? 1 : 16 / SGS; // softmax rows per lane
+const uint CPL = BC / LPR;                 // score columns per softmax lane
 
 layout(push_constant) uniform Params {
     uint n_tok, n_q, n_kv, ctx;
@@ -73,9 +79,10 @@ layout(std430, binding = 4) writeonly buffer O { float outf[]; };
 // K tile then V tile (the Q tile before the first key tile) as f16vec4, matching the matrices'
 // component type; the matrix loads count offsets and strides in f16vec4 units.
 shared f16vec4 kvs[2 * BC * LDK4];
-shared float ss[NSG * 16 * BC];     // scores per subgroup; the output staging at the end
-shared float16_t ps[NSG * 16 * LDP];
-shared float rowm[NSG * 256];       // 16 x 16 per subgroup, every column = the per-row factor
+// scores per subgroup; also, in each row's first 16 columns, the per-row factor matrices (element
+// (r, c) = factor of row r) and the output staging at the end
+shared float ss[NSG * RS * BC];
+shared float16_t ps[NSG * RS * LDP];
 
 #if !CM_EMU
 #define ACC coopmat<float, gl_ScopeSubgroup, 16, 16, gl_MatrixUseAccumulator>
@@ -156,30 +163,37 @@ void main()
     const int p0 = L - int(p.n_tok);
     const float NEG_INF = uintBitsToFloat(0xff800000u);
 
-    // Q tile (fp16, pre-scaled) through the K/V area, then into registers
-    for (uint i = tid; i < BR * (HD / 8); i += WG) {
-        const uint rr = i / (HD / 8), c = i % (HD / 8);
-        const uint row = row0 + rr;
-        vec4 a = vec4(0.0), b = vec4(0.0);
-        if (row < p.n_tok) {
-            a = q4[(row * p.n_q + h) * (HD / 4) + 2 * c] * p.scale;
-            b = q4[(row * p.n_q + h) * (HD / 4) + 2 * c + 1] * p.scale;
+    // Q tile (fp16, pre-scaled) through the K/V area, 2 BC rows per pass, then into registers
+    MAT_A_ARR(qa, RB * ND);
+    for (uint pr = 0; pr < BR; pr += 2 * BC) {
+        if (pr > 0) barrier();
+        for (uint i = tid; i < 2 * BC * (HD / 8); i += WG) {
+            const uint rr = i / (HD / 8), c = i % (HD / 8);
+            const uint row = row0 + pr + rr;
+            vec4 a = vec4(0.0), b = vec4(0.0);
+            if (pr + rr < BR && row < p.n_tok) {
+                a = q4[(row * p.n_q + h) * (HD / 4) + 2 * c] * p.scale;
+                b = q4[(row * p.n_q + h) * (HD / 4) + 2 * c + 1] * p.scale;
+            }
+            kvs[rr * LDK4 + 2 * c] = f16vec4(a);
+            kvs[rr * LDK4 + 2 * c + 1] = f16vec4(b);
         }
-        kvs[rr * LDK4 + 2 * c] = f16vec4(a);
-        kvs[rr * LDK4 + 2 * c + 1] = f16vec4(b);
+        barrier();
+        for (uint rb = 0; rb < RB; rb++) {
+            const uint r16 = sg * RS + rb * 16; // first row of the block in the tile
+            if (r16 >= pr && r16 < pr + 2 * BC)
+                for (uint d = 0; d < ND; d++) LOAD_V4_ROW(qa[rb * ND + d], kvs, (r16 - pr) * LDK4 + d * 4, LDK4);
+        }
     }
-    barrier();
-    MAT_A_ARR(qa, ND);
-    for (uint d = 0; d < ND; d++) LOAD_V4_ROW(qa[d], kvs, (sg * 16) * LDK4 + d * 4, LDK4);
-    MAT_ACC_ARR(o, ND);
-    for (uint d = 0; d < ND; d++) ACC_ZERO(o[d]);
+    MAT_ACC_ARR(o, RB * ND);
+    for (uint d = 0; d < RB * ND; d++) ACC_ZERO(o[d]);
 
-    // softmax rows of this lane: (lane % 16) + SGS * k, k < RPL
-    int qpos[RPL], lo_r[RPL];
-    bool live[RPL];
-    float m[RPL], l[RPL];
-    for (uint k = 0; k < RPL; k++) {
-        const uint row = row0 + sg * 16 + lane % 16 + SGS * k;
+    // softmax rows of this lane, in each row block rb: (lane % 16) + SGS * k, k < RPL
+    int qpos[RB * RPL], lo_r[RB * RPL];
+    bool live[RB * RPL];
+    float m[RB * RPL], l[RB * RPL];
+    for (uint k = 0; k < RB * RPL; k++) {
+        const uint row = row0 + sg * RS + (k / RPL) * 16 + lane % 16 + SGS * (k % RPL);
         qpos[k] = p0 + int(row);
         live[k] = row < p.n_tok && qpos[k] >= 0;
         lo_r[k] = p.window > 0 ? max(0, qpos[k] - int(p.window) + 1) : 0;
@@ -191,7 +205,7 @@ void main()
     const int kmin = p.window > 0 ? max(0, first_q - int(p.window) + 1) : 0;
     const int kmax = p0 + int(last_row) + 1;
     const uint head_base = kvh * p.ctx;
-    const uint sbase = sg * 16 * BC, pbase = sg * 16 * LDP;
+    const uint sbase = sg * RS * BC, pbase = sg * RS * LDP;
 
     fetch(kmin, kmax, head_base);
     for (int kb = kmin; kb < kmax; kb += int(BC)) {
@@ -200,81 +214,95 @@ void main()
         barrier();
         if (kb + int(BC) < kmax) fetch(kb + int(BC), kmax, head_base); // in flight during this tile's products
 
-        // S = Q K^T (K row-major in shared = K^T column-major)
+        // S = Q K^T (K row-major in shared = K^T column-major); each K fragment serves RB row blocks
         for (uint n = 0; n < NC; n++) {
-            MAT_ACC(s);
-            ACC_ZERO(s);
+            MAT_ACC_ARR(s, RB);
+            for (uint rb = 0; rb < RB; rb++) ACC_ZERO(s[rb]);
             for (uint d = 0; d < ND; d++) {
                 MAT_B(kb_);
                 LOAD_V4_COL(kb_, kvs, (n * 16) * LDK4 + d * 4, LDK4);
-                MULADD(s, qa[d], kb_);
+                for (uint rb = 0; rb < RB; rb++) MULADD(s[rb], qa[rb * ND + d], kb_);
             }
-            STORE_ROW(s, ss, sbase + n * 16, BC);
+            for (uint rb = 0; rb < RB; rb++) STORE_ROW(s[rb], ss, sbase + rb * 16 * BC + n * 16, BC);
         }
         subgroupMemoryBarrierShared();
         subgroupBarrier();
 
-        // online softmax: this lane takes columns part, part + LPR, ... of its rows
-        for (uint k = 0; k < RPL; k++) {
-            const uint r = lane % 16 + SGS * k;
+        // online softmax: this lane takes columns part + LPR j' of its rows, j' = (j + r) % CPL for
+        // j < CPL: rotated by the row so that the 16 rows' lanes hit different shared-memory banks
+        // (rows are BC floats apart: unrotated, all 16 would read one bank); scores stay in registers.
+        // The row's factor goes to the first 16 columns of its own score row: each cell is written by
+        // the lane that read it (same column parity), so no other lane's read is overtaken.
+        for (uint k = 0; k < RB * RPL; k++) {
+            const uint r = (k / RPL) * 16 + lane % 16 + SGS * (k % RPL); // row within the subgroup's rows
+            float sv[CPL];
             float tmax = NEG_INF;
-            for (uint c = part; c < BC; c += LPR) {
+            for (uint j = 0; j < CPL; j++) {
+                const uint c = part + LPR * ((j + r) % CPL);
                 const int key = kb + int(c);
                 const bool ok = live[k] && key <= qpos[k] && key >= lo_r[k] && key < kmax;
-                const float sv = ok ? ss[sbase + r * BC + c] : NEG_INF;
-                ss[sbase + r * BC + c] = sv;
-                tmax = max(tmax, sv);
+                sv[j] = ok ? ss[sbase + r * BC + c] : NEG_INF;
+                tmax = max(tmax, sv[j]);
             }
             for (uint off = 16; off < SGS; off *= 2) tmax = max(tmax, subgroupShuffleXor(tmax, off));
             const float mn = max(m[k], tmax);
             const bool none = mn == NEG_INF; // nothing allowed for this row yet
             const float alpha = none ? 1.0 : exp2(m[k] - mn);
             float sum = 0.0;
-            for (uint c = part; c < BC; c += LPR) {
-                const float pe = none ? 0.0 : exp2(ss[sbase + r * BC + c] - mn);
+            for (uint j = 0; j < CPL; j++) {
+                const uint c = part + LPR * ((j + r) % CPL);
+                const float pe = none ? 0.0 : exp2(sv[j] - mn);
                 ps[pbase + r * LDP + c] = float16_t(pe);
                 sum += pe;
             }
             for (uint off = 16; off < SGS; off *= 2) sum += subgroupShuffleXor(sum, off);
             l[k] = l[k] * alpha + sum;
             m[k] = mn;
-            for (uint c = part; c < 16; c += LPR) rowm[sg * 256 + r * 16 + c] = alpha;
+            for (uint j = 0; j < 16 / LPR; j++) ss[sbase + r * BC + part + LPR * ((j + r) % (16 / LPR))] = alpha;
         }
         subgroupMemoryBarrierShared();
         subgroupBarrier();
 
-        // O = diag(alpha) O + P V
-        MAT_ACC(am);
-        LOAD_ROW(am, rowm, sg * 256, 16); // (r, c) = alpha[r]
-        for (uint d = 0; d < ND; d++) ACC_MUL(o[d], am);
+        // O = diag(alpha) O + P V; each V fragment serves RB row blocks
+        for (uint rb = 0; rb < RB; rb++) {
+            MAT_ACC(am);
+            LOAD_ROW(am, ss, sbase + rb * 16 * BC, BC); // (r, c) = alpha[r]
+            for (uint d = 0; d < ND; d++) ACC_MUL(o[rb * ND + d], am);
+        }
         for (uint kk = 0; kk < NC; kk++) {
-            MAT_A(pa);
-            LOAD_ROW(pa, ps, pbase + kk * 16, LDP);
+            MAT_A_ARR(pa, RB);
+            for (uint rb = 0; rb < RB; rb++) LOAD_ROW(pa[rb], ps, pbase + rb * 16 * LDP + kk * 16, LDP);
             for (uint d = 0; d < ND; d++) {
                 MAT_B(vb);
                 LOAD_V4_ROW(vb, kvs, (BC + kk * 16) * LDK4 + d * 4, LDK4);
-                MULADD(o[d], pa, vb);
+                for (uint rb = 0; rb < RB; rb++) MULADD(o[rb * ND + d], pa[rb], vb);
             }
         }
+        subgroupMemoryBarrierShared(); // the next tile's score stores overwrite the factors
+        subgroupBarrier();
     }
 
     // out = O / l, through the subgroup's score area (rows past n_tok are not written)
     subgroupBarrier();
-    for (uint k = 0; k < RPL; k++) {
-        const uint r = lane % 16 + SGS * k;
-        for (uint c = part; c < 16; c += LPR) rowm[sg * 256 + r * 16 + c] = l[k] > 0.0 ? 1.0 / l[k] : 0.0;
+    for (uint k = 0; k < RB * RPL; k++) {
+        const uint r = (k / RPL) * 16 + lane % 16 + SGS * (k % RPL);
+        for (uint c = part; c < 16; c += LPR) ss[sbase + r * BC + c] = l[k] > 0.0 ? 1.0 / l[k] : 0.0;
     }
     subgroupMemoryBarrierShared();
     subgroupBarrier();
-    MAT_ACC(inv);
-    LOAD_ROW(inv, rowm, sg * 256, 16);
+    for (uint rb = 0; rb < RB; rb++) {
+        MAT_ACC(inv);
+        LOAD_ROW(inv, ss, sbase + rb * 16 * BC, BC);
+        for (uint d = 0; d < ND; d++) ACC_MUL(o[rb * ND + d], inv);
+    }
+    subgroupMemoryBarrierShared();
+    subgroupBarrier();
     for (uint d = 0; d < ND; d++) {
-        ACC_MUL(o[d], inv);
-        STORE_ROW(o[d], ss, sbase, 16);
+        for (uint rb = 0; rb < RB; rb++) STORE_ROW(o[rb * ND + d], ss, sbase + rb * 256, 16); // RS x 16, row-major
         subgroupMemoryBarrierShared();
         subgroupBarrier();
-        for (uint e = lane; e < 256; e += SGS) {
-            const uint orow = row0 + sg * 16 + e / 16;
+        for (uint e = lane; e < RS * 16; e += SGS) {
+            const uint orow = row0 + sg * RS + e / 16;
             if (orow < p.n_tok) outf[(orow * p.n_q + h) * HD + d * 16 + e % 16] = ss[sbase + e];
         }
         subgroupMemoryBarrierShared();

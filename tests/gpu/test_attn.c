@@ -275,6 +275,16 @@ static void test_attn_prefill(void **state)
         { 1, 5, 8, 1, 64, 16, 3, 0, 0, 1.0f, -1 },       /* batch longer than the context */
     };
     for (size_t i = 0; i < sizeof emu / sizeof emu[0]; i++) run_attn(dev, &emu[i], 350 + i);
+    /* one subgroup with two 16-row blocks (each K and V fragment used twice), then 3 x 2 (96-row
+     * tiles: Q staged in 2 passes). Cases with few matrix products: the lavapipe limit above counts
+     * the emulation's subgroup barriers, two per product, twice as many with two row blocks. */
+    setenv("VKLLM_ATTN_PREFILL", "1,2", 1);
+    run_attn(dev, &emu[0], 360);
+    run_attn(dev, &emu[5], 361);
+    run_attn(dev, &emu[6], 362);
+    setenv("VKLLM_ATTN_PREFILL", "3,2", 1);
+    run_attn(dev, &emu[5], 363);
+    unsetenv("VKLLM_ATTN_PREFILL");
     tu_device_close(dev);
 }
 
