@@ -107,6 +107,10 @@ def main():
     for o in new.get("overhead", []):
         print(f"| profiling overhead, {o['step']} (new run) | {o['off_ms']:.3f} ms off | {o['on_ms']:.3f} ms on | "
               f"{1 + o['change_pct'] / 100:.3f} | | {'over 5%' if abs(o['change_pct']) > 5 else ''} |")
+        if "on_top_ms" in o:
+            print(f"| profiling overhead, {o['step']}, top-of-pipe start stamps (new run) | {o['off_ms']:.3f} ms off | "
+                  f"{o['on_top_ms']:.3f} ms on | {1 + o['change_top_pct'] / 100:.3f} | | "
+                  f"{'over 5%' if abs(o['change_top_pct']) > 5 else ''} |")
     print(f"\n{compared} rows compared: {regressions} regressions, {improvements} faster, "
           f"{compared - regressions - improvements} within their spread"
           f"{'' if a.all else ' (not listed; --all lists them)'}")

@@ -15,7 +15,8 @@ import sys
 E2E_ROW = re.compile(r"^\|\s*(?P<model>[^|]+)\|\s*(?P<size>[^|]+)\|\s*(?P<dev>[^|]+)\|\s*(?P<test>(?:pp|tg)\d+[^|]*)\|\s*"
                      r"(?P<tps>[0-9.]+)\s*±\s*(?P<sd>[0-9.]+)\s*\|")
 CEIL = re.compile(r"read ceiling ([0-9.e+]+) GB/s.*matrix rate ([0-9.e+]+) TFLOP/s \(([^,]+, [^,]+)")
-OVER = re.compile(r"^\|\s*(prefill of \d+ tokens|decode step)\s*\|\s*([0-9.]+) ms\s*\|\s*([0-9.]+) ms\s*\|\s*([-+0-9.]+)%")
+OVER = re.compile(r"^\|\s*(prefill of \d+ tokens|decode step)\s*\|\s*([0-9.]+) ms\s*\|\s*([0-9.]+) ms\s*\|\s*([-+0-9.]+)%"
+                  r"(?:\s*\|\s*([0-9.]+) ms\s*\|\s*([-+0-9.]+)%)?")
 
 
 def read(path):
@@ -56,8 +57,10 @@ def collect(d):
     for line in prof.splitlines():
         m = OVER.match(line)
         if m:
-            rep["overhead"].append({"step": m.group(1), "off_ms": float(m.group(2)), "on_ms": float(m.group(3)),
-                                    "change_pct": float(m.group(4))})
+            o = {"step": m.group(1), "off_ms": float(m.group(2)), "on_ms": float(m.group(3)), "change_pct": float(m.group(4))}
+            if m.group(5):  # start stamps at the top of the pipe
+                o.update(on_top_ms=float(m.group(5)), change_top_pct=float(m.group(6)))
+            rep["overhead"].append(o)
     def tflops(r):
         return r.get("flops", 0) / (r["median_us"] * 1e6) if r.get("median_us", 0) > 0 else 0
     gemm = [r for r in rep["kernels"] if tflops(r) > 0 and "gemm" in r.get("kernel", "")]
@@ -97,10 +100,11 @@ def markdown(rep):
             w(f"| {e['test']} | {e['tps']:.2f} ± {e['sd']:.2f} |")
     if rep["overhead"]:
         w("\nProfiling overhead (`vkllm profile --overhead`: wall time with timestamp queries off and on, interleaved "
-          "rounds, medians):\n")
-        w("| step | off | on | change |\n|---|---:|---:|---:|")
+          "rounds, medians; start stamps at the compute stage, and at the top of the pipe):\n")
+        w("| step | off | on, compute | change | on, top | change |\n|---|---:|---:|---:|---:|---:|")
         for o in rep["overhead"]:
-            w(f"| {o['step']} | {o['off_ms']:.3f} ms | {o['on_ms']:.3f} ms | {o['change_pct']:+.2f}% |")
+            top = (f"{o['on_top_ms']:.3f} ms | {o['change_top_pct']:+.2f}%" if "on_top_ms" in o else "- | -")
+            w(f"| {o['step']} | {o['off_ms']:.3f} ms | {o['on_ms']:.3f} ms | {o['change_pct']:+.2f}% | {top} |")
     if rep["kernels"]:
         w("\nKernels at their shapes (median of many dispatches; % of the streaming-read ceiling measured in the same "
           "process; TFLOP/s against the matrix rate above):\n")

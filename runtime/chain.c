@@ -317,7 +317,9 @@ vkllm_status vkllm_chain_dispatch(vkllm_chain *c, const vkllm_dispatch *d)
         VkDebugUtilsLabelEXT label = { .sType = VK_STRUCTURE_TYPE_DEBUG_UTILS_LABEL_EXT, .pLabelName = copy };
         dev->cmd_begin_label(c->cmd, &label);
     }
-    if (c->opts.timestamps && (s = timestamp(c, 2 * idx, VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT))) return s;
+    if (c->opts.timestamps &&
+        (s = timestamp(c, 2 * idx, c->opts.timestamps == 2 ? VK_PIPELINE_STAGE_TOP_OF_PIPE_BIT : VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT)))
+        return s;
     vkCmdBindPipeline(c->cmd, VK_PIPELINE_BIND_POINT_COMPUTE, p->pipeline);
     vkCmdBindDescriptorSets(c->cmd, VK_PIPELINE_BIND_POINT_COMPUTE, p->layout, 0, 1, &set, 0, NULL);
     if (p->push_size) vkCmdPushConstants(c->cmd, p->layout, VK_SHADER_STAGE_COMPUTE_BIT, 0, p->push_size, d->push);

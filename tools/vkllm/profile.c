@@ -293,25 +293,27 @@ static double median(double *v, int n)
 }
 
 /* Profiling overhead: wall time per decode step (and of the prefill) of a session without timestamps
- * against one with them, rounds interleaved so drift (clocks, heat) hits both alike, and the order
- * within a round alternating so neither always runs on the other's warmed caches; medians. */
+ * against sessions with them (start stamps at the compute stage, and at the top of the pipe), rounds
+ * interleaved so drift (clocks, heat) hits all alike, and the order within a round rotating so none
+ * always runs on another's warmed caches; medians. */
 static int overhead(vkllm_model *m, const vkllm_session_options *base, const int32_t *toks, uint32_t depth, uint32_t np,
                     uint32_t ng, uint32_t rounds)
 {
-    vkllm_session *s[2] = { NULL, NULL };
-    double pf[2][32], dc[2][32];
+    enum { MODES = 3 };
+    vkllm_session *s[MODES] = { NULL, NULL, NULL };
+    double pf[MODES][32], dc[MODES][32];
     int rc = -1;
     if (rounds > 32) rounds = 32;
-    for (int on = 0; on < 2; on++) {
+    for (int mode = 0; mode < MODES; mode++) {
         vkllm_session_options o = *base;
-        o.timestamps = on;
-        if (vkllm_session_create(m, &o, &s[on])) goto out;
-        if (depth && vkllm_session_prefill(s[on], toks, depth, NULL)) goto out;
+        o.timestamps = mode; /* 0 off, 1 compute-stage start stamps, 2 top-of-pipe start stamps */
+        if (vkllm_session_create(m, &o, &s[mode])) goto out;
+        if (depth && vkllm_session_prefill(s[mode], toks, depth, NULL)) goto out;
     }
     for (uint32_t r = 0; r <= rounds; r++) /* round 0 warms up (records the chains) */
-        for (int k = 0; k < 2; k++) {
-            int on = k ^ (int)(r & 1);
-            vkllm_session *ss = s[on];
+        for (int k = 0; k < MODES; k++) {
+            int mode = (k + (int)r) % MODES;
+            vkllm_session *ss = s[mode];
             if (vkllm_session_rewind(ss, depth)) goto out;
             double t0 = now_ns();
             if (np && vkllm_session_prefill(ss, toks + depth, np, NULL)) goto out;
@@ -321,20 +323,28 @@ static int overhead(vkllm_model *m, const vkllm_session_options *base, const int
                 if (vkllm_session_decode(ss, tok, NULL, &next, NULL)) goto out;
             double t2 = now_ns();
             if (r) {
-                pf[on][r - 1] = t1 - t0;
-                dc[on][r - 1] = ng ? (t2 - t1) / ng : 0;
+                pf[mode][r - 1] = t1 - t0;
+                dc[mode][r - 1] = ng ? (t2 - t1) / ng : 0;
             }
         }
-    double p0 = median(pf[0], (int)rounds), p1 = median(pf[1], (int)rounds), d0 = median(dc[0], (int)rounds),
-           d1 = median(dc[1], (int)rounds);
-    printf("\nprofiling overhead (wall time, median of %u interleaved rounds; off = no timestamp queries recorded):\n", rounds);
-    printf("| step | profiling off | profiling on | change |\n|---|---:|---:|---:|\n");
-    if (np) printf("| prefill of %u tokens | %.3f ms | %.3f ms | %+.2f%% |\n", np, p0 / 1e6, p1 / 1e6, p0 > 0 ? 100 * (p1 / p0 - 1) : 0);
-    if (ng) printf("| decode step | %.3f ms | %.3f ms | %+.2f%% |\n", d0 / 1e6, d1 / 1e6, d0 > 0 ? 100 * (d1 / d0 - 1) : 0);
+    double p[MODES], d[MODES];
+    for (int mode = 0; mode < MODES; mode++) {
+        p[mode] = median(pf[mode], (int)rounds);
+        d[mode] = median(dc[mode], (int)rounds);
+    }
+    printf("\nprofiling overhead (wall time, median of %u interleaved rounds; off = no timestamp queries recorded; on = a "
+           "stamp before and after every dispatch, the start stamp at the compute stage (--stamps compute) or at the top "
+           "of the pipe (--stamps top)):\n", rounds);
+    printf("| step | profiling off | on, compute | change | on, top | change |\n|---|---:|---:|---:|---:|---:|\n");
+    if (np)
+        printf("| prefill of %u tokens | %.3f ms | %.3f ms | %+.2f%% | %.3f ms | %+.2f%% |\n", np, p[0] / 1e6, p[1] / 1e6,
+               p[0] > 0 ? 100 * (p[1] / p[0] - 1) : 0, p[2] / 1e6, p[0] > 0 ? 100 * (p[2] / p[0] - 1) : 0);
+    if (ng)
+        printf("| decode step | %.3f ms | %.3f ms | %+.2f%% | %.3f ms | %+.2f%% |\n", d[0] / 1e6, d[1] / 1e6,
+               d[0] > 0 ? 100 * (d[1] / d[0] - 1) : 0, d[2] / 1e6, d[0] > 0 ? 100 * (d[2] / d[0] - 1) : 0);
     rc = 0;
 out:
-    vkllm_session_destroy(s[0]);
-    vkllm_session_destroy(s[1]);
+    for (int mode = 0; mode < MODES; mode++) vkllm_session_destroy(s[mode]);
     return rc;
 }
 
@@ -350,12 +360,13 @@ int cmd_profile(int argc, char **argv)
 {
     const char *cmd = "profile", *model = NULL, *device = NULL, *trace = NULL;
     uint32_t np = 512, ng = 64, depth = 0, rounds = 0;
+    int stamps = 1;
     for (int i = 1; i < argc; i += 2) { /* every option but --help takes a value */
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         int ok = 1;
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
             printf("usage: vkllm profile [-m model.gguf] [-p 512] [-n 64] [--depth N] [--trace out.json] [--overhead R]\n"
-                   "                     [--device D]\n"
+                   "                     [--stamps compute|top] [--device D]\n"
                    "Times every dispatch of a prefill of -p tokens and of -n decode steps (a timestamp query before and\n"
                    "after each) and prints per kernel: calls, GPU time, share, bytes and FLOPs, GB/s and TFLOP/s, and the\n"
                    "fractions of the read ceiling and of the matrix rate measured in the same run; then the step totals:\n"
@@ -364,8 +375,11 @@ int cmd_profile(int argc, char **argv)
                    "                one slice per dispatch) and host timeline on calibrated clocks where the device\n"
                    "                has VK_EXT_calibrated_timestamps; also an SVG chart of time per kernel family and\n"
                    "                layer next to it (F with .svg for .json)\n"
+                   "  --stamps S    where the start stamp of each dispatch is written: 'compute' (default: once every\n"
+                   "                earlier dispatch is done; exact durations) or 'top' (top of the pipe: waits for\n"
+                   "                nothing, cheaper; a duration then includes the dispatch's wait on earlier work)\n"
                    "  --overhead R  also time R interleaved rounds of the same prefill and decode steps with profiling\n"
-                   "                off (no queries recorded) and on, and print the change in wall time\n");
+                   "                off (no queries recorded) and on (both --stamps), and print the change in wall time\n");
             return 0;
         }
         if (!v) {
@@ -378,6 +392,14 @@ int cmd_profile(int argc, char **argv)
         else if (!strcmp(a, "--depth")) ok = cli_u32(cmd, "--depth", v, 0, 1u << 24, &depth);
         else if (!strcmp(a, "--overhead")) ok = cli_u32(cmd, "--overhead", v, 1, 32, &rounds);
         else if (!strcmp(a, "--trace")) trace = v;
+        else if (!strcmp(a, "--stamps")) {
+            if (!strcmp(v, "compute")) stamps = 1;
+            else if (!strcmp(v, "top")) stamps = 2;
+            else {
+                fprintf(stderr, "vkllm profile: --stamps needs 'compute' or 'top', not '%s'\n", v);
+                return 2;
+            }
+        }
         else if (!strcmp(a, "--device")) device = v;
         else {
             fprintf(stderr, "vkllm profile: unknown option '%s' (see --help)\n", a);
@@ -427,14 +449,15 @@ int cmd_profile(int argc, char **argv)
     }
     char mdesc[96];
     double ceiling = read_ceiling(dev), mrate = matrix_rate(dev, mdesc, sizeof mdesc);
-    vkllm_session_options so = { .n_ctx = n_ctx, .max_batch = np ? np : 1, .timestamps = 1 };
+    vkllm_session_options so = { .n_ctx = n_ctx, .max_batch = np ? np : 1, .timestamps = stamps };
     double t_create = now_ns();
     if (vkllm_session_create(m, &so, &s)) goto fail;
     t_create = now_ns() - t_create;
     toks = malloc(4ull * (depth + np + 1));
     if (!toks) goto done;
     for (uint32_t i = 0; i < depth + np + 1; i++) toks[i] = (int32_t)((i * 2654435761u) % hp->n_vocab);
-    printf("model %s on %s (%s)\n", model, f->name, f->driver_info);
+    printf("model %s on %s (%s); start stamps at the %s\n", model, f->name, f->driver_info,
+           stamps == 2 ? "top of the pipe (durations include waits on earlier work)" : "compute stage");
     printf("read ceiling %.4g GB/s (stream_read, measured now); matrix rate %.4g TFLOP/s (%s, best of 8, measured now)\n",
            ceiling, mrate, mdesc);
 
@@ -492,9 +515,9 @@ int cmd_profile(int argc, char **argv)
         trace_json_escape(devname, sizeof devname, f->name);
         snprintf(other, sizeof other,
                  "\"device\": \"%s\", \"clock\": \"%s\", \"max_deviation_ns\": %.0f, \"read_ceiling_gbs\": %.1f, "
-                 "\"matrix_tflops\": %.3f, \"prompt_tokens\": %u, \"decode_steps\": %u, \"depth\": %u",
+                 "\"matrix_tflops\": %.3f, \"prompt_tokens\": %u, \"decode_steps\": %u, \"depth\": %u, \"start_stamps\": \"%s\"",
                  devname, cm.calibrated ? "calibrated (VK_EXT_calibrated_timestamps, CLOCK_MONOTONIC)" : "approximate (GPU step placed at its submit)",
-                 cm.max_dev_ns, ceiling, mrate, np, ng, depth);
+                 cm.max_dev_ns, ceiling, mrate, np, ng, depth, stamps == 2 ? "top of pipe" : "compute stage");
         if (trace_end(&tw, other) || fclose(tf)) {
             tf = NULL;
             goto werr;

@@ -45,7 +45,12 @@ typedef struct vkllm_dispatch {
 } vkllm_dispatch;
 
 typedef struct vkllm_chain_options {
-    int timestamps;       /* 1: a timestamp query before and after every dispatch */
+    /* 1: a timestamp query before and after every dispatch; the start stamp at the compute stage
+     *    (written once all earlier dispatches are done: exact durations, overlap serialized).
+     * 2: the same with the start stamp at the top of the pipe: it waits for nothing, which is cheaper
+     *    where every stage-waiting stamp drains the GPU; a duration then includes any wait of the
+     *    dispatch on earlier work (its barrier), and dispatches issued without a barrier may overlap. */
+    int timestamps;
     uint32_t max_dispatches; /* capacity hint for timestamps (grown as needed; 0 = 256) */
     const char *label;    /* optional debug label around the whole chain, e.g. "decode" (VK_EXT_debug_utils; copied) */
 } vkllm_chain_options;
