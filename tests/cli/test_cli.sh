@@ -68,6 +68,10 @@ assert any(e["name"].startswith("L00.attn_qkv") for e in x)
 assert sum(e["cat"] == "step" for e in x) == 5 and sum(e["cat"] == "host" for e in x) == 10
 PY
 python3 -c "import sys, xml.dom.minidom as m; m.parse(sys.argv[1])" "$tmp/t.svg" && ok || bad "profile chart is not valid SVG/XML"
+# start stamps at the top of the pipe: the same tables, and the trace says which stamps it has
+"$bin/vkllm" profile -p 4 -n 2 --stamps top --trace "$tmp/t3.json" >"$tmp/prof3.txt" 2>&1 && grep -q "top of the pipe" "$tmp/prof3.txt" \
+  && grep -q '"start_stamps": "top of pipe"' "$tmp/t3.json" && ok || bad "profile --stamps top: $(tail -3 "$tmp/prof3.txt")"
+expect 2 "--stamps needs" -- "$bin/vkllm" profile --stamps bottom
 # without calibrated timestamps the trace still places each step's GPU slices at its submit, and says so
 VKLLM_DISABLE=calibrated "$bin/vkllm" profile -p 4 -n 2 --trace "$tmp/t2.json" >"$tmp/prof2.txt" 2>&1 || bad "profile failed: $(tail -3 "$tmp/prof2.txt")"
 python3 - "$tmp/t.json" "$tmp/t2.json" <<'PY' && ok || bad "trace clock not reported as calibrated / approximate"
