@@ -52,7 +52,9 @@ if [ "${VKLLM_SANITIZE_PASS:-1}" != 0 ]; then
       ASAN_OPTIONS=detect_leaks=1:halt_on_error=1:detect_stack_use_after_return=0:strict_string_checks=1 \
       UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
       LSAN_OPTIONS="suppressions=$root/tests/sanitize/lsan.supp:print_suppressions=0" \
-      ctest --test-dir "$san" --output-on-failure -j"$jobs" --timeout 1800
+      ctest --test-dir "$san" --output-on-failure -j"$jobs" --timeout 1800 -E '^test_install$'
+  # test_install is left out here: it builds consumers of the installed library with plain flags,
+  # which cannot link a sanitized libvkllm (undefined __asan_*); pass 1 covers the packaging.
 fi
 
 if [ -f fuzz/run.sh ]; then
