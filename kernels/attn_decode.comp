@@ -18,8 +18,9 @@
 // Workgroup (phase 0): WG threads in slots of P lanes (P a power of two <= the subgroup size, spec
 // constant 4); a slot takes one cache position at a time, lane sl holding uvec4 columns sl + P i
 // (i < NI = ceil(VL / P), VL = HD / 8) of the K and V rows, so a subgroup's load covers consecutive
-// rows contiguously. Per step a slot loads U rows (spec constant 5) of K and V (2 U NI uvec4 in flight
-// per lane, issued before any use), the G scores of each row are partial dot products summed over the
+// rows contiguously. Per step a slot loads U rows (spec constant 5) of K and V (2 U NI uvec4 per lane,
+// issued one step ahead into a second register set, so they fly during the previous step's
+// arithmetic; q is read straight into registers, no barrier before the first loads), the G scores of each row are partial dot products summed over the
 // slot by xor shuffles, then one online-softmax update per step and query head (state per slot:
 // max, sum, 8 NI columns of output per lane for each of the G heads). No barrier in the loop: the
 // NSLOT = WG / P slot states merge in shared memory at the end.
@@ -78,7 +79,6 @@ layout(std430, binding = 2) readonly buffer V8 { uvec4 v8[]; };
 layout(std430, binding = 4) writeonly buffer S { float scr[]; };
 layout(std430, binding = 4) writeonly buffer S4 { vec4 scr4[]; };
 
-shared vec4 qs[G * D4];
 shared float mrg_m[NSLOT * G];
 shared float mrg_l[NSLOT * G];
 shared vec4 mrg_o[NSLOT * G * D4];
@@ -93,24 +93,20 @@ void main()
     if (k0 >= hi) return; // past the live range: uniform over the workgroup, before any barrier
     const uint k1 = min(hi, k0 + chunk);
 
-    for (uint i = tid; i < G * D4; i += WG) {
-        const uint g = i / D4, c = i % D4;
-        qs[i] = q4[(t * p.n_q + kvh * G + g) * D4 + c] * p.scale;
-    }
-    barrier();
-
     // slot: P lanes of one subgroup (aligned, so xor shuffles below P stay inside it)
     const uint sl = gl_SubgroupInvocationID % P;
     const uint slot = gl_SubgroupID * (gl_SubgroupSize / P) + gl_SubgroupInvocationID / P;
     const float NEG_INF = uintBitsToFloat(0xff800000u);
 
-    // this lane's columns: uvec4 number c = sl + P * i (8 halves each), i < NI, c < VL
+    // this lane's columns: uvec4 number c = sl + P * i (8 halves each), i < NI, c < VL; its q
+    // columns straight from memory (no shared copy, no barrier: they load with the first K/V)
     vec4 qa[G * NI], qb[G * NI];
     for (uint g = 0; g < G; g++)
         for (uint i = 0; i < NI; i++) {
             const uint c = min(sl + P * i, VL - 1); // lanes past VL compute a copy and never store it
-            qa[g * NI + i] = qs[g * D4 + 2 * c];
-            qb[g * NI + i] = qs[g * D4 + 2 * c + 1];
+            const uint qb4 = (t * p.n_q + kvh * G + g) * D4 + 2 * c;
+            qa[g * NI + i] = q4[qb4] * p.scale;
+            qb[g * NI + i] = q4[qb4 + 1] * p.scale;
         }
     float m[G], l[G];
     vec4 acc0[G * NI], acc1[G * NI];
@@ -124,17 +120,33 @@ void main()
     }
     const uint head_base = kvh * p.ctx; // in rows of HD halves
 
-    // Step: rows base + u * NSLOT + slot, u < U. All K and V loads of the step are issued before
-    // their first use (U * NI uvec4 of each per lane in flight).
+    // Step: rows base + u * NSLOT + slot, u < U. The next step's K and V loads are issued before
+    // this step's arithmetic (2 U NI uvec4 of each per lane in flight while it computes).
+    uvec4 kw[U * NI], vw[U * NI], kn[U * NI], vn[U * NI];
+    for (uint u = 0; u < U; u++) {
+        const uint row = k0 + u * NSLOT + slot;
+        for (uint i = 0; i < NI; i++) {
+            const uint c = sl + P * i;
+            const bool ok = row < k1 && c < VL;
+            kn[u * NI + i] = ok ? k8[(head_base + row) * VL + c] : uvec4(0);
+            vn[u * NI + i] = ok ? v8[(head_base + row) * VL + c] : uvec4(0);
+        }
+    }
     for (uint base = k0; base < k1; base += NSLOT * U) {
-        uvec4 kw[U * NI], vw[U * NI];
-        for (uint u = 0; u < U; u++) {
-            const uint row = base + u * NSLOT + slot;
-            for (uint i = 0; i < NI; i++) {
-                const uint c = sl + P * i;
-                const bool ok = row < k1 && c < VL;
-                kw[u * NI + i] = ok ? k8[(head_base + row) * VL + c] : uvec4(0);
-                vw[u * NI + i] = ok ? v8[(head_base + row) * VL + c] : uvec4(0);
+        for (uint j = 0; j < U * NI; j++) {
+            kw[j] = kn[j];
+            vw[j] = vn[j];
+        }
+        const uint nb = base + NSLOT * U;
+        if (nb < k1) { // uniform over the workgroup
+            for (uint u = 0; u < U; u++) {
+                const uint row = nb + u * NSLOT + slot;
+                for (uint i = 0; i < NI; i++) {
+                    const uint c = sl + P * i;
+                    const bool ok = row < k1 && c < VL;
+                    kn[u * NI + i] = ok ? k8[(head_base + row) * VL + c] : uvec4(0);
+                    vn[u * NI + i] = ok ? v8[(head_base + row) * VL + c] : uvec4(0);
+                }
             }
         }
         float sv[U * G];
@@ -267,10 +279,20 @@ void main()
     const float L = red[0];
 
     const uint c = tid % D4, sl = tid / D4;
-    vec4 o = vec4(0.0);
-    if (sl < SL)
-        for (uint s = sl; s < n_live; s += SL) o += wsh[s] * scr4[(rec0 + s) * ((HD + 4) / 4) + c];
-    osh[tid] = o;
+    // four independent sums, so four loads of different splits are in flight per lane
+    vec4 o0 = vec4(0.0), o1 = vec4(0.0), o2 = vec4(0.0), o3 = vec4(0.0);
+    if (sl < SL) {
+        const uint RV = (HD + 4) / 4;
+        uint s = sl;
+        for (; s + 3 * SL < n_live; s += 4 * SL) {
+            o0 += wsh[s] * scr4[(rec0 + s) * RV + c];
+            o1 += wsh[s + SL] * scr4[(rec0 + s + SL) * RV + c];
+            o2 += wsh[s + 2 * SL] * scr4[(rec0 + s + 2 * SL) * RV + c];
+            o3 += wsh[s + 3 * SL] * scr4[(rec0 + s + 3 * SL) * RV + c];
+        }
+        for (; s < n_live; s += SL) o0 += wsh[s] * scr4[(rec0 + s) * RV + c];
+    }
+    osh[tid] = (o0 + o1) + (o2 + o3);
     barrier();
     if (tid < D4) {
         vec4 sum = vec4(0.0);
