@@ -1,6 +1,6 @@
 #version 450
 // Decode attention over the fp16 KV cache, flash-decoding style, in two phases from this one source:
-//   MERGE = 0 (attn_decode):       each workgroup takes one chunk of cache positions for one KV head
+//   MERGE = 0 (attn_decode):       each workgroup takes one share of cache positions for one KV head
 //                                  and all G query heads of its group, for one query row, and writes
 //                                  a partial (max, sum, unnormalized output) to the scratch buffer.
 //   MERGE = 1 (attn_decode_merge): one workgroup per (query row, query head) merges the partials.
@@ -8,9 +8,11 @@
 //   query row t (0 <= t < n_tok) sits at position qpos = L - n_tok + t, L = min(len[0], ctx) the live
 //   cache length read from a device buffer (so a recorded chain replays as the context grows);
 //   allowed k: max(0, qpos - window + 1) <= k <= qpos (window = 0: no window).
-// The split count n_split is fixed at record time; the chunk is derived at run time from the live
-// range: chunk = max(MIN_CHUNK, roundup16(ceil(range / n_split))), so all splits share the work at
-// any length and splits past the end exit at once (the merge derives the same count of live splits).
+// The split count n_split is fixed at record time. The live range is cut into steps of STEP = NSLOT * U
+// positions (spec constant 3; NSLOT and U below) and split s takes steps s, s + n_split, s + 2 n_split,
+// ...: at any moment the running workgroups of a head read one moving window of the cache (few DRAM
+// pages and address translations at a time) rather than n_split far-apart streams. Splits past the
+// step count exit at once; the merge derives the same count of live splits, min(n_split, steps).
 //
 // Layout: q, out float32 [n_tok][n_q][HD]; k, v fp16 [n_kv][ctx][HD] read as uvec4 (8 halves);
 // scratch float32 [n_tok][n_q][n_split][HD + 4] (the output, then max and sum at HD and HD + 1;
@@ -24,7 +26,7 @@
 // slot by xor shuffles, then one online-softmax update per step and query head (state per slot:
 // max, sum, 8 NI columns of output per lane for each of the G heads). No barrier in the loop: the
 // NSLOT = WG / P slot states merge in shared memory at the end.
-// Per call: reads 2 * 2 * n_kv * range * HD bytes of cache (once per query row; K/V of a chunk are
+// Per call: reads 2 * 2 * n_kv * range * HD bytes of cache (once per query row; K/V of a step are
 // read by one workgroup only) plus q; FLOPs about 4 * n_q * range * HD per query row.
 #extension GL_GOOGLE_include_directive : require
 #extension GL_KHR_shader_subgroup_basic : require
@@ -38,7 +40,7 @@ layout(local_size_x_id = 0) in;
 layout(constant_id = 0) const uint WG = 128;
 layout(constant_id = 1) const uint HD = 128;      // head_dim, a multiple of 8
 layout(constant_id = 2) const uint G = 1;         // query heads per KV head
-layout(constant_id = 3) const uint MIN_CHUNK = 64;
+layout(constant_id = 3) const uint STEP = 32;     // positions per workgroup step, = (WG / P) * U
 
 layout(constant_id = 4) const uint P = 16;        // lanes per slot (phase 0)
 layout(constant_id = 5) const uint U = 4;         // rows per slot and step (phase 0)
@@ -61,15 +63,14 @@ layout(std430, binding = 3) readonly buffer Len { uint len[]; };
 layout(std430, binding = 1) readonly buffer Len { uint len[]; };
 #endif
 
-// The allowed range [lo, hi) of query row t and the chunk length of its splits.
-void row_range(uint t, out uint lo, out uint hi, out uint chunk)
+// The allowed range [lo, hi) of query row t and its number of steps.
+void row_range(uint t, out uint lo, out uint hi, out uint steps)
 {
     const uint L = min(len[0], p.ctx);
     const int qpos = int(L) - int(p.n_tok) + int(t);
     hi = qpos < 0 ? 0u : uint(qpos) + 1u;
     lo = (p.window > 0 && hi > p.window) ? hi - p.window : 0u;
-    const uint n = hi - lo;
-    chunk = max(MIN_CHUNK, (((n + p.n_split - 1) / p.n_split) + 15u) & ~15u);
+    steps = (hi - lo + STEP - 1) / STEP;
 }
 
 #if MERGE == 0
@@ -87,11 +88,10 @@ void main()
 {
     const uint s = gl_WorkGroupID.x, kvh = gl_WorkGroupID.y, t = gl_WorkGroupID.z;
     const uint tid = gl_LocalInvocationID.x;
-    uint lo, hi, chunk;
-    row_range(t, lo, hi, chunk);
-    const uint k0 = lo + s * chunk;
-    if (k0 >= hi) return; // past the live range: uniform over the workgroup, before any barrier
-    const uint k1 = min(hi, k0 + chunk);
+    uint lo, hi, steps;
+    row_range(t, lo, hi, steps);
+    if (s >= steps) return; // past the live range: uniform over the workgroup, before any barrier
+    const uint k1 = hi;
 
     // slot: P lanes of one subgroup (aligned, so xor shuffles below P stay inside it)
     const uint sl = gl_SubgroupInvocationID % P;
@@ -124,7 +124,7 @@ void main()
     // this step's arithmetic (2 U NI uvec4 of each per lane in flight while it computes).
     uvec4 kw[U * NI], vw[U * NI], kn[U * NI], vn[U * NI];
     for (uint u = 0; u < U; u++) {
-        const uint row = k0 + u * NSLOT + slot;
+        const uint row = lo + s * STEP + u * NSLOT + slot;
         for (uint i = 0; i < NI; i++) {
             const uint c = sl + P * i;
             const bool ok = row < k1 && c < VL;
@@ -132,13 +132,14 @@ void main()
             vn[u * NI + i] = ok ? v8[(head_base + row) * VL + c] : uvec4(0);
         }
     }
-    for (uint base = k0; base < k1; base += NSLOT * U) {
+    for (uint st = s; st < steps; st += p.n_split) {
+        const uint base = lo + st * STEP;
         for (uint j = 0; j < U * NI; j++) {
             kw[j] = kn[j];
             vw[j] = vn[j];
         }
-        const uint nb = base + NSLOT * U;
-        if (nb < k1) { // uniform over the workgroup
+        const uint nb = base + p.n_split * STEP;
+        if (st + p.n_split < steps) { // uniform over the workgroup
             for (uint u = 0; u < U; u++) {
                 const uint row = nb + u * NSLOT + slot;
                 for (uint i = 0; i < NI; i++) {
@@ -247,9 +248,9 @@ shared vec4 osh[WG];
 void main()
 {
     const uint h = gl_WorkGroupID.x, t = gl_WorkGroupID.y, tid = gl_LocalInvocationID.x;
-    uint lo, hi, chunk;
-    row_range(t, lo, hi, chunk);
-    const uint n_live = (hi - lo + chunk - 1) / chunk;
+    uint lo, hi, steps;
+    row_range(t, lo, hi, steps);
+    const uint n_live = min(p.n_split, steps);
     const uint rec0 = (t * p.n_q + h) * p.n_split;
     const float NEG_INF = uintBitsToFloat(0xff800000u);
 

@@ -89,9 +89,9 @@ static vkllm_status check_attn(vkllm_device *dev, const vkllm_attn_args *a, cons
 uint32_t vkllm_attn_decode_splits(uint32_t ctx, uint32_t n_split)
 {
     if (n_split) return n_split;
-    /* at a full cache: chunks of 64 positions up to 128 splits (ctx 8192), longer chunks beyond, so
-     * even ctx 512 gives 8 workgroups per KV head (80 for Phi-4's 10) and 16384 gives 1280; shorter
-     * live lengths share the same splits with smaller chunks (never below MIN_CHUNK positions) */
+    /* at a full cache: two workgroup steps of 32 positions per split up to 128 splits (ctx 8192),
+     * more steps beyond, so even ctx 512 gives 8 workgroups per KV head (80 for Phi-4's 10) and
+     * 16384 gives 1280; shorter live lengths use fewer splits (never less than one step each) */
     uint32_t s = (ctx + 63) / 64;
     return s < 1 ? 1 : s > 128 ? 128 : s;
 }
@@ -114,17 +114,16 @@ vkllm_status vkllm_op_attn_decode(vkllm_chain *chain, const vkllm_attn_args *a)
     /* slots of P lanes: the smallest power of two covering a K/V row in uvec4 (VL = head_dim / 8),
      * at most 16 and the subgroup size (P lanes sum a score by xor shuffles); U rows per slot and
      * step; workgroup 128 threads, fewer if the shared-memory merge area would not fit.
-     * VKLLM_ATTN_DECODE="wg,U,min_chunk" overrides (benchmarks). */
+     * VKLLM_ATTN_DECODE="wg,U" overrides (benchmarks, tests). */
     const uint32_t sgs = dev->f.subgroup_size;
     uint32_t pl = 1;
     while (pl < vl && pl < 16 && pl * 2 <= sgs) pl *= 2;
-    uint32_t wg = 128 < dev->f.max_workgroup_invocations ? 128 : dev->f.max_workgroup_invocations, u = 4, min_chunk = 32;
+    uint32_t wg = 128 < dev->f.max_workgroup_invocations ? 128 : dev->f.max_workgroup_invocations, u = 4;
     const char *ov = getenv("VKLLM_ATTN_DECODE");
     if (ov) {
-        unsigned x = 0, y = 0, z = 0;
-        if (sscanf(ov, "%u,%u,%u", &x, &y, &z) == 3 && x >= sgs && x <= dev->f.max_workgroup_invocations && !(x & (x - 1)) && y >= 1 &&
-            y <= 16 && z >= 16 && z % 16 == 0)
-            wg = x, u = y, min_chunk = z;
+        unsigned x = 0, y = 0;
+        if (sscanf(ov, "%u,%u", &x, &y) == 2 && x >= sgs && x <= dev->f.max_workgroup_invocations && !(x & (x - 1)) && y >= 1 && y <= 16)
+            wg = x, u = y;
     }
     if (sgs & (sgs - 1) || wg % sgs)
         return vkllm_fail(dev, VKLLM_ERROR_UNSUPPORTED, "attn_decode: subgroup size %u does not divide the workgroup %u", sgs, wg);
@@ -137,8 +136,9 @@ vkllm_status vkllm_op_attn_decode(vkllm_chain *chain, const vkllm_attn_args *a)
                               g, hd, dev->f.max_shared_memory);
         wg /= 2;
     }
+    const uint32_t step = wg / pl * u; /* positions per workgroup step; the merge needs it too */
     vkllm_pipeline_desc pd = { .kernel = "attn_decode", .n_bindings = 5, .push_size = 32, .n_spec = 6,
-                               .spec = { wg, hd, g, min_chunk, pl, u } };
+                               .spec = { wg, hd, g, step, pl, u } };
     /* slots are carved out of subgroups of the size the host assumed: pin it where it may vary */
     if (dev->f.subgroup_size_control && dev->f.min_subgroup_size != dev->f.max_subgroup_size) pd.required_subgroup_size = sgs;
     vkllm_pipeline *p, *pm;
@@ -146,7 +146,7 @@ vkllm_status vkllm_op_attn_decode(vkllm_chain *chain, const vkllm_attn_args *a)
     uint32_t mwg = 256; /* merge: a power of two >= head_dim / 4 */
     while (mwg > dev->f.max_workgroup_invocations) mwg /= 2;
     if (mwg < hd / 4) return vkllm_fail(dev, VKLLM_ERROR_UNSUPPORTED, "attn_decode: merge workgroup %u < head_dim / 4", mwg);
-    vkllm_pipeline_desc pdm = { .kernel = "attn_decode_merge", .n_bindings = 3, .push_size = 32, .n_spec = 4, .spec = { mwg, hd, g, min_chunk } };
+    vkllm_pipeline_desc pdm = { .kernel = "attn_decode_merge", .n_bindings = 3, .push_size = 32, .n_spec = 4, .spec = { mwg, hd, g, step } };
     if ((s = vkllm_pipeline_get(dev, &pdm, &pm))) return s;
     float scale = (float)((a->scale != 0 ? a->scale : 1.0 / sqrt((double)hd)) * LOG2E);
     struct { uint32_t n_tok, n_q, n_kv, ctx, n_split, window; float scale; uint32_t pad; } push = {

@@ -225,9 +225,9 @@ static void test_attn_decode(void **state)
         { 0, 1, 4, 2, 64, 3000, 17, 0, 1000, 1.0f, 0 },    /* many splits, one live */
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) run_attn(dev, &cases[i], 200 + i);
-    /* other workgroup shapes of the same kernel (the benchmark override): 64 threads, 3 rows per
-     * slot and step (steps end inside a chunk), chunks of at least 16 */
-    setenv("VKLLM_ATTN_DECODE", "64,3,16", 1);
+    /* another workgroup shape of the same kernel (the benchmark override): 64 threads, 3 rows per
+     * slot and step (steps of 24 positions on lavapipe, 12 at subgroup size 32 and up) */
+    setenv("VKLLM_ATTN_DECODE", "64,3", 1);
     run_attn(dev, &cases[2], 200 + 2);
     run_attn(dev, &cases[6], 200 + 6);
     run_attn(dev, &cases[11], 200 + 11);
@@ -258,6 +258,12 @@ static void test_attn_prefill(void **state)
             attn_case cm = cases[i];
             cm.coopmat = 1;
             run_attn(dev, &cm, 300 + i);
+            const char *shapes[2] = { "4,2", "8,1" }; /* the other tile shapes bench-attn measures */
+            for (int s = 0; s < 2; s++) {
+                setenv("VKLLM_ATTN_PREFILL", shapes[s], 1);
+                run_attn(dev, &cm, 300 + i);
+                unsetenv("VKLLM_ATTN_PREFILL");
+            }
         }
     }
     /* The cooperative-matrix kernel with emulated matrix operations, on every device: its tiling,
