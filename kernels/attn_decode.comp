@@ -31,6 +31,7 @@
 #extension GL_GOOGLE_include_directive : require
 #extension GL_KHR_shader_subgroup_basic : require
 #extension GL_KHR_shader_subgroup_shuffle : require
+#extension GL_KHR_shader_subgroup_arithmetic : require
 
 #ifndef MERGE
 #define MERGE 0
@@ -254,16 +255,16 @@ void main()
     const uint rec0 = (t * p.n_q + h) * p.n_split;
     const float NEG_INF = uintBitsToFloat(0xff800000u);
 
+    // global max and weighted sum over the live splits: subgroup reductions, then one shared slot
+    // per subgroup (two barriers each instead of a log2(WG)-step tree)
     float mx = NEG_INF;
     for (uint s = tid; s < n_live; s += WG) mx = max(mx, scr[(rec0 + s) * (HD + 4) + HD]);
-    red[tid] = mx;
+    mx = subgroupMax(mx);
+    if (gl_SubgroupInvocationID == 0) red[gl_SubgroupID] = mx;
     barrier();
-    for (uint w = WG / 2; w > 0; w /= 2) { // WG is a power of two
-        if (tid < w) red[tid] = max(red[tid], red[tid + w]);
-        barrier();
-    }
-    const float M = red[0];
-    barrier();
+    float M = NEG_INF;
+    for (uint i = 0; i < gl_NumSubgroups; i++) M = max(M, red[i]);
+    barrier(); // red is reused below
     float ls = 0.0;
     for (uint s = tid; s < n_live; s += WG) {
         const uint rec = (rec0 + s) * (HD + 4);
@@ -271,13 +272,11 @@ void main()
         wsh[s] = w;
         ls += w * scr[rec + HD + 1];
     }
-    red[tid] = ls;
+    ls = subgroupAdd(ls);
+    if (gl_SubgroupInvocationID == 0) red[gl_SubgroupID] = ls;
     barrier();
-    for (uint w = WG / 2; w > 0; w /= 2) {
-        if (tid < w) red[tid] += red[tid + w];
-        barrier();
-    }
-    const float L = red[0];
+    float L = 0.0;
+    for (uint i = 0; i < gl_NumSubgroups; i++) L += red[i];
 
     const uint c = tid % D4, sl = tid / D4;
     // four independent sums, so four loads of different splits are in flight per lane
