@@ -157,7 +157,7 @@ static void bench_prefill(vkllm_device *dev, uint32_t T, int portable)
     double e = num / den;
     char shape[96];
     const char *ov = cm ? getenv("VKLLM_ATTN_PREFILL") : NULL;
-    snprintf(shape, sizeof shape, "phi4 40/10x128 T=%u causal%s%s", T, ov ? " sg,rb=" : "", ov ? ov : "");
+    snprintf(shape, sizeof shape, "phi4 40/10x128 T=%u causal%s%s", T, ov ? " sg,rb,bc,pf=" : "", ov ? ov : "");
     uint64_t flops = 2ull * NQ * HD * T * T;
     bu_report(cm ? "attn_prefill_cm" : "attn_prefill", shape, 2 * nq * 4 + 2 * nc * 2, flops, med, mn, e);
     if (!(e <= (cm ? 1e-4 : 1e-8))) {
@@ -260,10 +260,10 @@ int main(int argc, char **argv)
         if (vkllm_attn_prefill_uses_coopmat(dev, HD)) {
             for (int i = 0; i < 3; i++) bench_prefill(dev, ts[i], 0);
             /* other tile shapes (subgroups, 16-row blocks per subgroup) through VKLLM_ATTN_PREFILL */
-            const char *shapes[2] = { "8,1", "4,2" };
-            for (int s = 0; s < 2; s++) {
+            const char *shapes[5] = { "8,1", "4,2", "2,1,64,1", "4,1,16,1", "4,1,32,0" };
+            for (int s = 0; s < 5; s++) {
                 setenv("VKLLM_ATTN_PREFILL", shapes[s], 1);
-                fprintf(stderr, "bench-attn: prefill shape %s (subgroups, row blocks)\n", shapes[s]);
+                fprintf(stderr, "bench-attn: prefill shape %s (subgroups, row blocks, key tile, prefetch)\n", shapes[s]);
                 for (int i = 1; i < 3; i++) bench_prefill(dev, ts[i], 0);
                 unsetenv("VKLLM_ATTN_PREFILL");
             }

@@ -7,9 +7,10 @@
 // Layout: q, out float32 [n_tok][n_q][HD]; k, v fp16 [n_kv][ctx][HD] (uvec4 = 8 halves).
 // Workgroup: NSG subgroups (WG = NSG * subgroup size, spec constant 0), each with RB 16-row blocks
 // (spec constant 4): BR = 16 * RB * NSG query rows of one query head; subgroup s owns rows
-// RS s .. RS s + RS - 1, RS = 16 RB. Per key tile of BC = 32 positions:
+// RS s .. RS s + RS - 1, RS = 16 RB. Per key tile of BC positions (spec constant 5, 32 by default):
 //   - all threads copy the K and V tiles (fp16, no conversion) into shared memory from registers
-//     loaded during the previous tile's products (one tile of prefetch); one barrier;
+//     loaded during the previous tile's products (one tile of prefetch; PF = 0, spec constant 6:
+//     loaded right before, fewer registers); one barrier;
 //   - S (RS x BC) = Q_s (fp16 A matrices kept in registers, pre-scaled by scale * log2 e) x K^T:
 //     each K fragment loaded from shared memory serves the RB row blocks (shared-memory reads per
 //     product fall as 1 / RB), fp32 accumulators stored to shared memory;
@@ -51,10 +52,11 @@ layout(constant_id = 1) const uint HD = 128;
 layout(constant_id = 2) const uint NSG = 4; // subgroups per workgroup
 layout(constant_id = 3) const uint SGS = 32; // subgroup size (pinned by the host where it may vary)
 layout(constant_id = 4) const uint RB = 1;  // 16-row blocks per subgroup
+layout(constant_id = 5) const uint BC = 32; // key positions per tile (16, 32 or 64)
+layout(constant_id = 6) const uint PF = 1;  // 1: next K/V tile loaded into registers during this tile's products
 
 const uint RS = 16 * RB;  // rows per subgroup
 const uint BR = RS * NSG;
-const uint BC = 32;
 const uint LDK4 = HD / 4 + 2; // f16vec4 per shared K/V/Q row (16 bytes of padding against bank conflicts)
 const uint LDP = BC + 8;  // halves per shared P row
 const uint ND = HD / 16;  // 16-wide column blocks of Q, K, V, O
@@ -210,9 +212,10 @@ void main()
     fetch(kmin, kmax, head_base);
     for (int kb = kmin; kb < kmax; kb += int(BC)) {
         barrier(); // every subgroup is done with the previous tile (and with the Q staging)
+        if (PF == 0 && kb != kmin) fetch(kb, kmax, head_base);
         stash();
         barrier();
-        if (kb + int(BC) < kmax) fetch(kb + int(BC), kmax, head_base); // in flight during this tile's products
+        if (PF != 0 && kb + int(BC) < kmax) fetch(kb + int(BC), kmax, head_base); // in flight during this tile's products
 
         // S = Q K^T (K row-major in shared = K^T column-major); each K fragment serves RB row blocks
         for (uint n = 0; n < NC; n++) {

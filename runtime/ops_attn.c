@@ -170,23 +170,27 @@ vkllm_status vkllm_op_attn_decode(vkllm_chain *chain, const vkllm_attn_args *a)
 
 enum { CM_NSG = 4, CM_RB = 1, CM_BC = 32 };
 
+/* coopmat kernel tile shape: subgroups, 16-row blocks per subgroup, key tile, register prefetch */
+typedef struct cm_tile { uint32_t nsg, rb, bc, pf; } cm_tile;
+
 /* K and V tiles (which also stage Q, 2 BC rows per pass), scores, probabilities, emulation scratch */
-static uint64_t cm_shared_bytes(uint32_t hd, uint32_t nsg, uint32_t rb, int emu)
+static uint64_t cm_shared_bytes(uint32_t hd, cm_tile t, int emu)
 {
-    return 2ull * CM_BC * (hd + 8) * 2 + (uint64_t)nsg * rb * 16 * CM_BC * 4 + (uint64_t)nsg * rb * 16 * (CM_BC + 8) * 2 +
-           (emu ? (uint64_t)nsg * 2048 : 0);
+    return 2ull * t.bc * (hd + 8) * 2 + (uint64_t)t.nsg * t.rb * 16 * t.bc * 4 + (uint64_t)t.nsg * t.rb * 16 * (t.bc + 8) * 2 +
+           (emu ? (uint64_t)t.nsg * 2048 : 0);
 }
 
-/* subgroups per workgroup and 16-row blocks per subgroup of the coopmat kernel: 4 x 1 unless
- * VKLLM_ATTN_PREFILL="nsg,rb" (benchmarks) asks for a shape that fits */
-static void cm_shape(const vkllm_device *dev, uint32_t hd, uint32_t *nsg, uint32_t *rb)
+/* VKLLM_ATTN_PREFILL="nsg,rb[,bc[,pf]]" (benchmarks, tests) replaces the default tile where it is
+ * well-formed and fits; else *t is left alone */
+static void cm_override(const vkllm_device *dev, uint32_t hd, int emu, cm_tile *t)
 {
-    *nsg = CM_NSG, *rb = CM_RB;
     const char *ov = getenv("VKLLM_ATTN_PREFILL");
-    unsigned x = 0, y = 0;
-    if (ov && sscanf(ov, "%u,%u", &x, &y) == 2 && x >= 1 && x <= 16 && y >= 1 && y <= 4 &&
-        x * dev->f.subgroup_size <= dev->f.max_workgroup_invocations && cm_shared_bytes(hd, x, y, 0) <= dev->f.max_shared_memory)
-        *nsg = x, *rb = y;
+    unsigned x = 0, y = 0, z = t->bc, w = t->pf;
+    if (!ov || sscanf(ov, "%u,%u,%u,%u", &x, &y, &z, &w) < 2) return;
+    cm_tile n = { x, y, z, w };
+    if (x >= 1 && x <= 16 && y >= 1 && y <= 4 && (z == 16 || z == 32 || z == 64) && w <= 1 &&
+        x * dev->f.subgroup_size <= dev->f.max_workgroup_invocations && cm_shared_bytes(hd, n, emu) <= dev->f.max_shared_memory)
+        *t = n;
 }
 
 int vkllm_attn_prefill_uses_coopmat(vkllm_device *dev, uint32_t head_dim)
@@ -203,7 +207,7 @@ int vkllm_attn_prefill_uses_coopmat(vkllm_device *dev, uint32_t head_dim)
     uint32_t sg = f->subgroup_size;
     return shape && f->coopmat && f->shader_fp16 && vkllm_kernel_available("attn_prefill_cm") && head_dim % 16 == 0 &&
            head_dim <= 256 && sg >= 16 && (sg & (sg - 1)) == 0 && CM_NSG * sg <= f->max_workgroup_invocations &&
-           cm_shared_bytes(head_dim, CM_NSG, CM_RB, 0) <= f->max_shared_memory;
+           cm_shared_bytes(head_dim, (cm_tile){ CM_NSG, CM_RB, CM_BC, 1 }, 0) <= f->max_shared_memory;
 }
 
 vkllm_status vkllm_op_attn_prefill(vkllm_chain *chain, const vkllm_attn_args *a)
@@ -216,20 +220,16 @@ vkllm_status vkllm_op_attn_prefill(vkllm_chain *chain, const vkllm_attn_args *a)
     const int emu = a->force_portable < 0;
     if (emu || (!a->force_portable && vkllm_attn_prefill_uses_coopmat(dev, hd))) {
         const uint32_t sg = dev->f.subgroup_size;
-        uint32_t nsg = 2, rb = 1;
-        if (emu) { /* the emulation: 2 subgroups x 1 row block unless VKLLM_ATTN_PREFILL="nsg,rb" (tests) */
-            const char *ov = getenv("VKLLM_ATTN_PREFILL");
-            unsigned x = 0, y = 0;
-            if (ov && sscanf(ov, "%u,%u", &x, &y) == 2 && x >= 1 && x <= 16 && y >= 1 && y <= 4) nsg = x, rb = y;
-        } else
-            cm_shape(dev, hd, &nsg, &rb);
-        const uint32_t br = 16 * nsg * rb;
+        /* the emulation runs 2 subgroups x 1 row block by default */
+        cm_tile tl = emu ? (cm_tile){ 2, 1, CM_BC, 1 } : (cm_tile){ CM_NSG, CM_RB, CM_BC, 1 };
+        cm_override(dev, hd, emu, &tl);
+        const uint32_t nsg = tl.nsg, br = 16 * tl.nsg * tl.rb;
         if (emu && ((sg & (sg - 1)) || sg > 256 || nsg * sg > dev->f.max_workgroup_invocations ||
-                    cm_shared_bytes(hd, nsg, rb, 1) > dev->f.max_shared_memory))
+                    cm_shared_bytes(hd, tl, 1) > dev->f.max_shared_memory))
             return vkllm_fail(dev, VKLLM_ERROR_UNSUPPORTED, "attn_prefill: the coopmat emulation does not fit this device (head_dim %u)",
                               hd);
         vkllm_pipeline_desc pd = { .kernel = emu ? "attn_prefill_cmemu" : "attn_prefill_cm", .n_bindings = 5, .push_size = 32,
-                                   .n_spec = 5, .spec = { nsg * sg, hd, nsg, sg, rb } };
+                                   .n_spec = 7, .spec = { nsg * sg, hd, nsg, sg, tl.rb, tl.bc, tl.pf } };
         /* the kernel's lanes-per-row split of the softmax reads gl_SubgroupSize: pin it where it may vary */
         if (dev->f.subgroup_size_control && dev->f.min_subgroup_size != dev->f.max_subgroup_size) pd.required_subgroup_size = sg;
         vkllm_pipeline *p;

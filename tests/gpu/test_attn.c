@@ -258,8 +258,9 @@ static void test_attn_prefill(void **state)
             attn_case cm = cases[i];
             cm.coopmat = 1;
             run_attn(dev, &cm, 300 + i);
-            const char *shapes[2] = { "4,2", "8,1" }; /* the other tile shapes bench-attn measures */
-            for (int s = 0; s < 2; s++) {
+            /* the other tile shapes bench-attn measures (subgroups, row blocks, key tile, prefetch) */
+            const char *shapes[5] = { "4,2", "8,1", "2,1,64,1", "4,1,16,1", "4,1,32,0" };
+            for (int s = 0; s < 5; s++) {
                 setenv("VKLLM_ATTN_PREFILL", shapes[s], 1);
                 run_attn(dev, &cm, 300 + i);
                 unsetenv("VKLLM_ATTN_PREFILL");
@@ -290,6 +291,11 @@ static void test_attn_prefill(void **state)
     run_attn(dev, &emu[6], 362);
     setenv("VKLLM_ATTN_PREFILL", "3,2", 1);
     run_attn(dev, &emu[5], 363);
+    setenv("VKLLM_ATTN_PREFILL", "2,1,64,1", 1); /* key tiles of 64 */
+    run_attn(dev, &emu[5], 364);
+    setenv("VKLLM_ATTN_PREFILL", "2,1,16,0", 1); /* key tiles of 16, loaded without register prefetch */
+    run_attn(dev, &emu[4], 365);
+    run_attn(dev, &emu[5], 366);
     unsetenv("VKLLM_ATTN_PREFILL");
     tu_device_close(dev);
 }
