@@ -2,7 +2,13 @@
  * against the streaming-read ceiling measured in the same run; method in benchutil.h.
  * Bytes counted: the weight bytes only (x and y are a few KB next to MBs of weights), so "of read
  * ceiling" says how close the kernel streams its weights to the device's read bandwidth.
+ * Every dispatch writes the same y (weights and x rotate through copies): the chain then puts a
+ * barrier between consecutive dispatches, as in a decode chain where each mat-vec depends on the
+ * op before it. With a y per copy the dispatches ran concurrently and each one's timestamps
+ * spanned its neighbours' work too (durations inflated by the overlap, bimodal medians: 61 us for
+ * a 14 MB Q4_K matrix on the H100 at c8eabe4, 395 us median vs 104 us min for gate_up).
  *   bench-matvec [common flags] [--sweep]
+ *     --diag   also times a streaming read of each case's own weight copies (same rotation)
  *     --sweep  instead times rows-per-group x k-split x lanes-per-group (x staged or direct for the
  *              2-byte-aligned types) variants at seven shapes, each on the same data, to choose the
  *              defaults in runtime/ops_matvec.c for a device. */
@@ -27,10 +33,22 @@ static void rec_mv(vkllm_chain *c, uint32_t i, void *u)
     mv_case *k = u;
     uint32_t j = i % k->copies;
     vkllm_matvec_args a = { .w = { k->w, j * k->w_stride }, .type = k->type, .n_out = k->n_out, .n_in = k->n_in,
-                            .x = { k->x, j * k->x_stride_b }, .y = { k->y, j * k->y_stride_b }, .n_vec = k->n_vec,
+                            .x = { k->x, j * k->x_stride_b }, .y = { k->y, 0 }, .n_vec = k->n_vec,
                             .x_stride = k->n_in, .y_stride = k->n_out, .rows_per_group = k->rps, .k_split = k->ks,
                             .lanes_per_group = k->lanes, .stage = k->stage };
     if (vkllm_op_matvec(c, &a)) bu_die(k->dev, "vkllm_op_matvec");
+}
+
+/* The streaming read of the same weight copies in the same rotation (a row per case with --diag):
+ * tells a slow kernel from slow memory placement of this case's buffers. */
+typedef struct { mv_case *k; vkllm_buffer dst; } rd_case;
+static void rec_rd(vkllm_chain *c, uint32_t i, void *u)
+{
+    rd_case *r = u;
+    uint32_t j = i % r->k->copies;
+    vkllm_view s = { r->k->w, j * r->k->w_stride }, d = { r->dst, 0 };
+    if (vkllm_op_stream_read(c, s, vkllm_matvec_weight_bytes(r->k->type, r->k->n_out, r->k->n_in) & ~255ull, d))
+        bu_die(r->k->dev, "vkllm_op_stream_read");
 }
 
 /* A pool of quantized blocks from random normals (a random scale per block), 1 Mi elements. */
@@ -56,7 +74,7 @@ static uint8_t *make_pool(vkllm_dtype t, size_t *unit_bytes, size_t *n_units)
     return pool;
 }
 
-static int sweep;
+static int sweep, diag;
 
 /* Tuning variants timed on the same data: (rows per group, k split, lanes per group, stage); 0 = auto. */
 typedef struct { uint32_t rps, ks, lanes, stage; } tuning;
@@ -85,6 +103,8 @@ static void bench_case(vkllm_device *dev, const char *what, vkllm_dtype t, uint3
         printf("| matvec_%s | %s | skipped: weights exceed maxMemoryAllocationSize |||||||\n", vkllm_dtype_name(t), shape);
         return;
     }
+    /* the last dispatch uses copy 0 (the one checked against the reference) */
+    n_disp = (n_disp + k.copies - 1) / k.copies * k.copies + 1;
     /* weights: pool units at random places, copy 0 kept on the host for the check */
     size_t ub, nu;
     uint8_t *pool = make_pool(t, &ub, &nu);
@@ -107,7 +127,7 @@ static void bench_case(vkllm_device *dev, const char *what, vkllm_dtype t, uint3
     free(tmp);
     free(pool);
     k.x = bu_random_buffer(dev, k.x_stride_b * k.copies);
-    BU_CK(dev, vkllm_buffer_alloc(dev, VKLLM_MEM_DEVICE, k.y_stride_b * k.copies, &k.y));
+    BU_CK(dev, vkllm_buffer_alloc(dev, VKLLM_MEM_DEVICE, k.y_stride_b, &k.y));
     size_t nx = (size_t)n_in * n_vec, ny = (size_t)n_out * n_vec;
     float *x = malloc(nx * 4), *out = malloc(ny * 4), *ref = malloc(ny * 4);
     if (!x || !out || !ref) bu_die(dev, "out of memory");
@@ -116,13 +136,21 @@ static void bench_case(vkllm_device *dev, const char *what, vkllm_dtype t, uint3
     vkllm_matvec_args a = { .type = t, .n_out = n_out, .n_in = n_in, .n_vec = n_vec };
     uint64_t flops;
     vkllm_matvec_cost(&a, NULL, &flops);
+    if (diag) {
+        rd_case rc = { &k, { 0 } };
+        BU_CK(dev, vkllm_buffer_alloc(dev, VKLLM_MEM_DEVICE, 4096, &rc.dst));
+        double med, mn;
+        bu_time_dispatches(dev, n_disp, rec_rd, &rc, &med, &mn);
+        bu_report("stream_read of these weights", shape, wbytes & ~255ull, 0, med, mn, 0.0);
+        vkllm_buffer_free(dev, &rc.dst);
+    }
     for (size_t vi = 0; vi < n_tv; vi++) {
         k.rps = tv[vi].rps;
         k.ks = tv[vi].ks;
         k.lanes = tv[vi].lanes;
         k.stage = tv[vi].stage;
         if (k.stage && t != VKLLM_DTYPE_Q6_K && t != VKLLM_DTYPE_Q8_0 && t != VKLLM_DTYPE_Q4_0) continue;
-        BU_CK(dev, vkllm_buffer_fill(dev, &k.y, 0, k.y_stride_b * k.copies, 0x7FC00000u));
+        BU_CK(dev, vkllm_buffer_fill(dev, &k.y, 0, k.y_stride_b, 0x7FC00000u));
         double med, mn;
         bu_time_dispatches(dev, n_disp, rec_mv, &k, &med, &mn);
         /* correctness of what was timed: copy 0 against the reference */
@@ -151,6 +179,7 @@ int main(int argc, char **argv)
     int n = 0;
     for (int i = 0; i < argc; i++) {
         if (!strcmp(argv[i], "--sweep")) sweep = 1;
+        else if (!strcmp(argv[i], "--diag")) diag = 1;
         else argv[n++] = argv[i];
     }
     vkllm_device *dev = bu_open(n, argv, "bench-matvec");
@@ -184,8 +213,8 @@ int main(int argc, char **argv)
         const uint32_t sg = vkllm_device_features(dev)->subgroup_size;
         tuning tv[48];
         size_t n_tv = 0;
-        static const uint32_t rpss[] = { 1, 2, 4 }, kss[] = { 1, 2, 4, 8 };
-        for (size_t i = 0; i < 3; i++)
+        static const uint32_t rpss[] = { 1, 2, 4, 8 }, kss[] = { 1, 2, 4, 8 };
+        for (size_t i = 0; i < 4; i++)
             for (size_t j = 0; j < 4; j++) {
                 tv[n_tv++] = (tuning){ rpss[i], kss[j], 8 <= sg ? 8 : sg, 0 };
                 tv[n_tv++] = (tuning){ rpss[i], kss[j], sg, 0 };

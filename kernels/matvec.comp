@@ -16,7 +16,10 @@
 // (F16/BF16) elements in the vector path (one uvec4 each), 1 element in the scalar path (VEC = 0,
 // any n_in and stride). Q6_K, Q8_0 and Q4_0 blocks (2-byte aligned) are first copied into shared
 // memory with coalesced uvec4 loads (STAGE, constant 8; see "Staging" below).
-// Why groups of 8 lanes rather than whole subgroups per row: all groups of a
+// Default since the H100 sweep (runtime/ops_matvec.c): C = the subgroup size, KS = 1, R = 2, i.e.
+// one subgroup per 2 rows, no shared memory or barrier (Q6_K still staged). The 8-lane groups below
+// remain as tuning options; on the H100 they measured slower (x reuse did not pay for the split).
+// Why groups of 8 lanes rather than whole subgroups per row (the original reasoning): all groups of a
 // subgroup read the same x addresses at the same time (the cache broadcasts them), so one x load
 // instruction touches the x of one block (8 lines) instead of four (32 lines, each a separate L1
 // wavefront on NVIDIA), and the K split keeps a row spread over KS*C lanes. The R rows' loads of a
@@ -69,10 +72,23 @@ float acc[R * NV]; // acc[r * NV + v]: this lane's partial dot of row r with vec
 uint grp;          // this lane's group in the workgroup
 uint row[R];       // the R rows (clamped to n_out - 1; the extra ones are not written)
 
-// Bytes of w as floats plus 2^23 (exact); subtract 2^23 + bias to get the values.
-vec4 u8f(uint w) { return uintBitsToFloat(uvec4(w & 0xffu, (w >> 8) & 0xffu, (w >> 16) & 0xffu, w >> 24) | 0x4B000000u); }
 const float MAGIC = 8388608.0;
 float sum4(vec4 v) { return (v.x + v.y) + (v.z + v.w); }
+// Codes as 1 + q/2^n (the n-bit code q of byte k of w moved into the top mantissa bits of 1.0):
+// one shift and one AND/OR per element and no subtraction, since sum(q*x) = 2^n * (sum(f*x) - sum(x))
+// and sum(x) per 32 elements is shared by all rows (f*x stays within 2|x|, so the difference loses
+// at most a few bits: relative error ~1e-6, NMSE ~1e-13, against the 1e-9 bound). Conversions of
+// codes to floats otherwise cost an int-to-float (quarter rate on NVIDIA) or a subtraction each; the
+// decode is most of the kernel's instructions and limited K-quant speed on the H100 (ALU-bound at
+// 40-60% of the read ceiling, F16 at 96%).
+const uint ONE = 0x3F800000u;
+vec4 m4lo(uint w) { return uintBitsToFloat((uvec4(w << 19, w << 11, w << 3, w >> 5) & 0x00780000u) | ONE); } // low nibbles, 1+q/16
+vec4 m4hi(uint w) { return uintBitsToFloat((uvec4(w << 15, w << 7, w >> 1, w >> 9) & 0x00780000u) | ONE); } // high nibbles
+vec4 m5(uint w) { return uintBitsToFloat((uvec4(w << 18, w << 10, w << 2, w >> 6) & 0x007C0000u) | ONE); }    // 5-bit bytes, 1+q/32
+vec4 m6(uint w) { return uintBitsToFloat((uvec4(w << 17, w << 9, w << 1, w >> 7) & 0x007E0000u) | ONE); }     // 6-bit bytes, 1+q/64
+vec4 m8(uint w) { return uintBitsToFloat((uvec4(w << 15, w << 7, w >> 1, w >> 9) & 0x007F8000u) | ONE); }     // bytes, 1+q/256
+// small unsigned integer to float without an int-to-float conversion
+float u2f(uint v) { return uintBitsToFloat(v | 0x4B000000u) - MAGIC; }
 
 #if defined(Q6_K) || defined(Q8_0) || defined(Q4_0)
 // Staging (STAGE != 0): Q6_K, Q8_0 and Q4_0 blocks (210, 34, 18 bytes) are only 2-byte aligned, so
@@ -169,7 +185,7 @@ void unit(uint u)
     for (uint r = 0; r < R; r++) {
         const uvec2 sl = ksm(hd[r].yzw, 2u * g), sh = ksm(hd[r].yzw, 2u * g + 1u);
         const float d = blk_half(hd[r].x), dm = blk_half(hd[r].x >> 16);
-        f[r] = vec4(d * float(sl.x), dm * float(sl.y), d * float(sh.x), dm * float(sh.y));
+        f[r] = vec4(d * u2f(sl.x), dm * u2f(sl.y), d * u2f(sh.x), dm * u2f(sh.y));
     }
     for (uint v = 0; v < NV; v++) {
         const uint xi = (v * p.x_stride + xe) >> 2;
@@ -177,15 +193,17 @@ void unit(uint u)
         const vec4 c0 = x4[xi + 8u], c1 = x4[xi + 9u], c2 = x4[xi + 10u], c3 = x4[xi + 11u];
         const float sa = sum4((a0 + a1) + (a2 + a3)), sc = sum4((c0 + c1) + (c2 + c3));
         for (uint r = 0; r < R; r++) {
-            uvec4 lo = qs[r] & 0x0f0f0f0fu, hi = (qs[r] >> 4) & 0x0f0f0f0fu;
-#if defined(Q5_K)
-            lo |= ((qh[r] >> (2u * g)) & 0x01010101u) << 4;
-            hi |= ((qh[r] >> (2u * g + 1u)) & 0x01010101u) << 4;
+#if defined(Q4_K)
+            const float fl = (dot(m4lo(qs[r].x), a0) + dot(m4lo(qs[r].y), a1)) + (dot(m4lo(qs[r].z), a2) + dot(m4lo(qs[r].w), a3));
+            const float fh = (dot(m4hi(qs[r].x), c0) + dot(m4hi(qs[r].y), c1)) + (dot(m4hi(qs[r].z), c2) + dot(m4hi(qs[r].w), c3));
+            const float dl = 16.0 * (fl - sa), dh = 16.0 * (fh - sc); // sum(q*x) of each half
+#else
+            const uvec4 lo = (qs[r] & 0x0f0f0f0fu) | (((qh[r] >> (2u * g)) & 0x01010101u) << 4);
+            const uvec4 hi = ((qs[r] >> 4) & 0x0f0f0f0fu) | (((qh[r] >> (2u * g + 1u)) & 0x01010101u) << 4);
+            const float fl = (dot(m5(lo.x), a0) + dot(m5(lo.y), a1)) + (dot(m5(lo.z), a2) + dot(m5(lo.w), a3));
+            const float fh = (dot(m5(hi.x), c0) + dot(m5(hi.y), c1)) + (dot(m5(hi.z), c2) + dot(m5(hi.w), c3));
+            const float dl = 32.0 * (fl - sa), dh = 32.0 * (fh - sc);
 #endif
-            const float dl = dot(u8f(lo.x) - MAGIC, a0) + dot(u8f(lo.y) - MAGIC, a1) + dot(u8f(lo.z) - MAGIC, a2) +
-                             dot(u8f(lo.w) - MAGIC, a3);
-            const float dh = dot(u8f(hi.x) - MAGIC, c0) + dot(u8f(hi.y) - MAGIC, c1) + dot(u8f(hi.z) - MAGIC, c2) +
-                             dot(u8f(hi.w) - MAGIC, c3);
             acc[r * NV + v] += (f[r].x * dl - f[r].y * sa) + (f[r].z * dh - f[r].w * sc);
         }
     }
@@ -209,16 +227,17 @@ void unit(uint u)
         const uint xi = (v * p.x_stride + xe) >> 2;
         const vec4 x00 = x4[xi], x01 = x4[xi + 1u], x10 = x4[xi + 8u], x11 = x4[xi + 9u];
         const vec4 x20 = x4[xi + 16u], x21 = x4[xi + 17u], x30 = x4[xi + 24u], x31 = x4[xi + 25u];
+        const float xs[4] = float[4](sum4(x00 + x01), sum4(x10 + x11), sum4(x20 + x21), sum4(x30 + x31));
         for (uint r = 0; r < R; r++) {
             const uvec2 c0 = (qa[r] & 0x0f0f0f0fu) | ((qh[r] & 0x03030303u) << 4);
             const uvec2 c1 = (qb[r] & 0x0f0f0f0fu) | (((qh[r] >> 2) & 0x03030303u) << 4);
             const uvec2 c2 = ((qa[r] >> 4) & 0x0f0f0f0fu) | (((qh[r] >> 4) & 0x03030303u) << 4);
             const uvec2 c3 = ((qb[r] >> 4) & 0x0f0f0f0fu) | (((qh[r] >> 6) & 0x03030303u) << 4);
-            const float B = MAGIC + 32.0;
-            const float s0 = dot(u8f(c0.x) - B, x00) + dot(u8f(c0.y) - B, x01);
-            const float s1 = dot(u8f(c1.x) - B, x10) + dot(u8f(c1.y) - B, x11);
-            const float s2 = dot(u8f(c2.x) - B, x20) + dot(u8f(c2.y) - B, x21);
-            const float s3 = dot(u8f(c3.x) - B, x30) + dot(u8f(c3.y) - B, x31);
+            // sum((q - 32) x) = 64 sum(f x) - 96 sum(x) with f = 1 + q/64
+            const float s0 = 64.0 * (dot(m6(c0.x), x00) + dot(m6(c0.y), x01)) - 96.0 * xs[0];
+            const float s1 = 64.0 * (dot(m6(c1.x), x10) + dot(m6(c1.y), x11)) - 96.0 * xs[1];
+            const float s2 = 64.0 * (dot(m6(c2.x), x20) + dot(m6(c2.y), x21)) - 96.0 * xs[2];
+            const float s3 = 64.0 * (dot(m6(c3.x), x30) + dot(m6(c3.y), x31)) - 96.0 * xs[3];
             // int8 scales sb, sb+2 (word 0) and sb+4, sb+6 (word 1)
             const ivec2 si = ivec2(sw[r]);
             const float k0 = float(bitfieldExtract(si.x, int(sb << 3), 8)), k1 = float(bitfieldExtract(si.x, int((sb + 2u) << 3), 8));
@@ -256,15 +275,17 @@ void unit(uint u)
         const uint xi = (v * p.x_stride + u * 32u) >> 2;
         vec4 xv[8];
         for (uint i = 0; i < 8u; i++) xv[i] = x4[xi + i];
+        const float xsum = sum4(((xv[0] + xv[1]) + (xv[2] + xv[3])) + ((xv[4] + xv[5]) + (xv[6] + xv[7])));
         for (uint r = 0; r < R; r++) {
             float s = 0.0;
 #if defined(Q8_0)
-            for (uint i = 0; i < 8u; i++) s += dot(u8f(q[r][i] ^ 0x80808080u) - (MAGIC + 128.0), xv[i]);
+            // sum((u - 128) x) = 256 sum(f x) - 384 sum(x), u = q + 128, f = 1 + u/256
+            for (uint i = 0; i < 8u; i++) s += dot(m8(q[r][i] ^ 0x80808080u), xv[i]);
+            s = 256.0 * s - 384.0 * xsum;
 #else
-            for (uint i = 0; i < 4u; i++) {
-                s += dot(u8f(q[r][i] & 0x0f0f0f0fu) - (MAGIC + 8.0), xv[i]);
-                s += dot(u8f((q[r][i] >> 4) & 0x0f0f0f0fu) - (MAGIC + 8.0), xv[i + 4u]);
-            }
+            // sum((q - 8) x) = 16 sum(f x) - 24 sum(x), f = 1 + q/16
+            for (uint i = 0; i < 4u; i++) s += dot(m4lo(q[r][i]), xv[i]) + dot(m4hi(q[r][i]), xv[i + 4u]);
+            s = 16.0 * s - 24.0 * xsum;
 #endif
             acc[r * NV + v] += d[r] * s;
         }

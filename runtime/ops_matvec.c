@@ -121,16 +121,17 @@ vkllm_status vkllm_op_matvec(vkllm_chain *chain, const vkllm_matvec_args *a)
     }
 
     const uint32_t sg = dev->f.subgroup_size ? dev->f.subgroup_size : 32;
-    /* Lane groups of C = 8 (RG of them fill a subgroup, reading the same x); R = 2 rows per group
-     * lets each lane keep two independent weight loads per unit in flight and reuses every x load
-     * for two rows; KS = 4 groups split each row, so a row is spread over 32 lanes (enough loads in
-     * flight for rows of 5120 at 5120 rows) and a workgroup has 4 subgroups. Defaults from reasoning
-     * about the H100, not yet from measurement: bench-matvec --sweep times the alternatives. */
+    /* Default: one subgroup per R = 2 rows (C = the subgroup size, KS = 1: no shared memory, no
+     * barrier). Measured on the H100 (bench-matvec --sweep, same data per shape) it was the best or
+     * within 5% of the best of 1/2/4/8 rows x 1/2/4/8 K groups x 8/32 lanes at every shape tried
+     * (Q5_K qkv, Q4_K o and gate_up, Q6_K down and output, Q8_0 and F16 o); the former default
+     * (8-lane groups, KS = 4) was 1.6x slower on Q6_K down and 1.9x on Q8_0 o. 4 or 8 rows were
+     * slower (fewer subgroups in flight). */
     uint32_t rps = a->rows_per_group ? a->rows_per_group : 2;
-    uint32_t ks = a->k_split ? a->k_split : 4;
+    uint32_t ks = a->k_split ? a->k_split : 1;
     if (rps > 8 || ks > 16)
         return vkllm_fail(dev, VKLLM_ERROR_INVALID_ARGUMENT, "matvec: tuning rows_per_group %u (<= 8) / k_split %u (<= 16)", rps, ks);
-    uint32_t cl = a->lanes_per_group ? a->lanes_per_group : sg < 8 ? sg : 8;
+    uint32_t cl = a->lanes_per_group ? a->lanes_per_group : sg;
     if (cl > sg || (cl & (cl - 1)))
         return vkllm_fail(dev, VKLLM_ERROR_INVALID_ARGUMENT, "matvec: lanes_per_group %u must be a power of two <= the subgroup size %u",
                           cl, sg);
@@ -151,7 +152,10 @@ vkllm_status vkllm_op_matvec(vkllm_chain *chain, const vkllm_matvec_args *a)
     uint32_t stage = 0;
     uint32_t upb = a->type == VKLLM_DTYPE_Q6_K ? 8 : 1; /* kernel units per block */
     int stageable = a->type == VKLLM_DTYPE_Q6_K || a->type == VKLLM_DTYPE_Q8_0 || a->type == VKLLM_DTYPE_Q4_0;
-    if (stageable && a->stage != 1 && cl % upb == 0) {
+    /* auto: Q6_K only (H100 sweep with whole-subgroup groups: staged 1.4x faster for Q6_K down, 8%
+     * slower for Q6_K output; direct 1.25x faster for Q8_0) */
+    int want = a->stage == 2 || (a->stage == 0 && a->type == VKLLM_DTYPE_Q6_K);
+    if (stageable && want && cl % upb == 0) {
         uint64_t bb = vkllm_dtype_block_bytes(a->type);
         uint64_t ch = ((uint64_t)(cl / upb) * bb + 29) / 16, chl = (ch + cl - 1) / cl, regw = chl * cl * 4 + 4;
         uint64_t smem = (uint64_t)ks * rg * rps * regw * 4 + (uint64_t)ks * rg * rps * a->n_vec * 4;

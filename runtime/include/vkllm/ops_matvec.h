@@ -22,8 +22,8 @@ extern "C" {
  * needs 2 bytes after it in its buffer (VKLLM_ERROR_OUT_OF_RANGE otherwise).
  * rows_per_group (rows per group of lanes, 1..8), k_split (groups sharing a row, 1..16) and
  * lanes_per_group (a power of two <= the subgroup size) are tuning overrides for benchmarks and tests
- * (see kernels/matvec.comp); 0 = chosen from the device and shape (2, 4, 8). stage: Q6_K/Q8_0/Q4_0
- * blocks through shared memory, 0 = where possible (lanes_per_group a multiple of 8, and the buffer holds the
+ * (see kernels/matvec.comp); 0 = chosen from the device and shape (2, 1, the subgroup size). stage: Q6_K/Q8_0/Q4_0
+ * blocks through shared memory, 0 = auto (Q6_K where possible: lanes_per_group a multiple of 8, and the buffer holds the
  * 16-byte chunk with the tensor's last byte), 1 = never, 2 = required (error if impossible). */
 typedef struct vkllm_matvec_args {
     vkllm_view w;
