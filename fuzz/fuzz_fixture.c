@@ -128,8 +128,9 @@ static void put_dataset(hid_t file, const char *path, src *s)
     if (ds >= 0 && n) {
         int32_t *buf = malloc(n * sizeof *buf);
         if (buf) {
-            int32_t fill = (int32_t)value(s), step = (int32_t)(byte(s) % 5) - 1;
-            for (hsize_t i = 0; i < n; i++) buf[i] = fill + step * (int32_t)i;
+            /* wrapping arithmetic: the values only need to cover the range, not to be exact */
+            uint32_t fill = (uint32_t)value(s), step = (uint32_t)(byte(s) % 5) - 1u;
+            for (hsize_t i = 0; i < n; i++) buf[i] = (int32_t)(fill + step * (uint32_t)i);
             if (!is_int)
                 for (hsize_t i = 0; i < n; i++) ((float *)buf)[i] = (float)buf[i];
             H5Dwrite(ds, is_int ? H5T_NATIVE_INT32 : H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf);
