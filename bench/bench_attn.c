@@ -2,15 +2,15 @@
  * 128), method in benchutil.h:
  *   decode (split + merge, one query row) at contexts 512, 4096, 16384: bytes = the K and V the call
  *     must read, 2 * n_kv * ctx * hd * 2, against the streaming-read ceiling; caches rotate through
- *     enough copies that L2 never holds the next call's cache; then other split counts and
- *     workgroup shapes (VKLLM_ATTN_DECODE), then the defaults again;
+ *     enough copies that L2 never holds the next call's cache;
  *   prefill (portable tiles at 512 and 2048, then the cooperative-matrix kernel where the device has
- *     it at 512, 2048, 8192, and other tile shapes through VKLLM_ATTN_PREFILL) from position 0:
- *     TFLOP/s counted as causal,
+ *     it at 512, 2048, 8192) from position 0: TFLOP/s counted as causal,
  *     4 * n_q * hd * T^2 / 2 (what bench/torch_attn.py counts for SDPA);
  *   kv_write of 1 and 512 tokens (bytes: QKV rows read, Q written, K and V halves written).
  * Each result is checked against the CPU reference (prefill: a few rows per head, the reference is
- * O(T^2)). A call's time for decode is from the split's start to the merge's end. */
+ * O(T^2)). A call's time for decode is from the split's start to the merge's end.
+ * VKLLM_BENCH_SWEEP=1 adds other decode split counts and workgroup shapes and prefill tile shapes
+ * (through VKLLM_ATTN_DECODE / VKLLM_ATTN_PREFILL), then the decode defaults again. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -237,39 +237,37 @@ int main(int argc, char **argv)
         if (vkllm_attn_prefill_uses_coopmat(dev, HD)) bench_prefill(dev, 128, 0);
         bench_kv_write(dev, 1);
     } else {
-        const uint32_t ctxs[3] = { 512, 4096, 16384 };
+        const uint32_t ctxs[3] = { 512, 4096, 16384 }, ts[3] = { 512, 2048, 8192 };
         for (int i = 0; i < 3; i++) bench_decode(dev, ctxs[i], 0, NULL);
-        /* the split count is fixed at record time from the capacity; the workgroup shape by
-         * VKLLM_ATTN_DECODE (threads, rows per slot and step, minimum chunk): their effect */
-        bench_decode(dev, 512, 16, NULL);
-        bench_decode(dev, 512, 8, "64,4");
-        bench_decode(dev, 512, 16, "64,2");
-        bench_decode(dev, 512, 32, "64,4");
-        bench_decode(dev, 4096, 32, NULL);
-        bench_decode(dev, 4096, 128, NULL);
-        bench_decode(dev, 4096, 0, "128,8");
-        bench_decode(dev, 4096, 0, "256,4");
-        bench_decode(dev, 16384, 64, NULL);
-        bench_decode(dev, 16384, 256, NULL);
-        bench_decode(dev, 16384, 0, "128,8");
-        bench_decode(dev, 16384, 0, "256,4");
-        /* the defaults again: a later run that is slower says the machine, not the shape, changed */
-        for (int i = 0; i < 3; i++) bench_decode(dev, ctxs[i], 0, NULL);
-        const uint32_t ts[3] = { 512, 2048, 8192 };
         for (int i = 0; i < 2; i++) bench_prefill(dev, ts[i], 1); /* 8192: 74 ms a call on the H100 */
-        if (vkllm_attn_prefill_uses_coopmat(dev, HD)) {
+        const int cm = vkllm_attn_prefill_uses_coopmat(dev, HD);
+        if (cm)
             for (int i = 0; i < 3; i++) bench_prefill(dev, ts[i], 0);
-            /* other tile shapes (subgroups, 16-row blocks per subgroup) through VKLLM_ATTN_PREFILL */
-            const char *shapes[5] = { "8,1", "4,2", "2,1,64,1", "4,1,16,1", "4,1,32,0" };
-            for (int s = 0; s < 5; s++) {
-                setenv("VKLLM_ATTN_PREFILL", shapes[s], 1);
-                fprintf(stderr, "bench-attn: prefill shape %s (subgroups, row blocks, key tile, prefetch)\n", shapes[s]);
-                for (int i = 1; i < 3; i++) bench_prefill(dev, ts[i], 0);
-                unsetenv("VKLLM_ATTN_PREFILL");
-            }
-        }
         bench_kv_write(dev, 1);
         bench_kv_write(dev, 512);
+        if (getenv("VKLLM_BENCH_SWEEP")) {
+            /* the split count is fixed at record time from the capacity, the workgroup shape by
+             * VKLLM_ATTN_DECODE (threads, rows per slot and step), the prefill tile by
+             * VKLLM_ATTN_PREFILL (subgroups, row blocks, key tile, prefetch): their effect */
+            bench_decode(dev, 512, 16, NULL);
+            bench_decode(dev, 512, 32, "64,4");
+            bench_decode(dev, 4096, 32, NULL);
+            bench_decode(dev, 4096, 128, NULL);
+            bench_decode(dev, 4096, 0, "128,8");
+            bench_decode(dev, 16384, 64, NULL);
+            bench_decode(dev, 16384, 0, "128,8");
+            if (cm) {
+                const char *shapes[4] = { "8,1", "4,2", "4,1,16,1", "4,1,32,0" };
+                for (int s = 0; s < 4; s++) {
+                    setenv("VKLLM_ATTN_PREFILL", shapes[s], 1);
+                    bench_prefill(dev, 2048, 0);
+                    unsetenv("VKLLM_ATTN_PREFILL");
+                }
+            }
+            /* the defaults again: on the H100 (driver 580) these came out up to 3x slower than the
+             * same calls at the start of the run, so compare sweep rows with these, not the first */
+            for (int i = 0; i < 3; i++) bench_decode(dev, ctxs[i], 0, NULL);
+        }
     }
     bu_close(dev);
     return 0;

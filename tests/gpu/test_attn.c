@@ -258,9 +258,11 @@ static void test_attn_prefill(void **state)
             attn_case cm = cases[i];
             cm.coopmat = 1;
             run_attn(dev, &cm, 300 + i);
-            /* the other tile shapes bench-attn measures (subgroups, row blocks, key tile, prefetch) */
-            const char *shapes[5] = { "4,2", "8,1", "2,1,64,1", "4,1,16,1", "4,1,32,0" };
-            for (int s = 0; s < 5; s++) {
+            /* two other tile shapes bench-attn measures (the key-tile and prefetch variants are
+             * covered by the emulation below: under validation on the H100 every extra shape costs
+             * seconds) */
+            const char *shapes[2] = { "4,2", "8,1" };
+            for (int s = 0; s < 2; s++) {
                 setenv("VKLLM_ATTN_PREFILL", shapes[s], 1);
                 run_attn(dev, &cm, 300 + i);
                 unsetenv("VKLLM_ATTN_PREFILL");
