@@ -28,6 +28,11 @@
 // NSLOT = WG / P slot states merge in shared memory at the end.
 // Per call: reads 2 * 2 * n_kv * range * HD bytes of cache (once per query row; K/V of a step are
 // read by one workgroup only) plus q; FLOPs about 4 * n_q * range * HD per query row.
+// H100 (driver 580, Phi-4 40/10 x 128, one row; bench-attn): ctx 512 13.6 us, 4096 26.2 us (25% of
+// the read ceiling), 16384 184 us (14%), split + merge; about 5.5 us of each is the merge dispatch and
+// the barrier before it (a one-pass merge needs a counter zeroed before the first call, which the
+// ops API has no way to record). At 16384 the marginal rate is ~0.5 TB/s against ~1.6 at 4096: not
+// understood yet (address translation of the 84 MB working set is the first suspect).
 #extension GL_GOOGLE_include_directive : require
 #extension GL_KHR_shader_subgroup_basic : require
 #extension GL_KHR_shader_subgroup_shuffle : require

@@ -32,6 +32,11 @@
 // without cooperative matrices, so the tiling, masking, softmax and indexing above are checked
 // everywhere; the host runs it with NSG = 2 (its scratch adds NSG * 2 KiB).
 // Per call: FLOPs 4 * n_q * HD * (allowed pairs) (causal: about n_tok^2 / 2 pairs per head).
+// H100 (driver 580, Phi-4 40/10 x 128, causal, bench-attn): 20.5 / 32.9 / 37.6 TFLOP/s at T = 512 /
+// 2048 / 8192 (torch SDPA fp16: ~55 / 300-350 / 560-580). NSG 8 is +4% at 8192; RB 2 and BC 64
+// are slower. KHR subgroup matrices through shared memory (mma.sync-class), a scalar softmax through
+// shared memory and two workgroup barriers per key tile; GL_NV_cooperative_matrix2 (row reductions
+// on the accumulator, tensor loads) is the next step.
 #extension GL_GOOGLE_include_directive : require
 #extension GL_KHR_shader_subgroup_basic : require
 #extension GL_KHR_shader_subgroup_shuffle : require
