@@ -8,6 +8,7 @@
  * spanned its neighbours' work too (durations inflated by the overlap, bimodal medians: 61 us for
  * a 14 MB Q4_K matrix on the H100 at c8eabe4, 395 us median vs 104 us min for gate_up).
  *   bench-matvec [common flags] [--sweep]
+ *     --fresh  allocates each case's buffers anew (default: kept and grown; see reuse())
  *     --diag   also times a streaming read of each case's own weight copies (same rotation)
  *     --sweep  instead times rows-per-group x k-split x lanes-per-group (x staged or direct for the
  *              2-byte-aligned types) variants at seven shapes, each on the same data, to choose the
@@ -74,7 +75,35 @@ static uint8_t *make_pool(vkllm_dtype t, size_t *unit_bytes, size_t *n_units)
     return pool;
 }
 
-static int sweep, diag;
+static int sweep, diag, fresh;
+
+/* Buffers kept from case to case (grown when a case needs more), unless --fresh: with buffers
+ * allocated per case, the same kernel, variant and shape measured up to 5x apart between cases on
+ * the H100 (Q8_0 5120x5120 at 7% of the read ceiling in one case, 33% in another; a streaming read
+ * of the slow case's own weights was slow too), so the placement of a case's buffers mattered more
+ * than the kernel. */
+static vkllm_buffer keep[3];
+static uint64_t keep_size[3];
+static vkllm_buffer reuse(vkllm_device *dev, int i, uint64_t need)
+{
+    vkllm_buffer b;
+    if (fresh) {
+        BU_CK(dev, vkllm_buffer_alloc(dev, VKLLM_MEM_DEVICE, need, &b));
+        return b;
+    }
+    if (need > keep_size[i]) {
+        if (keep_size[i]) vkllm_buffer_free(dev, &keep[i]);
+        uint64_t sz = 2 * keep_size[i] > need ? 2 * keep_size[i] : need, cap = vkllm_device_features(dev)->max_allocation_size;
+        if (sz > cap) sz = cap;
+        BU_CK(dev, vkllm_buffer_alloc(dev, VKLLM_MEM_DEVICE, sz, &keep[i]));
+        keep_size[i] = sz;
+    }
+    return keep[i];
+}
+static void release(vkllm_device *dev, vkllm_buffer *b)
+{
+    if (fresh) vkllm_buffer_free(dev, b);
+}
 
 /* Tuning variants timed on the same data: (rows per group, k split, lanes per group, stage); 0 = auto. */
 typedef struct { uint32_t rps, ks, lanes, stage; } tuning;
@@ -112,7 +141,7 @@ static void bench_case(vkllm_device *dev, const char *what, vkllm_dtype t, uint3
     const uint64_t chunk = 16ull << 20;
     uint8_t *tmp = malloc(chunk);
     if (!w0 || !tmp) bu_die(dev, "out of memory");
-    BU_CK(dev, vkllm_buffer_alloc(dev, VKLLM_MEM_DEVICE, k.w_stride * k.copies, &k.w));
+    k.w = reuse(dev, 0, k.w_stride * k.copies);
     uint64_t units = wbytes / ub, per_chunk = chunk / ub;
     for (uint32_t j = 0; j < k.copies; j++)
         for (uint64_t u0 = 0; u0 < units; u0 += per_chunk) {
@@ -126,8 +155,15 @@ static void bench_case(vkllm_device *dev, const char *what, vkllm_dtype t, uint3
         }
     free(tmp);
     free(pool);
-    k.x = bu_random_buffer(dev, k.x_stride_b * k.copies);
-    BU_CK(dev, vkllm_buffer_alloc(dev, VKLLM_MEM_DEVICE, k.y_stride_b, &k.y));
+    k.x = reuse(dev, 1, k.x_stride_b * k.copies);
+    {
+        float *xs = malloc(k.x_stride_b * k.copies);
+        if (!xs) bu_die(dev, "out of memory");
+        for (uint64_t i = 0; i < k.x_stride_b * k.copies / 4; i++) xs[i] = bu_normal();
+        BU_CK(dev, vkllm_buffer_write(dev, &k.x, 0, xs, k.x_stride_b * k.copies));
+        free(xs);
+    }
+    k.y = reuse(dev, 2, k.y_stride_b);
     size_t nx = (size_t)n_in * n_vec, ny = (size_t)n_out * n_vec;
     float *x = malloc(nx * 4), *out = malloc(ny * 4), *ref = malloc(ny * 4);
     if (!x || !out || !ref) bu_die(dev, "out of memory");
@@ -169,7 +205,7 @@ static void bench_case(vkllm_device *dev, const char *what, vkllm_dtype t, uint3
             exit(1);
         }
     }
-    vkllm_buffer_free(dev, &k.w); vkllm_buffer_free(dev, &k.x); vkllm_buffer_free(dev, &k.y);
+    release(dev, &k.w); release(dev, &k.x); release(dev, &k.y);
     free(w0); free(x); free(out); free(ref);
 }
 
@@ -180,6 +216,7 @@ int main(int argc, char **argv)
     for (int i = 0; i < argc; i++) {
         if (!strcmp(argv[i], "--sweep")) sweep = 1;
         else if (!strcmp(argv[i], "--diag")) diag = 1;
+        else if (!strcmp(argv[i], "--fresh")) fresh = 1;
         else argv[n++] = argv[i];
     }
     vkllm_device *dev = bu_open(n, argv, "bench-matvec");
@@ -202,11 +239,12 @@ int main(int argc, char **argv)
         bench_case(dev, "qkv", VKLLM_DTYPE_Q5_K, 7680 / div, 5120, 8, auto_tuning, 1);
     }
     if (sweep) {
-        static const struct { const char *what; vkllm_dtype t; uint32_t n_out, n_in; } sw[] = {
-            { "qkv", VKLLM_DTYPE_Q5_K, 7680, 5120 }, { "o", VKLLM_DTYPE_Q4_K, 5120, 5120 },
-            { "gate_up", VKLLM_DTYPE_Q4_K, 35840, 5120 }, { "down", VKLLM_DTYPE_Q6_K, 5120, 17920 },
-            { "output", VKLLM_DTYPE_Q6_K, 100352, 5120 }, { "o", VKLLM_DTYPE_Q8_0, 5120, 5120 },
-            { "o", VKLLM_DTYPE_F16, 5120, 5120 },
+        static const struct { const char *what; vkllm_dtype t; uint32_t n_out, n_in, n_vec; } sw[] = {
+            { "qkv", VKLLM_DTYPE_Q5_K, 7680, 5120, 1 }, { "o", VKLLM_DTYPE_Q4_K, 5120, 5120, 1 },
+            { "gate_up", VKLLM_DTYPE_Q4_K, 35840, 5120, 1 }, { "down", VKLLM_DTYPE_Q6_K, 5120, 17920, 1 },
+            { "output", VKLLM_DTYPE_Q6_K, 100352, 5120, 1 }, { "o", VKLLM_DTYPE_Q8_0, 5120, 5120, 1 },
+            { "o", VKLLM_DTYPE_F16, 5120, 5120, 1 }, { "gate_up", VKLLM_DTYPE_Q4_K, 35840, 5120, 4 },
+            { "qkv", VKLLM_DTYPE_Q5_K, 7680, 5120, 8 }, { "down", VKLLM_DTYPE_Q6_K, 5120, 17920, 4 },
         };
         /* lanes 0 = groups of 8; lanes = the subgroup size is one subgroup per row group, the
          * mapping of a plain "subgroup per row" mat-vec, for comparison */
@@ -223,8 +261,10 @@ int main(int argc, char **argv)
                     tv[n_tv++] = (tuning){ rpss[i], kss[j], sg, 1 };
                 }
             }
-        for (size_t s = 0; s < sizeof sw / sizeof sw[0]; s++) bench_case(dev, sw[s].what, sw[s].t, sw[s].n_out / div, sw[s].n_in, 1, tv, n_tv);
+        for (size_t s = 0; s < sizeof sw / sizeof sw[0]; s++) bench_case(dev, sw[s].what, sw[s].t, sw[s].n_out / div, sw[s].n_in, sw[s].n_vec, tv, n_tv);
     }
+    for (int i = 0; i < 3; i++)
+        if (keep_size[i]) vkllm_buffer_free(dev, &keep[i]);
     bu_close(dev);
     return 0;
 }
