@@ -47,6 +47,7 @@ layout(constant_id = 5) const uint VEC = 1; // float types: one uvec4 of weights
 layout(constant_id = 6) const uint C = 8;   // lanes per group: a power of two <= the subgroup size
 layout(constant_id = 7) const uint KS = 4;  // groups that split each row's units
 layout(constant_id = 8) const uint STAGE = 0; // Q6_K/Q8_0/Q4_0 through shared memory (whole blocks per group)
+layout(constant_id = 9) const uint XCK = 0;   // x staged in shared memory in chunks of XCK vec4s per vector (0: x via the cache)
 
 layout(std430, binding = 0) readonly buffer W4 { uvec4 w4[]; };
 layout(std430, binding = 0) readonly buffer W1 { uint w32[]; };
@@ -63,6 +64,19 @@ layout(push_constant) uniform Params {
     uint y_stride;
     uint r_stride;
 } p;
+
+// x staging (XCK != 0; experimental, off by default: on the H100 it lost 3x where x needs several
+// chunks and did not win clearly elsewhere): the workgroup copies a chunk of every vector's x into shared memory (one
+// coalesced pass, two barriers per chunk) and the units read it from there. Read through the cache,
+// x was evicted from L1 by the streaming weights and re-read from L2 by every subgroup (7x the weight
+// bytes for Q4_K at one vector, 28x at four, if L1 keeps none of it) - the hypothesis for the 20-50% of
+// the read ceiling and the swings between buffer placements, not confirmed by this variant. One vec4 of
+// padding per 16 spreads the lanes' 16-byte reads (64 bytes apart within a K block) over all banks.
+shared vec4 xsh[XCK != 0u ? NV * (XCK + XCK / 16u) : 1u];
+uint xc0; // first vec4 (element / 4) of the staged chunk
+// vec4 index of elements e..e+3 of vector v, then the load
+uint XI(uint v, uint e) { return XCK != 0u ? v * XCK + (e >> 2) - xc0 : (v * p.x_stride + e) >> 2; }
+vec4 XR(uint i) { return XCK != 0u ? xsh[i + (i >> 4)] : x4[i]; }
 
 #define BLK_BUF_U32 w32
 #include "common/blocks.glsl"
@@ -188,9 +202,9 @@ void unit(uint u)
         f[r] = vec4(d * u2f(sl.x), dm * u2f(sl.y), d * u2f(sh.x), dm * u2f(sh.y));
     }
     for (uint v = 0; v < NV; v++) {
-        const uint xi = (v * p.x_stride + xe) >> 2;
-        const vec4 a0 = x4[xi], a1 = x4[xi + 1u], a2 = x4[xi + 2u], a3 = x4[xi + 3u];
-        const vec4 c0 = x4[xi + 8u], c1 = x4[xi + 9u], c2 = x4[xi + 10u], c3 = x4[xi + 11u];
+        const uint xi = XI(v, xe);
+        const vec4 a0 = XR(xi), a1 = XR(xi + 1u), a2 = XR(xi + 2u), a3 = XR(xi + 3u);
+        const vec4 c0 = XR(xi + 8u), c1 = XR(xi + 9u), c2 = XR(xi + 10u), c3 = XR(xi + 11u);
         const float sa = sum4((a0 + a1) + (a2 + a3)), sc = sum4((c0 + c1) + (c2 + c3));
         for (uint r = 0; r < R; r++) {
 #if defined(Q4_K)
@@ -224,9 +238,9 @@ void unit(uint u)
     }
     const uint xe = b * 256u + 128u * t + lq, sb = lq >> 4; // scale of group g: byte sb + 2g of sw
     for (uint v = 0; v < NV; v++) {
-        const uint xi = (v * p.x_stride + xe) >> 2;
-        const vec4 x00 = x4[xi], x01 = x4[xi + 1u], x10 = x4[xi + 8u], x11 = x4[xi + 9u];
-        const vec4 x20 = x4[xi + 16u], x21 = x4[xi + 17u], x30 = x4[xi + 24u], x31 = x4[xi + 25u];
+        const uint xi = XI(v, xe);
+        const vec4 x00 = XR(xi), x01 = XR(xi + 1u), x10 = XR(xi + 8u), x11 = XR(xi + 9u);
+        const vec4 x20 = XR(xi + 16u), x21 = XR(xi + 17u), x30 = XR(xi + 24u), x31 = XR(xi + 25u);
         const float xs[4] = float[4](sum4(x00 + x01), sum4(x10 + x11), sum4(x20 + x21), sum4(x30 + x31));
         for (uint r = 0; r < R; r++) {
             const uvec2 c0 = (qa[r] & 0x0f0f0f0fu) | ((qh[r] & 0x03030303u) << 4);
@@ -272,9 +286,9 @@ void unit(uint u)
         }
     }
     for (uint v = 0; v < NV; v++) {
-        const uint xi = (v * p.x_stride + u * 32u) >> 2;
+        const uint xi = XI(v, u * 32u);
         vec4 xv[8];
-        for (uint i = 0; i < 8u; i++) xv[i] = x4[xi + i];
+        for (uint i = 0; i < 8u; i++) xv[i] = XR(xi + i);
         const float xsum = sum4(((xv[0] + xv[1]) + (xv[2] + xv[3])) + ((xv[4] + xv[5]) + (xv[6] + xv[7])));
         for (uint r = 0; r < R; r++) {
             float s = 0.0;
@@ -297,11 +311,11 @@ void unit(uint u)
         for (uint r = 0; r < R; r++) wv[r] = w4[row[r] * (p.row_h >> 3) + u];
         for (uint v = 0; v < NV; v++) {
 #if defined(F32)
-            const vec4 xa = x4[((v * p.x_stride) >> 2) + u];
+            const vec4 xa = XR(XI(v, 4u * u));
             for (uint r = 0; r < R; r++) acc[r * NV + v] += dot(uintBitsToFloat(wv[r]), xa);
 #else
-            const uint xi = ((v * p.x_stride) >> 2) + 2u * u;
-            const vec4 xa = x4[xi], xb = x4[xi + 1u];
+            const uint xi = XI(v, 8u * u);
+            const vec4 xa = XR(xi), xb = XR(xi + 1u);
             for (uint r = 0; r < R; r++) {
 #if defined(F16)
                 // unpackHalf2x16: fp16 subnormals (|w| < 6.1e-5) may be flushed by some drivers; their
@@ -365,23 +379,40 @@ void main()
     for (uint i = 0; i < R * NV; i++) acc[i] = 0.0;
     grp = t / C;
     const uint units = units_per_row(), step = KS * C;
+    // x chunks (one chunk of all units when XCK = 0): units c0u..c1u
+    const uint epu = p.n_in / max(units, 1u); // elements per unit (32, 8, 4; 1 in the scalar path, never staged)
+    const uint cu = XCK != 0u ? XCK * 4u / epu : units;
+    for (uint c0u = 0; c0u < units; c0u += cu) {
+        const uint c1u = min(units, c0u + cu);
+        if (XCK != 0u) {
+            barrier(); // the previous chunk is consumed
+            xc0 = c0u * epu / 4u;
+            const uint n4 = (c1u - c0u) * epu / 4u;
+            for (uint v = 0; v < NV; v++)
+                for (uint i = t; i < n4; i += gl_WorkGroupSize.x) {
+                    const uint d = v * XCK + i;
+                    xsh[d + (d >> 4)] = x4[((v * p.x_stride) >> 2) + xc0 + i];
+                }
+            barrier();
+        }
 #if defined(Q6_K) || defined(Q8_0) || defined(Q4_0)
-    if (STAGE != 0u) {
-        // group-uniform loop (ub is the group's first unit): stage, decode, wait before restaging
-        for (uint ub = ks * C; ub < units; ub += step) {
-            stage(ub, lane);
-            if (ub + lane < units) unit(ub + lane);
-            subgroupBarrier();
-        }
-    } else
+        if (STAGE != 0u) {
+            // group-uniform loop (ub is the group's first unit): stage, decode, wait before restaging
+            for (uint ub = c0u + ks * C; ub < c1u; ub += step) {
+                stage(ub, lane);
+                if (ub + lane < c1u) unit(ub + lane);
+                subgroupBarrier();
+            }
+        } else
 #endif
-    {
-        uint u = ks * C + lane;
-        for (; u + step < units; u += 2u * step) {
-            unit(u);
-            unit(u + step);
+        {
+            uint u = c0u + ks * C + lane;
+            for (; u + step < c1u; u += 2u * step) {
+                unit(u);
+                unit(u + step);
+            }
+            if (u < c1u) unit(u);
         }
-        if (u < units) unit(u);
     }
     // sum over the C lanes of the group (consecutive invocations, inside one subgroup)
     for (uint i = 0; i < R * NV; i++) {

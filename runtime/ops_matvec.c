@@ -1,5 +1,6 @@
 /* The decode mat-vec: variant (module per weight type, float vector path) and tuning (rows per
  * subgroup, subgroups per workgroup) from the device and the shape; one dispatch. */
+#include <stdlib.h>
 #include <string.h>
 
 #include "internal.h"
@@ -135,7 +136,14 @@ vkllm_status vkllm_op_matvec(vkllm_chain *chain, const vkllm_matvec_args *a)
     if (cl > sg || (cl & (cl - 1)))
         return vkllm_fail(dev, VKLLM_ERROR_INVALID_ARGUMENT, "matvec: lanes_per_group %u must be a power of two <= the subgroup size %u",
                           cl, sg);
-    uint32_t rg = sg / cl;
+    /* x through shared memory (kernels/matvec.comp), in workgroups of 8 subgroups: an experiment,
+     * off unless VKLLM_MATVEC_XS=1. On the H100 it was 3x slower where x needs several chunks (down
+     * 5120x17920, n_vec 4: barriers per chunk) and mixed elsewhere (within the run-to-run spread). */
+    const char *xenv = getenv("VKLLM_MATVEC_XS");
+    int xs_on = vec && xenv && xenv[0] == '1';
+    uint32_t nsg = xs_on ? 8 : 1;
+    while (nsg > 1 && ks * nsg * sg > dev->f.max_workgroup_invocations) nsg /= 2;
+    uint32_t rg = sg / cl * nsg;
     /* per shape: no more K groups than keep two units per lane (short rows need no split) */
     uint32_t units = quant ? a->n_in / 32 : vec ? a->n_in / vec_elems : a->n_in;
     if (!a->k_split)
@@ -170,8 +178,23 @@ vkllm_status vkllm_op_matvec(vkllm_chain *chain, const vkllm_matvec_args *a)
                           "matvec: staged path asked for %s weights with %u lanes per group (needs q6_K/q8_0/q4_0, whole blocks "
                           "per group, 16 bytes of room at the tensor's end, shared memory)", tn, cl);
 
-    vkllm_pipeline_desc pd = { .kernel = kernel, .n_bindings = 4, .push_size = 24, .n_spec = 9,
-                               .spec = { wg, rg, rps, a->n_vec, (uint32_t)has_res, (uint32_t)vec, cl, ks, stage } };
+    /* x chunk in vec4s per vector: the whole row where it fits in 32 KiB (with the padding of one
+     * vec4 per 16), else the most that fits, a multiple of 64 (whole K blocks, whole staged groups) */
+    uint32_t xck = 0;
+    if (xs_on) {
+        uint64_t used = (uint64_t)ks * rg * rps * a->n_vec * 4;
+        if (stage) {
+            uint64_t bb = vkllm_dtype_block_bytes(a->type);
+            uint64_t ch = ((uint64_t)(cl / upb) * bb + 29) / 16, chl = (ch + cl - 1) / cl, regw = chl * cl * 4 + 4;
+            used += (uint64_t)ks * rg * rps * regw * 4;
+        }
+        uint64_t budget = dev->f.max_shared_memory > used ? dev->f.max_shared_memory - used : 0;
+        if (budget > 32768) budget = 32768;
+        uint64_t most = budget / ((uint64_t)a->n_vec * 17) / 64 * 64, full = ((uint64_t)a->n_in / 4 + 63) / 64 * 64;
+        xck = (uint32_t)(full < most ? full : most);
+    }
+    vkllm_pipeline_desc pd = { .kernel = kernel, .n_bindings = 4, .push_size = 24, .n_spec = 10,
+                               .spec = { wg, rg, rps, a->n_vec, (uint32_t)has_res, (uint32_t)vec, cl, ks, stage, xck } };
     vkllm_pipeline *p;
     vkllm_status s = vkllm_pipeline_get(dev, &pd, &p);
     if (s) return s;
