@@ -77,11 +77,11 @@ static uint8_t *make_pool(vkllm_dtype t, size_t *unit_bytes, size_t *n_units)
 
 static int sweep, diag, fresh;
 
-/* Buffers kept from case to case (grown when a case needs more), unless --fresh: with buffers
- * allocated per case, the same kernel, variant and shape measured up to 5x apart between cases on
- * the H100 (Q8_0 5120x5120 at 7% of the read ceiling in one case, 33% in another; a streaming read
- * of the slow case's own weights was slow too), so the placement of a case's buffers mattered more
- * than the kernel. */
+/* Buffers kept from case to case (grown when a case needs more), unless --fresh. With buffers
+ * allocated per case the same kernel, variant and shape measured up to 5x apart between cases on
+ * the H100 (Q8_0 5120x5120 at 7% of the read ceiling in one case, 33% in another). Keeping them did
+ * not remove the swings (Q4_K 5120x5120: 28% in one run, 12.5% in the next, same binary); the cause
+ * is open. Compare variants inside one case (--sweep), not across runs. */
 static vkllm_buffer keep[3];
 static uint64_t keep_size[3];
 static vkllm_buffer reuse(vkllm_device *dev, int i, uint64_t need)
