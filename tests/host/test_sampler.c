@@ -39,7 +39,13 @@ static void fill(vkllm_candidate *c, size_t n, tu_rng *r)
 static void test_seeded_determinism(void **state)
 {
     (void)state;
+    /* a flat distribution (no min-p/top-p cut that could leave one candidate), so that another
+     * seed must draw differently at least once in 200 draws */
     vkllm_sampler_params p = vkllm_sampler_defaults();
+    p.temperature = 1.0f;
+    p.min_p = 0.0f;
+    p.top_p = 1.0f;
+    p.top_k = 50;
     p.seed = 1234;
     vkllm_sampler *a = mk(p), *b = mk(p);
     p.seed = 1235;
@@ -47,6 +53,7 @@ static void test_seeded_determinism(void **state)
     tu_rng r = tu_rng_for(1);
     vkllm_candidate base[500], c1[500], c2[500];
     fill(base, 500, &r);
+    for (int i = 0; i < 500; i++) base[i].logit *= 0.1f; /* logits within ~1 of each other */
     int differ = 0;
     for (int i = 0; i < 200; i++) {
         int32_t x, y, z;
