@@ -151,7 +151,8 @@ static vkllm_status create_instance(vkllm_device *dev, int validate)
     free(exts);
 
     const char *layers[1] = { "VK_LAYER_KHRONOS_validation" };
-    const char *iexts[3];
+    const char *iexts[4];
+    int layer_settings = 0;
     uint32_t n_iexts = 0;
     if (validate) {
         uint32_t n_layers = 0;
@@ -168,6 +169,16 @@ static vkllm_status create_instance(vkllm_device *dev, int validate)
                               "installed: install vulkan-validationlayers (tools/setup.sh) or unset VKLLM_VALIDATE");
         iexts[n_iexts++] = "VK_EXT_validation_features";
         debug_utils = 1; /* the layer provides it */
+        /* Newer layers (1.3.26x on) take their settings through VK_EXT_layer_settings; synchronization
+         * validation is asked for both ways, so every layer version turns it on. */
+        uint32_t n_lext = 0;
+        if (vkEnumerateInstanceExtensionProperties(layers[0], &n_lext, NULL) == VK_SUCCESS && n_lext) {
+            VkExtensionProperties *le = calloc(n_lext, sizeof *le);
+            if (le && vkEnumerateInstanceExtensionProperties(layers[0], &n_lext, le) == VK_SUCCESS)
+                layer_settings = has_ext(le, n_lext, VK_EXT_LAYER_SETTINGS_EXTENSION_NAME);
+            free(le);
+        }
+        if (layer_settings) iexts[n_iexts++] = VK_EXT_LAYER_SETTINGS_EXTENSION_NAME;
     }
     if (debug_utils) iexts[n_iexts++] = VK_EXT_DEBUG_UTILS_EXTENSION_NAME;
     dev->f.debug_utils = debug_utils;
@@ -183,7 +194,12 @@ static vkllm_status create_instance(vkllm_device *dev, int validate)
         .messageType = VK_DEBUG_UTILS_MESSAGE_TYPE_VALIDATION_BIT_EXT | VK_DEBUG_UTILS_MESSAGE_TYPE_GENERAL_BIT_EXT |
                        VK_DEBUG_UTILS_MESSAGE_TYPE_PERFORMANCE_BIT_EXT,
         .pfnUserCallback = on_debug_message, .pUserData = dev };
+    const VkBool32 on = VK_TRUE;
+    const VkLayerSettingEXT lset[] = { { "VK_LAYER_KHRONOS_validation", "validate_sync", VK_LAYER_SETTING_TYPE_BOOL32_EXT, 1, &on } };
+    VkLayerSettingsCreateInfoEXT lsci = { .sType = VK_STRUCTURE_TYPE_LAYER_SETTINGS_CREATE_INFO_EXT, .settingCount = 1,
+                                          .pSettings = lset };
     if (validate) mci.pNext = &vfeat;
+    if (validate && layer_settings) vfeat.pNext = &lsci;
     VkInstanceCreateInfo ici = { .sType = VK_STRUCTURE_TYPE_INSTANCE_CREATE_INFO,
                                  .pNext = validate ? (const void *)&mci : NULL,
                                  .pApplicationInfo = &app,
