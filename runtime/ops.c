@@ -2,27 +2,10 @@
 #include <string.h>
 
 #include "internal.h"
+#include "ops_internal.h"
 #include "vkllm/ops.h"
 
-static vkllm_binding bind(vkllm_view v, uint64_t size, vkllm_access acc)
-{
-    vkllm_binding b = { v.buf, v.offset, size, acc };
-    return b;
-}
 
-/* Splits a 1D count of workgroups into a 2D grid within the device's limits. */
-static void grid_2d(const vkllm_device *dev, uint64_t groups, uint32_t out[3])
-{
-    uint32_t maxx = dev->f.max_workgroup_count[0];
-    if (groups <= maxx) {
-        out[0] = (uint32_t)groups;
-        out[1] = 1;
-    } else {
-        out[0] = maxx;
-        out[1] = (uint32_t)((groups + maxx - 1) / maxx);
-    }
-    out[2] = 1;
-}
 
 static int aligned4(uint64_t off_bytes) { return off_bytes % 16 == 0; }
 

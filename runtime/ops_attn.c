@@ -6,23 +6,11 @@
 #include <string.h>
 
 #include "internal.h"
+#include "ops_internal.h"
 #include "vkllm/ops.h"
 
 #define LOG2E 1.4426950408889634
 
-static vkllm_binding bind(vkllm_view v, uint64_t size, vkllm_access acc)
-{
-    vkllm_binding b = { v.buf, v.offset, size, acc };
-    return b;
-}
-
-static void grid_2d(const vkllm_device *dev, uint64_t groups, uint32_t out[3])
-{
-    uint32_t maxx = dev->f.max_workgroup_count[0];
-    out[0] = groups <= maxx ? (uint32_t)groups : maxx;
-    out[1] = groups <= maxx ? 1 : (uint32_t)((groups + maxx - 1) / maxx);
-    out[2] = 1;
-}
 
 uint64_t vkllm_kv_cache_bytes(uint32_t n_kv_head, uint32_t ctx, uint32_t head_dim)
 {

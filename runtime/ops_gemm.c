@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "internal.h"
+#include "ops_internal.h"
 #include "vkllm/ops.h"
 
 /* Tile shapes, as in kernels/gemm.comp. */
@@ -171,11 +172,6 @@ int vkllm_gemm_uses_coopmat(vkllm_device *dev, vkllm_dtype type, uint32_t n_in, 
     return ok;
 }
 
-static vkllm_binding bind(vkllm_view v, uint64_t size, vkllm_access acc)
-{
-    vkllm_binding b = { v.buf, v.offset, size, acc };
-    return b;
-}
 
 static int same_view(vkllm_view a, vkllm_view b)
 {

@@ -4,26 +4,9 @@
 #include <string.h>
 
 #include "internal.h"
+#include "ops_internal.h"
 #include "vkllm/ops_matvec.h"
 
-static vkllm_binding bind(vkllm_view v, uint64_t size, vkllm_access acc)
-{
-    vkllm_binding b = { v.buf, v.offset, size, acc };
-    return b;
-}
-
-static void grid_2d(const vkllm_device *dev, uint64_t groups, uint32_t out[3])
-{
-    uint32_t maxx = dev->f.max_workgroup_count[0];
-    if (groups <= maxx) {
-        out[0] = (uint32_t)groups;
-        out[1] = 1;
-    } else {
-        out[0] = maxx;
-        out[1] = (uint32_t)((groups + maxx - 1) / maxx);
-    }
-    out[2] = 1;
-}
 
 static const char *kernel_name(vkllm_dtype t)
 {

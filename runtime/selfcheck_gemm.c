@@ -10,21 +10,8 @@
 #include "vkllm/ops.h"
 #include "vkllm/ref_gemm.h"
 
-static uint64_t next(uint64_t *s)
-{
-    uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
-static float normal(uint64_t *s)
-{
-    double u1 = ((double)(next(s) >> 11) + 1.0) / 9007199254740993.0, u2 = (double)(next(s) >> 11) / 9007199254740992.0;
-    return (float)(sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2));
-}
-
 /* One product y = x W^T (+ y in place when res), m x n_out from n_in. */
-static vkllm_status check(vkllm_device *dev, vkllm_chain *chain, uint64_t *rng, vkllm_dtype type, uint32_t m, uint32_t n_out,
+static vkllm_status check(vkllm_device *dev, vkllm_chain *chain, rng *g, vkllm_dtype type, uint32_t m, uint32_t n_out,
                           uint32_t n_in, int res, int coopmat, vkllm_selfcheck_result *out)
 {
     uint64_t row_bytes;
@@ -37,9 +24,9 @@ static vkllm_status check(vkllm_device *dev, vkllm_chain *chain, uint64_t *rng, 
     vkllm_buffer bw = { 0 }, bx = { 0 }, by = { 0 };
     if (!wf || !x || !ref || !got || !wq) s = vkllm_fail(dev, VKLLM_ERROR_OUT_OF_HOST_MEMORY, "self-check gemm: out of host memory");
     if (!s) {
-        for (size_t i = 0; i < nw; i++) wf[i] = 0.05f * normal(rng);
-        for (size_t i = 0; i < nx; i++) x[i] = normal(rng);
-        for (size_t i = 0; i < ny; i++) ref[i] = normal(rng); /* the residual, when res */
+        for (size_t i = 0; i < nw; i++) wf[i] = 0.05f * normal(g);
+        for (size_t i = 0; i < nx; i++) x[i] = normal(g);
+        for (size_t i = 0; i < ny; i++) ref[i] = normal(g); /* the residual, when res */
         s = vkllm_quantize(type, wf, wq, nw);
     }
     if (!s) s = vkllm_buffer_alloc(dev, VKLLM_MEM_DEVICE, wq_bytes, &bw);
@@ -88,7 +75,7 @@ vkllm_status vkllm_selfcheck_gemm(vkllm_device *dev, vkllm_selfcheck_sink *sink)
     vkllm_chain *chain;
     vkllm_status s = vkllm_chain_create(dev, NULL, &chain);
     if (s) return s;
-    uint64_t rng = sink->seed ^ 0x67656d6dull;
+    rng g = { sink->seed ^ 0x67656d6dull };
     static const struct { vkllm_dtype t; uint32_t m, n, k; int res, cm; } cases[] = {
         { VKLLM_DTYPE_Q4_K, 5, 70, 256, 0, 0 },   { VKLLM_DTYPE_Q6_K, 3, 33, 256, 1, 0 },
         { VKLLM_DTYPE_Q8_0, 17, 65, 96, 1, 0 },   { VKLLM_DTYPE_F16, 2, 17, 40, 0, 0 },
@@ -98,7 +85,7 @@ vkllm_status vkllm_selfcheck_gemm(vkllm_device *dev, vkllm_selfcheck_sink *sink)
         if (cases[i].cm && !vkllm_gemm_uses_coopmat(dev, cases[i].t, cases[i].k, NULL)) continue;
         vkllm_selfcheck_result r;
         memset(&r, 0, sizeof r);
-        s = check(dev, chain, &rng, cases[i].t, cases[i].m, cases[i].n, cases[i].k, cases[i].res, cases[i].cm, &r);
+        s = check(dev, chain, &g, cases[i].t, cases[i].m, cases[i].n, cases[i].k, cases[i].res, cases[i].cm, &r);
         if (!s) vkllm_selfcheck_emit(sink, &r);
     }
     vkllm_chain_destroy(chain);

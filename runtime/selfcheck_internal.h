@@ -2,6 +2,10 @@
  * and report each comparison with the CPU reference through emit(). */
 #ifndef VKLLM_SELFCHECK_INTERNAL_H
 #define VKLLM_SELFCHECK_INTERNAL_H
+#include <math.h>
+#include <stddef.h>
+#include <stdint.h>
+
 #include "vkllm/selfcheck.h"
 
 typedef struct vkllm_selfcheck_sink {
@@ -10,6 +14,33 @@ typedef struct vkllm_selfcheck_sink {
     uint64_t seed;
     int n_run, n_failed;
 } vkllm_selfcheck_sink;
+
+/* Seeded inputs and the NMSE of the comparisons, shared by every family's self-check. */
+typedef struct rng { uint64_t s; } rng;
+static inline uint64_t next(rng *r)
+{
+    uint64_t z = (r->s += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+static inline float normal(rng *r)
+{
+    double u1 = ((double)(next(r) >> 11) + 1.0) / 9007199254740993.0, u2 = (double)(next(r) >> 11) / 9007199254740992.0;
+    return (float)(sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2));
+}
+/* mse(out, ref) / mse(ref, 0); +inf if out has a NaN or Inf. */
+static inline double nmse(const float *out, const float *ref, size_t n)
+{
+    double num = 0, den = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (!isfinite(out[i])) return INFINITY;
+        double d = (double)out[i] - ref[i];
+        num += d * d;
+        den += (double)ref[i] * ref[i];
+    }
+    return den > 0 ? num / den : num;
+}
 
 /* Records one result (sets pass and message from nmse/bound) and forwards it. */
 void vkllm_selfcheck_emit(vkllm_selfcheck_sink *sink, vkllm_selfcheck_result *r);

@@ -12,31 +12,7 @@
 #include "vkllm/ops_matvec.h"
 #include "vkllm/ref_matvec.h"
 
-typedef struct rng { uint64_t s; } rng;
-static uint64_t next(rng *r)
-{
-    uint64_t z = (r->s += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
-static float normal(rng *r)
-{
-    double u1 = ((double)(next(r) >> 11) + 1.0) / 9007199254740993.0, u2 = (double)(next(r) >> 11) / 9007199254740992.0;
-    return (float)(sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2));
-}
 
-static double nmse(const float *out, const float *ref, size_t n)
-{
-    double num = 0, den = 0;
-    for (size_t i = 0; i < n; i++) {
-        if (!isfinite(out[i])) return INFINITY;
-        double d = (double)out[i] - ref[i];
-        num += d * d;
-        den += (double)ref[i] * ref[i];
-    }
-    return den > 0 ? num / den : num;
-}
 
 /* y (n_vec, n_out) = W (n_out, n_in; type t) x (n_vec, n_in) [+ y in place] */
 static vkllm_status check(vkllm_device *dev, vkllm_chain *chain, rng *r, vkllm_dtype t, uint32_t n_out, uint32_t n_in,
