@@ -12,30 +12,6 @@
 
 
 
-typedef struct ctx {
-    vkllm_device *dev;
-    vkllm_chain *chain;
-    vkllm_buffer bufs[6];
-    int n_bufs;
-} ctx;
-
-static vkllm_status upload(ctx *c, const void *data, size_t bytes, vkllm_view *v)
-{
-    vkllm_buffer *b = &c->bufs[c->n_bufs++];
-    vkllm_status s = vkllm_buffer_alloc(c->dev, VKLLM_MEM_DEVICE, bytes, b);
-    if (!s && data) s = vkllm_buffer_write(c->dev, b, 0, data, bytes);
-    if (!s && !data) s = vkllm_buffer_fill(c->dev, b, 0, bytes & ~(size_t)3, 0x7FC00000u); /* NaN poison */
-    v->buf = *b;
-    v->offset = 0;
-    return s;
-}
-
-static void release(ctx *c)
-{
-    for (int i = 0; i < c->n_bufs; i++) vkllm_buffer_free(c->dev, &c->bufs[i]);
-    c->n_bufs = 0;
-}
-
 static vkllm_status check_rmsnorm(ctx *c, rng *r, uint32_t n, uint32_t rows, vkllm_selfcheck_result *res)
 {
     size_t nx = (size_t)n * rows;

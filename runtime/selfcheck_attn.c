@@ -17,31 +17,6 @@
 
 
 
-#define MAX_BUFS 8
-typedef struct ctx {
-    vkllm_device *dev;
-    vkllm_chain *chain;
-    vkllm_buffer bufs[MAX_BUFS];
-    int n_bufs;
-} ctx;
-
-/* A device buffer holding data, or NaN poison if data is NULL (bytes a multiple of 4). */
-static vkllm_status upload(ctx *c, const void *data, size_t bytes, vkllm_view *v)
-{
-    vkllm_buffer *b = &c->bufs[c->n_bufs++];
-    vkllm_status s = vkllm_buffer_alloc(c->dev, VKLLM_MEM_DEVICE, bytes, b);
-    if (!s) s = data ? vkllm_buffer_write(c->dev, b, 0, data, bytes) : vkllm_buffer_fill(c->dev, b, 0, bytes, 0x7FC00000u);
-    v->buf = *b;
-    v->offset = 0;
-    return s;
-}
-
-static void release(ctx *c)
-{
-    for (int i = 0; i < c->n_bufs; i++) vkllm_buffer_free(c->dev, &c->bufs[i]);
-    c->n_bufs = 0;
-}
-
 static vkllm_status check_kv_write(ctx *c, rng *r, vkllm_selfcheck_result *res)
 {
     const uint32_t n_tok = 3, n_q = 40, n_kv = 10, hd = 128, ctx_len = 64, stride = (n_q + 2 * n_kv) * hd;

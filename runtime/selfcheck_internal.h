@@ -6,6 +6,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "vkllm/ops.h"
+#include "vkllm/pool.h"
 #include "vkllm/selfcheck.h"
 
 typedef struct vkllm_selfcheck_sink {
@@ -40,6 +42,36 @@ static inline double nmse(const float *out, const float *ref, size_t n)
         den += (double)ref[i] * ref[i];
     }
     return den > 0 ? num / den : num;
+}
+
+/* A self-check's device: its chain and up to SC_MAX_BUFS buffers, freed together by release(). */
+#define SC_MAX_BUFS 8
+typedef struct ctx {
+    vkllm_device *dev;
+    vkllm_chain *chain;
+    vkllm_buffer bufs[SC_MAX_BUFS];
+    int n_bufs;
+} ctx;
+
+/* A device buffer of `bytes` (rounded up to whole words, the tail zeroed) holding data, or NaN
+ * poison if data is NULL; the view starts at its beginning. */
+static inline vkllm_status upload(ctx *c, const void *data, size_t bytes, vkllm_view *v)
+{
+    if (c->n_bufs == SC_MAX_BUFS) return VKLLM_ERROR_INTERNAL;
+    vkllm_buffer *b = &c->bufs[c->n_bufs++];
+    size_t size = (bytes + 3) / 4 * 4;
+    vkllm_status s = vkllm_buffer_alloc(c->dev, VKLLM_MEM_DEVICE, size, b);
+    if (!s) s = vkllm_buffer_fill(c->dev, b, 0, size, data ? 0u : 0x7FC00000u);
+    if (!s && data) s = vkllm_buffer_write(c->dev, b, 0, data, bytes);
+    v->buf = *b;
+    v->offset = 0;
+    return s;
+}
+
+static inline void release(ctx *c)
+{
+    for (int i = 0; i < c->n_bufs; i++) vkllm_buffer_free(c->dev, &c->bufs[i]);
+    c->n_bufs = 0;
 }
 
 /* Records one result (sets pass and message from nmse/bound) and forwards it. */

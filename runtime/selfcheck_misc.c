@@ -13,33 +13,6 @@
 
 
 
-#define MAX_BUFS 6
-typedef struct ctx {
-    vkllm_device *dev;
-    vkllm_chain *chain;
-    vkllm_buffer bufs[MAX_BUFS];
-    int n_bufs;
-} ctx;
-
-/* A device buffer of `bytes` (rounded up to 4) holding data, or NaN poison if data is NULL. */
-static vkllm_status upload(ctx *c, const void *data, size_t bytes, vkllm_view *v)
-{
-    vkllm_buffer *b = &c->bufs[c->n_bufs++];
-    size_t size = (bytes + 3) / 4 * 4;
-    vkllm_status s = vkllm_buffer_alloc(c->dev, VKLLM_MEM_DEVICE, size, b);
-    if (!s) s = vkllm_buffer_fill(c->dev, b, 0, size, data ? 0u : 0x7FC00000u);
-    if (!s && data) s = vkllm_buffer_write(c->dev, b, 0, data, bytes);
-    v->buf = *b;
-    v->offset = 0;
-    return s;
-}
-
-static void release(ctx *c)
-{
-    for (int i = 0; i < c->n_bufs; i++) vkllm_buffer_free(c->dev, &c->bufs[i]);
-    c->n_bufs = 0;
-}
-
 static vkllm_status run_chain(ctx *c) { vkllm_status s = vkllm_chain_end(c->chain); return s ? s : vkllm_chain_run(c->chain); }
 
 static vkllm_status check_swiglu(ctx *c, rng *r, vkllm_selfcheck_result *res)
