@@ -18,7 +18,7 @@ static vkllm_status check_rmsnorm(ctx *c, rng *r, uint32_t n, uint32_t rows, vkl
     float *x = malloc(nx * 4), *w = malloc(n * 4), *ref = malloc(nx * 4), *out = malloc(nx * 4);
     vkllm_status s = VKLLM_OK;
     if (!x || !w || !ref || !out) s = vkllm_fail(c->dev, VKLLM_ERROR_OUT_OF_HOST_MEMORY, "self-check: out of host memory");
-    vkllm_view vx, vw, vy;
+    vkllm_view vx = { { 0 }, 0 }, vw = vx, vy = vx;
     if (!s) {
         for (size_t i = 0; i < nx; i++) x[i] = 2.0f * normal(r);
         for (size_t i = 0; i < n; i++) w[i] = 1.0f + 0.1f * normal(r);
@@ -53,7 +53,7 @@ static vkllm_status check_rope(ctx *c, rng *r, int neox, int force_fp32, uint32_
     double inv[64];
     vkllm_status s = VKLLM_OK;
     if (!x || !ref || !out || !pos) s = vkllm_fail(c->dev, VKLLM_ERROR_OUT_OF_HOST_MEMORY, "self-check: out of host memory");
-    vkllm_view vx, vy, vp, vt;
+    vkllm_view vx = { { 0 }, 0 }, vy = vx, vp = vx, vt = vx;
     if (!s) {
         for (size_t i = 0; i < nx; i++) x[i] = normal(r);
         for (uint32_t t = 0; t < n_tok; t++) pos[t] = (int32_t)(next(r) % (uint64_t)(max_pos + 1));
