@@ -31,7 +31,7 @@ int cmd_bench(int argc, char **argv)
 {
     const char *cmd = "bench", *model = NULL, *device = NULL;
     uint32_t np = 512, ng = 128, reps = 5, n_ctx = 0, batch = 512, depths[16] = { 0 }, n_depth = 1;
-    for (int i = 1; i < argc; i++) {
+    for (int i = 1; i < argc; i += 2) { /* option, value */
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         int ok = 1;
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
@@ -65,7 +65,6 @@ int cmd_bench(int argc, char **argv)
             return 2;
         }
         if (!ok) return 2;
-        i++;
     }
     uint32_t max_depth = 0;
     for (uint32_t k = 0; k < n_depth; k++)

@@ -68,7 +68,7 @@ static void compare(void *user, int layer, const char *name, const float *data, 
 int cmd_validate(int argc, char **argv)
 {
     const char *cmd = "validate", *model = NULL, *fixture = NULL, *device = NULL;
-    for (int i = 1; i < argc; i++) {
+    for (int i = 1; i < argc; i += 2) { /* option, value */
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
             printf("usage: vkllm validate -m model.gguf --fixture ref.h5 [--device D]\n"
@@ -87,7 +87,6 @@ int cmd_validate(int argc, char **argv)
             fprintf(stderr, "vkllm validate: unknown option '%s' (see --help)\n", a);
             return 2;
         }
-        i++;
     }
     if (!model || !fixture) {
         fprintf(stderr, "vkllm validate: needs -m model.gguf and --fixture ref.h5\n");
