@@ -206,6 +206,17 @@ static vkllm_status create_instance(vkllm_device *dev, int validate)
                                  .enabledLayerCount = validate ? 1u : 0u, .ppEnabledLayerNames = layers,
                                  .enabledExtensionCount = n_iexts, .ppEnabledExtensionNames = iexts };
     VkResult cr = vkCreateInstance(&ici, NULL, &dev->instance);
+    if (cr == VK_ERROR_EXTENSION_NOT_PRESENT && validate && layer_settings) {
+        /* Loaders older than the extension (1.3.239 in Debian 12) refuse it even where the layer offers
+         * it: ask again without it (the validation features still ask for synchronization validation).
+         * The loader's complaint reached the messenger of the failed attempt; it is not a finding. */
+        n_iexts--;
+        if (debug_utils) iexts[n_iexts - 1] = VK_EXT_DEBUG_UTILS_EXTENSION_NAME;
+        ici.enabledExtensionCount = n_iexts;
+        vfeat.pNext = NULL;
+        cr = vkCreateInstance(&ici, NULL, &dev->instance);
+        dev->validation_errors = 0;
+    }
     if (cr == VK_ERROR_INCOMPATIBLE_DRIVER)
         return vkllm_fail(dev, VKLLM_ERROR_NO_DEVICE,
                           "no Vulkan 1.3 driver found (vkCreateInstance: VK_ERROR_INCOMPATIBLE_DRIVER): install a "
