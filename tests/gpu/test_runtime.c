@@ -1,6 +1,8 @@
-/* Runtime core: buffer pool, pipeline cache, command chain barriers/replay/timestamps, and proof
+/* Runtime core: buffer pool, pipeline cache, command chain barriers/replay/timestamps (every stamp
+ * kind, sampled stamps rotating through replays that must all compute the same), and proof
  * that the validation layer's messages are counted (a deliberately invalid call and a deliberately
  * missing barrier must each be caught). */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -254,6 +256,108 @@ static void test_chain_barriers_and_replay(void **state)
     tu_device_close(dev);
 }
 
+/* The stamp kinds and sampling: every replay of a sampled chain computes the same (each run's
+ * output against the CPU reference: rmsnorm is float32 element-wise, NMSE 1e-10 leaves room for
+ * the order of the sum of squares only), each run times exactly its replay's groups, k runs time
+ * every dispatch, one-stamp-per-dispatch starts where the previous dispatch ended, and every time
+ * lies inside the step's span. */
+static void test_chain_stamp_modes(void **state)
+{
+    (void)state;
+    vkllm_device *dev = tu_device_open();
+    if (vkllm_device_features(dev)->timestamp_period_ns <= 0) {
+        tu_device_close(dev);
+        skip();
+    }
+    const uint32_t n = 777;
+    tu_rng r = tu_rng_for(22);
+    float *x = malloc(n * 4), *w = malloc(n * 4), *out = malloc(n * 4), *ref[7];
+    tu_fill_normal(&r, x, n, 3.0f);
+    tu_fill_uniform(&r, w, n, 0.5f, 2.0f);
+    /* the dispatches: name, source and destination (0 = x copy, 1..5 buffers), the group the chain
+     * should put each in (a new one per layer prefix; unprefixed names join the current one), and
+     * whether a barrier separates it from the previous one */
+    static const struct { const char *name; int src, dst, group, overlap; } D[7] = {
+        { "token_embd", 0, 1, 0, 0 }, { "L0.attn_norm", 1, 2, 1, 0 }, { "L0.side", 1, 3, 1, 1 },
+        { "L1.ffn_norm", 2, 1, 2, 0 }, { "attn_decode_merge", 1, 2, 2, 0 }, { "L2.x", 2, 4, 3, 0 },
+        { "output", 4, 5, 3, 0 },
+    };
+    const uint32_t n_groups = 4;
+    float *val[6] = { x };
+    for (int i = 0; i < 7; i++) {
+        ref[i] = malloc(n * 4);
+        vkllm_ref_rmsnorm(val[D[i].src], w, ref[i], n, 1, n, n, 1e-6f);
+        val[D[i].dst] = ref[i];
+    }
+    tu_fbuf bx = tu_fbuf_alloc(dev, n), bw = tu_fbuf_alloc(dev, n), b[6];
+    for (int i = 0; i < 6; i++) b[i] = tu_fbuf_alloc(dev, n);
+    tu_fbuf_upload(dev, &bx, x);
+    tu_fbuf_upload(dev, &bw, w);
+    for (int i = 0; i < 6; i++) tu_fbuf_poison(dev, &b[i]);
+
+    const int modes[] = { VKLLM_STAMPS_COMPUTE, VKLLM_STAMPS_TOP, VKLLM_STAMPS_END, VKLLM_STAMPS_SAMPLED(VKLLM_STAMPS_END, 2),
+                          VKLLM_STAMPS_SAMPLED(VKLLM_STAMPS_COMPUTE, 3), VKLLM_STAMPS_SAMPLED(VKLLM_STAMPS_END, 16) };
+    for (size_t m = 0; m < sizeof modes / sizeof modes[0]; m++) {
+        const int mode = modes[m], kind = VKLLM_STAMPS_KIND(mode), k = VKLLM_STAMPS_REPLAYS(mode) ? VKLLM_STAMPS_REPLAYS(mode) : 1;
+        const uint32_t active = (uint32_t)k < n_groups ? (uint32_t)k : n_groups;
+        vkllm_chain_options o = { .timestamps = mode, .label = "stamps" };
+        vkllm_chain *c;
+        assert_int_equal(vkllm_chain_create(dev, &o, &c), VKLLM_OK);
+        assert_int_equal(vkllm_chain_begin(c), VKLLM_OK);
+        assert_int_equal(vkllm_chain_copy(c, &bx.buf, 0, &b[0].buf, 0, 4ull * n), VKLLM_OK);
+        for (int i = 0; i < 7; i++) {
+            vkllm_rmsnorm_args a = { tu_view(&b[D[i].src]), tu_view(&bw), tu_view(&b[D[i].dst]), n, 1, n, n, 1e-6f, D[i].name };
+            assert_int_equal(vkllm_op_rmsnorm(c, &a), VKLLM_OK);
+        }
+        assert_int_equal(vkllm_chain_end(c), VKLLM_OK);
+        assert_int_equal(vkllm_chain_replays(c), active);
+        for (uint32_t run = 0; run < 2 * active + 1; run++) {
+            tu_fbuf_poison(dev, &b[5]);
+            tu_fbuf_poison(dev, &b[3]);
+            assert_int_equal(vkllm_chain_run(c), VKLLM_OK);
+            tu_fbuf_download(dev, &b[5], out);
+            tu_assert_nmse(out, ref[6], n, 1e-10, "stamps 0x%x run %u, output", (unsigned)mode, run);
+            tu_fbuf_download(dev, &b[3], out);
+            tu_assert_nmse(out, ref[2], n, 1e-10, "stamps 0x%x run %u, side branch", (unsigned)mode, run);
+            const vkllm_timing *t;
+            uint32_t nt;
+            assert_int_equal(vkllm_chain_timings(c, &t, &nt), VKLLM_OK);
+            assert_int_equal(nt, 7);
+            double span = vkllm_chain_gpu_time_ns(c);
+            assert_true(span > 0);
+            for (uint32_t i = 0; i < nt; i++) {
+                assert_string_equal(t[i].name, D[i].name);
+                assert_int_equal(t[i].overlap, D[i].overlap);
+                int want_fresh = (uint32_t)D[i].group % (uint32_t)k == run % active;
+                if (t[i].fresh != want_fresh)
+                    fail_msg("stamps 0x%x run %u: '%s' fresh %d, expected %d", (unsigned)mode, run, t[i].name, t[i].fresh, want_fresh);
+                assert_int_equal(t[i].timed, run + 1 >= active || (uint32_t)D[i].group % (uint32_t)k <= run);
+                if (!t[i].fresh) continue;
+                assert_true(t[i].duration_ns >= 0 && t[i].start_ns >= 0);
+                assert_true(t[i].start_ns + t[i].duration_ns <= span + 1.0);
+                if (kind == VKLLM_STAMPS_END && i > 0 && t[i - 1].fresh) /* one stamp: starts where the last ended */
+                    assert_true(fabs(t[i].start_ns - (t[i - 1].start_ns + t[i - 1].duration_ns)) < 1.0);
+            }
+        }
+        vkllm_chain_destroy(c);
+    }
+    /* unknown kinds and too many replays are refused with a message */
+    const int bad[] = { 4, -1, VKLLM_STAMPS_SAMPLED(VKLLM_STAMPS_END, VKLLM_STAMPS_MAX_REPLAYS + 1), VKLLM_STAMPS_SAMPLED(0, 2) };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        vkllm_chain_options o = { .timestamps = bad[i] };
+        vkllm_chain *c = (vkllm_chain *)&o;
+        assert_int_equal(vkllm_chain_create(dev, &o, &c), VKLLM_ERROR_INVALID_ARGUMENT);
+        assert_null(c);
+        assert_non_null(strstr(vkllm_device_error(dev), "VKLLM_STAMPS_"));
+    }
+    tu_fbuf_free(dev, &bx);
+    tu_fbuf_free(dev, &bw);
+    for (int i = 0; i < 6; i++) tu_fbuf_free(dev, &b[i]);
+    for (int i = 0; i < 7; i++) free(ref[i]);
+    free(x); free(w); free(out);
+    tu_device_close(dev);
+}
+
 static void test_chain_errors(void **state)
 {
     (void)state;
@@ -364,6 +468,7 @@ int main(void)
         cmocka_unit_test(test_buffer_roundtrip),
         cmocka_unit_test(test_pipeline_cache),
         cmocka_unit_test(test_chain_barriers_and_replay),
+        cmocka_unit_test(test_chain_stamp_modes),
         cmocka_unit_test(test_chain_errors),
         cmocka_unit_test(test_validation_counts_invalid_call),
         cmocka_unit_test(test_validation_catches_missing_barrier),

@@ -45,18 +45,42 @@ typedef struct vkllm_dispatch {
 } vkllm_dispatch;
 
 typedef struct vkllm_chain_options {
-    /* 1: a timestamp query before and after every dispatch; the start stamp at the compute stage
-     *    (written once all earlier dispatches are done: exact durations, overlap serialized).
-     * 2: the same with the start stamp at the top of the pipe: it waits for nothing, which is cheaper
-     *    where every stage-waiting stamp drains the GPU; a duration then includes any wait of the
-     *    dispatch on earlier work (its barrier), and dispatches issued without a barrier may overlap. */
+    /* 0: no timestamp queries at all (the command buffer is what it would be without a profiler).
+     * Otherwise a kind in the low byte, optionally with sampling (VKLLM_STAMPS_SAMPLED):
+     * VKLLM_STAMPS_COMPUTE (1): a stamp before and after every dispatch, the start stamp at the
+     *    compute stage (written once all earlier dispatches are done: exact durations, overlap
+     *    serialized).
+     * VKLLM_STAMPS_TOP (2): the same with the start stamp at the top of the pipe: it waits for
+     *    nothing, which is cheaper where every stage-waiting stamp drains the GPU; a duration then
+     *    includes any wait of the dispatch on earlier work (its barrier), and dispatches issued
+     *    without a barrier may overlap.
+     * VKLLM_STAMPS_END (3): one stamp after every dispatch (bottom of the pipe: once all earlier work
+     *    is done); a dispatch's start is the previous dispatch's end stamp, so its duration includes
+     *    the barrier and launch before it, and one that ran without a barrier alongside the previous
+     *    one (vkllm_timing.overlap) gets only the time it added. Plus a stamp at the start of the
+     *    command buffer (top of the pipe) and one at its end: the step's span.
+     * VKLLM_STAMPS_SAMPLED(kind, k): k command buffers are recorded that differ only in which
+     *    dispatches are stamped: dispatches fall into groups (a new group at every new layer prefix
+     *    "L<n>." of the name, and after 16 dispatches), and the replay r stamps the groups g with
+     *    g mod k == r; submissions rotate through the replays, so each run pays about 1/k of the
+     *    stamps and k runs time every dispatch once (k is cut to the number of groups at
+     *    vkllm_chain_end). Every replay has the start and end stamps of the step. */
     int timestamps;
     uint32_t max_dispatches; /* capacity hint for timestamps (grown as needed; 0 = 256) */
     const char *label;    /* optional debug label around the whole chain, e.g. "decode" (VK_EXT_debug_utils; copied) */
 } vkllm_chain_options;
 
+#define VKLLM_STAMPS_COMPUTE 1
+#define VKLLM_STAMPS_TOP 2
+#define VKLLM_STAMPS_END 3
+#define VKLLM_STAMPS_MAX_REPLAYS 16
+#define VKLLM_STAMPS_SAMPLED(kind, k) ((kind) | ((k) << 8))
+#define VKLLM_STAMPS_KIND(t) ((t) & 0xff)
+#define VKLLM_STAMPS_REPLAYS(t) (((t) >> 8) & 0xff) /* 0 or 1: every run stamps every dispatch */
+
 /* An empty chain (opts may be NULL). VKLLM_ERROR_UNSUPPORTED for timestamps on a queue without
- * them; on failure *out is NULL. Free with vkllm_chain_destroy. */
+ * them, VKLLM_ERROR_INVALID_ARGUMENT for an unknown stamp kind or more than VKLLM_STAMPS_MAX_REPLAYS
+ * replays; on failure *out is NULL. Free with vkllm_chain_destroy. */
 vkllm_status vkllm_chain_create(vkllm_device *dev, const vkllm_chain_options *opts, vkllm_chain **out);
 /* Waits for its last submission, then frees it. Accepts NULL. */
 void vkllm_chain_destroy(vkllm_chain *chain);
@@ -87,17 +111,29 @@ uint32_t vkllm_chain_barrier_count(const vkllm_chain *chain);
 
 typedef struct vkllm_timing {
     const char *name;     /* as given at record time (owned by the chain) */
-    double start_ns;      /* relative to the first dispatch's start */
+    double start_ns;      /* relative to the start of the run that timed it: the first dispatch's start
+                           * (kinds COMPUTE and TOP, unsampled) or the command buffer's start stamp */
     double duration_ns;
     uint64_t bytes, flops;
     const char *kernel;   /* the pipeline's kernel, e.g. "matvec" (owned by the device) */
     double device_ns;     /* start on the device's timestamp clock, ns (for vkllm_device_calibrate) */
+    int fresh;            /* 1: timed by the last run; 0: the numbers are from an earlier run (sampled
+                           * stamps time a share of the dispatches per run), or from none (timed 0) */
+    int timed;            /* 1: some run since the chain was recorded has timed it; 0: all numbers 0 */
+    int overlap;          /* 1: no barrier between it and the previous dispatch: the two may have run at
+                           * the same time (with VKLLM_STAMPS_END its start is the previous end) */
 } vkllm_timing;
 
-/* After a wait: the per-dispatch GPU times of the last run (needs timestamps on). *n = count. */
+/* After a wait: the per-dispatch GPU times, each dispatch's from the latest run that timed it (the
+ * last run, unless sampled: see `fresh`); needs timestamps on. *n = count. The results of every run
+ * are collected when it is waited for (vkllm_chain_wait/run, or the wait inside the next submit). */
 vkllm_status vkllm_chain_timings(vkllm_chain *chain, const vkllm_timing **out, uint32_t *n);
-/* GPU time from the first dispatch's start to the last one's end, ns (timestamps on). */
+/* GPU time of the last run, ns (timestamps on): the command buffer's start stamp to its end stamp
+ * (VKLLM_STAMPS_END or sampled), else the first dispatch's start to the last one's end. */
 double vkllm_chain_gpu_time_ns(const vkllm_chain *chain);
+/* Replays the submissions rotate through: 1, or for sampled timestamps k cut to the number of
+ * dispatch groups recorded (after vkllm_chain_end). */
+uint32_t vkllm_chain_replays(const vkllm_chain *chain);
 
 /* Test hook: with 0, the chain inserts no barriers at all (to prove that synchronization validation
  * catches the missing ones). Never use outside tests. */
