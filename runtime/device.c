@@ -376,6 +376,7 @@ static vkllm_status query_features(vkllm_device *dev, const char *disable, const
                   cm2.cooperativeMatrixPerElementOperations && cm2.cooperativeMatrixTensorAddressing &&
                   cm2.cooperativeMatrixBlockLoads;
     f->bf16 = want_bf16 && bf.shaderBFloat16Type;
+    f->buffer_device_address = v12.bufferDeviceAddress && !listed(disable, "bda");
 
     if (f->coopmat) {
         PFN_vkGetPhysicalDeviceCooperativeMatrixPropertiesKHR get =
@@ -509,6 +510,7 @@ static vkllm_status create_logical_device(vkllm_device *dev, const VkExtensionPr
                                              .shaderInt8 = f->shader_int8 ? VK_TRUE : VK_FALSE,
                                              .storageBuffer8BitAccess = f->storage_8bit ? VK_TRUE : VK_FALSE,
                                              .hostQueryReset = VK_TRUE,
+                                             .bufferDeviceAddress = f->buffer_device_address ? VK_TRUE : VK_FALSE,
                                              /* glslang declares VulkanMemoryModel in cooperative-matrix kernels */
                                              .vulkanMemoryModel = dev->memory_model ? VK_TRUE : VK_FALSE,
                                              .vulkanMemoryModelDeviceScope = dev->memory_model_device_scope ? VK_TRUE : VK_FALSE };

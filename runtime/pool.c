@@ -29,6 +29,11 @@ static vkllm_status new_block(vkllm_device *dev, vkllm_mem_kind kind, uint64_t s
                                .usage = VK_BUFFER_USAGE_STORAGE_BUFFER_BIT | VK_BUFFER_USAGE_TRANSFER_SRC_BIT |
                                         VK_BUFFER_USAGE_TRANSFER_DST_BIT,
                                .sharingMode = VK_SHARING_MODE_EXCLUSIVE };
+    /* With bufferDeviceAddress every block can be reached by address: the cooperative_matrix2 decode
+     * loads (kernels/gemm.comp) turn their SSBO into a physical pointer, which needs both flags. */
+    if (dev->f.buffer_device_address) bci.usage |= VK_BUFFER_USAGE_SHADER_DEVICE_ADDRESS_BIT;
+    VkMemoryAllocateFlagsInfo mafi = { .sType = VK_STRUCTURE_TYPE_MEMORY_ALLOCATE_FLAGS_INFO,
+                                       .flags = VK_MEMORY_ALLOCATE_DEVICE_ADDRESS_BIT };
     VkResult r = vkCreateBuffer(dev->device, &bci, NULL, &b->buffer);
     VkMemoryRequirements req = { 0 };
     if (r == VK_SUCCESS) {
@@ -36,7 +41,8 @@ static vkllm_status new_block(vkllm_device *dev, vkllm_mem_kind kind, uint64_t s
         if (!(req.memoryTypeBits & (1u << dev->mem_type[kind]))) r = VK_ERROR_FEATURE_NOT_PRESENT;
     }
     if (r == VK_SUCCESS) {
-        VkMemoryAllocateInfo mai = { .sType = VK_STRUCTURE_TYPE_MEMORY_ALLOCATE_INFO, .allocationSize = req.size,
+        VkMemoryAllocateInfo mai = { .sType = VK_STRUCTURE_TYPE_MEMORY_ALLOCATE_INFO,
+                                     .pNext = dev->f.buffer_device_address ? &mafi : NULL, .allocationSize = req.size,
                                      .memoryTypeIndex = dev->mem_type[kind] };
         r = vkAllocateMemory(dev->device, &mai, NULL, &b->memory);
     }

@@ -71,6 +71,9 @@ typedef struct vkllm_features {
     uint32_t max_workgroup_count[3];
     float timestamp_period_ns;   /* ns per timestamp tick; 0 if the queue has no timestamps */
     uint32_t timestamp_valid_bits;
+    /* last, so that the fields before keep their offsets for code built against older headers */
+    int buffer_device_address;   /* bufferDeviceAddress enabled: pool buffers carry device addresses (the
+                                    cooperative_matrix2 decode loads of the gemm reach W through them) */
 } vkllm_features;
 
 typedef struct vkllm_device_options {
@@ -81,7 +84,7 @@ typedef struct vkllm_device_options {
      * with synchronization validation and every error message it prints is counted. */
     int validate;
     /* Optional features to turn off (also $VKLLM_DISABLE=coopmat,coopmat2,intdot,fp16,bf16,subgroup_size_control,
-     * calibrated), so tests can force the portable path on a device that has them. Comma-separated. */
+     * calibrated,bda), so tests can force the portable path on a device that has them. Comma-separated. */
     const char *disable;
     /* 0 = do not load or save the pipeline cache ($VKLLM_NO_PIPELINE_CACHE=1 does the same). */
     int pipeline_cache;
