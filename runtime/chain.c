@@ -368,7 +368,8 @@ vkllm_status vkllm_chain_dispatch(vkllm_chain *c, const vkllm_dispatch *d)
     c->barriers_at_prev = c->n_barriers;
 
     /* Sampling group: a new one at each new layer ("L<n>." prefix; names without one stay in the
-     * current group, so the attention merge and the output head join their layer) or when full. */
+     * current group, so the attention merge and the output head join their layer, and what comes
+     * before the first layer joins that layer) or when full. */
     int layer = -1;
     if (name[0] == 'L' && name[1] >= '0' && name[1] <= '9') {
         const char *q = name + 1;
@@ -376,7 +377,7 @@ vkllm_status vkllm_chain_dispatch(vkllm_chain *c, const vkllm_dispatch *d)
         while (*q >= '0' && *q <= '9' && v < 1000000) v = v * 10 + (*q++ - '0');
         if (*q == '.') layer = v;
     }
-    if (idx > 0 && ((layer >= 0 && layer != c->group_layer) || c->group_size >= GROUP_MAX)) {
+    if (idx > 0 && ((layer >= 0 && c->group_layer >= 0 && layer != c->group_layer) || c->group_size >= GROUP_MAX)) {
         c->group++;
         c->group_size = 0;
     }

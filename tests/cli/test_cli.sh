@@ -55,23 +55,47 @@ model="$XDG_CACHE_HOME/vkllm/tiny-q4_k_m-v1.gguf"
 grep -q " 0 failed" "$tmp/val.txt" && ok || bad "validate summary: $(tail -2 "$tmp/val.txt")"
 
 # profile: a per-kernel table, step totals, a Chrome trace that parses as JSON with a GPU dispatch and a
-# host slice per step, and an SVG chart that parses as XML
+# host slice per step, and an SVG chart that parses as XML. By default sampled: each step times the
+# dispatches of one layer group in K, the prefill runs until every dispatch was timed, every dispatch
+# lies inside its step's slice, and the decode steps together time every dispatch.
 "$bin/vkllm" profile -p 16 -n 4 --trace "$tmp/t.json" >"$tmp/prof.txt" 2>&1 && ok || bad "profile failed: $(tail -5 "$tmp/prof.txt")"
 grep -q "| attn_qkv" "$tmp/prof.txt" && grep -q "gaps between dispatches" "$tmp/prof.txt" && grep -q "prepare+submit" "$tmp/prof.txt" \
-  && ok || bad "profile tables incomplete: $(head -20 "$tmp/prof.txt")"
+  && grep -q "sampled: each step stamps" "$tmp/prof.txt" && ok || bad "profile tables incomplete: $(head -20 "$tmp/prof.txt")"
 python3 -m json.tool "$tmp/t.json" >/dev/null && ok || bad "profile trace is not valid JSON"
 python3 - "$tmp/t.json" <<'PY' && ok || bad "profile trace lacks dispatch or host slices"
 import json, sys
-ev = json.load(open(sys.argv[1]))["traceEvents"]
-x = [e for e in ev if e["ph"] == "X"]
+j = json.load(open(sys.argv[1]))
+x = [e for e in j["traceEvents"] if e["ph"] == "X"]
+runs = j["otherData"]["prefill_runs"]
 assert any(e["name"].startswith("L00.attn_qkv") for e in x)
-assert sum(e["cat"] == "step" for e in x) == 5 and sum(e["cat"] == "host" for e in x) == 10
+assert runs >= 1 and sum(e["cat"] == "step" for e in x) == runs + 4 and sum(e["cat"] == "host" for e in x) == 2 * (runs + 4)
+steps = [e for e in x if e["cat"] == "step"]
+for e in x:
+    if e["cat"] == "dispatch":
+        assert any(s["ts"] - 2e-3 <= e["ts"] and e["ts"] + e["dur"] <= s["ts"] + s["dur"] + 2e-3 for s in steps), e
+dec = [s for s in steps if s["name"].startswith("decode")]
+assert sum(s["args"].get("timed", s["args"]["dispatches"]) for s in dec) >= dec[0]["args"]["dispatches"]
+pre = [s for s in steps if s["name"].startswith("prefill")]
+assert sum(s["args"].get("timed", s["args"]["dispatches"]) for s in pre) == pre[0]["args"]["dispatches"]
 PY
+# every dispatch in every step (--sample 1), one stamp per dispatch: the old trace, a step per run
+"$bin/vkllm" profile -p 4 -n 2 --stamps end --sample 1 --trace "$tmp/t4.json" >"$tmp/prof4.txt" 2>&1 && ! grep -q "sampled" "$tmp/prof4.txt" \
+  && grep -q "previous one's end" "$tmp/prof4.txt" && ok || bad "profile --sample 1: $(tail -3 "$tmp/prof4.txt")"
+python3 - "$tmp/t4.json" <<'PY' && ok || bad "profile --sample 1 trace"
+import json, sys
+j = json.load(open(sys.argv[1]))
+x = [e for e in j["traceEvents"] if e["ph"] == "X"]
+steps = [e for e in x if e["cat"] == "step"]
+assert j["otherData"]["prefill_runs"] == 1 and len(steps) == 3 and all("timed" not in s["args"] for s in steps)
+assert sum(e["cat"] == "dispatch" for e in x) == sum(s["args"]["dispatches"] for s in steps)
+PY
+expect 2 "--sample needs" -- "$bin/vkllm" profile --sample 0
 python3 -c "import sys, xml.dom.minidom as m; m.parse(sys.argv[1])" "$tmp/t.svg" && ok || bad "profile chart is not valid SVG/XML"
 # start stamps at the top of the pipe: the same tables, and the trace says which stamps it has
 "$bin/vkllm" profile -p 4 -n 2 --stamps top --trace "$tmp/t3.json" >"$tmp/prof3.txt" 2>&1 && grep -q "top of the pipe" "$tmp/prof3.txt" \
   && grep -q '"start_stamps": "top of pipe"' "$tmp/t3.json" && ok || bad "profile --stamps top: $(tail -3 "$tmp/prof3.txt")"
 expect 2 "--stamps needs" -- "$bin/vkllm" profile --stamps bottom
+expect 2 "--sample needs" -- "$bin/vkllm" profile --sample 17
 # without calibrated timestamps the trace still places each step's GPU slices at its submit, and says so
 VKLLM_DISABLE=calibrated "$bin/vkllm" profile -p 4 -n 2 --trace "$tmp/t2.json" >"$tmp/prof2.txt" 2>&1 || bad "profile failed: $(tail -3 "$tmp/prof2.txt")"
 python3 - "$tmp/t.json" "$tmp/t2.json" <<'PY' && ok || bad "trace clock not reported as calibrated / approximate"
@@ -155,6 +179,7 @@ run --ctx 99999999999
 run --batch 0
 run --batch 9000
 run --tokens -1
+run --act-q8 maybe
 chat -n x
 chat --temp x
 chat --ctx 0
@@ -166,6 +191,7 @@ bench -r 0
 bench -r 1001
 bench --ctx x
 bench --batch 0
+bench --act-q8 1
 profile -p x
 profile -n x
 profile --depth x

@@ -1,8 +1,8 @@
 /* The writers behind `vkllm profile --trace` (tools/vkllm/trace.c): JSON strings are escaped, layer
  * and family come out of dispatch names, every track of the trace holds properly nested slices even
- * when dispatches overlap, nothing is lost or invented (dispatch count and total time), and the chart
- * adds up per layer and family however far it grows. The CLI test checks a real trace with
- * python3 -m json.tool and an XML parser. */
+ * when dispatches overlap, nothing is lost or invented (dispatch count and total time), sampled steps
+ * keep their bounds, and the chart adds up per layer and family however far it grows. The CLI test
+ * checks a real trace with python3 -m json.tool and an XML parser. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -185,6 +185,43 @@ static void test_trace_nesting(void **state)
     free(buf);
 }
 
+/* Sampled steps: the step slice spans the given bounds (not only the timed share), says how many
+ * dispatches it has and how many were timed, and a step that timed none still appears. */
+static void test_trace_sampled_steps(void **state)
+{
+    (void)state;
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    assert_non_null(f);
+    trace_writer w;
+    assert_int_equal(trace_begin(&w, f, "gpu"), 0);
+    trace_slice s[3] = { { "L04.attn_norm", "rmsnorm", 120, 5, 10, 0 }, { "L04.attn_qkv.q4_K", "matvec_q4_k", 125, 30, 100, 200 },
+                         { "L12.attn_norm", "rmsnorm", 400, 5, 10, 0 } };
+    assert_int_equal(trace_gpu_step_span(&w, "decode 0", s, 3, 100, 900, 365), 0);
+    assert_int_equal(trace_gpu_step_span(&w, "decode 1", NULL, 0, 1000, 1800, 365), 0);
+    assert_int_equal(trace_gpu_step(&w, "decode 2", s, 0), 0); /* nothing timed, no bounds: nothing written */
+    assert_int_equal(trace_end(&w, NULL), 0);
+    fclose(f);
+    check_balanced(buf);
+    ev e[16];
+    int n = read_events(buf, e, 16), steps = 0, disp = 0, layers = 0;
+    for (int i = 0; i < n; i++) {
+        if (e[i].pid == 1 && e[i].tid == 1) {
+            steps++;
+            assert_true(fabs(e[i].ts - (steps == 1 ? 100 : 1000)) < 1e-6 && fabs(e[i].dur - 800) < 1e-6);
+        }
+        disp += e[i].pid == 1 && e[i].tid >= 10;
+        layers += e[i].pid == 1 && e[i].tid == 2;
+    }
+    assert_int_equal(steps, 2);
+    assert_int_equal(disp, 3);
+    assert_int_equal(layers, 2);
+    assert_non_null(strstr(buf, "\"dispatches\": 365, \"timed\": 3"));
+    assert_non_null(strstr(buf, "\"dispatches\": 365, \"timed\": 0"));
+    free(buf);
+}
+
 static void test_chart(void **state)
 {
     (void)state;
@@ -245,6 +282,7 @@ int main(void)
         cmocka_unit_test(test_escape),
         cmocka_unit_test(test_layer_family),
         cmocka_unit_test(test_trace_nesting),
+        cmocka_unit_test(test_trace_sampled_steps),
         cmocka_unit_test(test_chart),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -127,14 +127,25 @@ int trace_layer_family(const char *name, char *family, size_t n)
 
 int trace_gpu_step(trace_writer *w, const char *step, const trace_slice *s, uint32_t n)
 {
-    if (!n) return 0;
-    double t0 = s[0].start_us, t1 = s[0].start_us + s[0].dur_us;
-    for (uint32_t i = 1; i < n; i++) {
-        if (s[i].start_us < t0) t0 = s[i].start_us;
-        if (s[i].start_us + s[i].dur_us > t1) t1 = s[i].start_us + s[i].dur_us;
-    }
+    return trace_gpu_step_span(w, step, s, n, 0, 0, n);
+}
+
+int trace_gpu_step_span(trace_writer *w, const char *step, const trace_slice *s, uint32_t n, double t0_us, double t1_us,
+                        uint32_t of)
+{
     char args[256];
-    snprintf(args, sizeof args, "\"dispatches\": %u", n);
+    double t0 = t0_us, t1 = t1_us;
+    if (!(t1_us > t0_us)) {
+        if (!n) return 0;
+        t0 = s[0].start_us;
+        t1 = s[0].start_us + s[0].dur_us;
+        for (uint32_t i = 1; i < n; i++) {
+            if (s[i].start_us < t0) t0 = s[i].start_us;
+            if (s[i].start_us + s[i].dur_us > t1) t1 = s[i].start_us + s[i].dur_us;
+        }
+    }
+    if (n == of) snprintf(args, sizeof args, "\"dispatches\": %u", n);
+    else snprintf(args, sizeof args, "\"dispatches\": %u, \"timed\": %u", of, n);
     slice(w, PID_GPU, TID_STEPS, step, "step", t0, t1 - t0, args);
 
     /* layer groups: runs of dispatches of one layer, from the run's first start to its last end;

@@ -36,6 +36,12 @@ int trace_begin(trace_writer *w, FILE *f, const char *gpu_name);
  * dispatch on the compute queue's track. Dispatches that overlap (no barrier between them) go to a
  * second lane of the queue ("compute queue (overlap)") so every track nests properly. */
 int trace_gpu_step(trace_writer *w, const char *step, const trace_slice *s, uint32_t n);
+/* The same with the step's bounds given (t1_us > t0_us): for sampled profiling, where a step's
+ * slices are the share of its dispatches that it timed and its start and end come from stamps of
+ * their own; `of` is the step's dispatch count (timed or not), put in the step slice's args. A step
+ * with no slices still gets its step slice. */
+int trace_gpu_step_span(trace_writer *w, const char *step, const trace_slice *s, uint32_t n, double t0_us, double t1_us,
+                        uint32_t of);
 /* One host slice on the CPU track (`what`: e.g. "decode: prepare+submit"). */
 int trace_cpu_slice(trace_writer *w, const char *what, double start_us, double dur_us);
 /* Ends the event list and writes `other` (a JSON object's members without braces, e.g.

@@ -61,9 +61,9 @@ typedef struct vkllm_chain_options {
      *    command buffer (top of the pipe) and one at its end: the step's span.
      * VKLLM_STAMPS_SAMPLED(kind, k): k command buffers are recorded that differ only in which
      *    dispatches are stamped: dispatches fall into groups (a new group at every new layer prefix
-     *    "L<n>." of the name, and after 16 dispatches), and the replay r stamps the groups g with
-     *    g mod k == r; submissions rotate through the replays, so each run pays about 1/k of the
-     *    stamps and k runs time every dispatch once (k is cut to the number of groups at
+     *    "L<n>." of the name but the first, and after 16 dispatches), and the replay r stamps the
+     *    groups g with g mod k == r; submissions rotate through the replays, so each run pays about
+     *    1/k of the stamps and k runs time every dispatch once (k is cut to the number of groups at
      *    vkllm_chain_end). Every replay has the start and end stamps of the step. */
     int timestamps;
     uint32_t max_dispatches; /* capacity hint for timestamps (grown as needed; 0 = 256) */
