@@ -12,13 +12,20 @@
  *     --diag   also times a streaming read of each case's own weight copies (same rotation)
  *     --sweep  instead times rows-per-group x k-split x lanes-per-group (x staged or direct for the
  *              2-byte-aligned types) variants at seven shapes, each on the same data, to choose the
- *              defaults in runtime/ops_matvec.c for a device. */
+ *              defaults in runtime/ops_matvec.c for a device.
+ *     --q8     instead times the 8-bit activation mat-vec (kernels/matvec_q8.comp) at the Phi-4 decode
+ *              shapes with their prologues (qkv Q5_K + RMSNorm, o Q4_K, gate_up Q4_K + RMSNorm, down
+ *              Q6_K + SwiGLU, output Q6_K + RMSNorm), each next to the float kernel on the same
+ *              weights, over rows per workgroup x lanes per row x rows per lane (the first row of
+ *              each shape is the default choice); checked against vkllm_ref_matvec_q8 (NMSE <= 1e-8,
+ *              the bound of tests/gpu/test_matvec_q8.c). Weights bytes only are counted, as above. */
 #include <stdlib.h>
 #include <string.h>
 
 #include "benchutil.h"
 #include "vkllm/ops_matvec.h"
 #include "vkllm/quant.h"
+#include "vkllm/ref.h"
 #include "vkllm/ref_matvec.h"
 
 typedef struct {
@@ -27,7 +34,22 @@ typedef struct {
     vkllm_dtype type;
     uint32_t n_out, n_in, n_vec, copies, rps, ks, lanes, stage;
     uint64_t w_stride, x_stride_b, y_stride_b; /* bytes between copies */
+    /* --q8: prologue, tuning, the RMSNorm gain; x vectors are x_elems apart (2 n_in for SwiGLU) */
+    uint32_t pro, q_rows, q_rpl, q_lanes, x_elems;
+    vkllm_buffer g;
 } mv_case;
+
+static void rec_mvq8(vkllm_chain *c, uint32_t i, void *u)
+{
+    mv_case *k = u;
+    uint32_t j = i % k->copies;
+    vkllm_matvec_q8_args a = { .w = { k->w, j * k->w_stride }, .type = k->type, .n_out = k->n_out, .n_in = k->n_in,
+                               .x = { k->x, j * k->x_stride_b }, .y = { k->y, 0 }, .n_vec = k->n_vec, .x_stride = k->x_elems,
+                               .y_stride = k->n_out, .prologue = k->pro, .norm = { k->g, 0 }, .eps = 1e-5f,
+                               .up_offset = k->pro == VKLLM_MVQ_SWIGLU ? k->n_in : 0, .rows_per_wg = k->q_rows,
+                               .rows_per_lane = k->q_rpl, .lanes_per_row = k->q_lanes };
+    if (vkllm_op_matvec_q8(c, &a)) bu_die(k->dev, "vkllm_op_matvec_q8");
+}
 
 static void rec_mv(vkllm_chain *c, uint32_t i, void *u)
 {
@@ -75,7 +97,7 @@ static uint8_t *make_pool(vkllm_dtype t, size_t *unit_bytes, size_t *n_units)
     return pool;
 }
 
-static int sweep, diag, fresh;
+static int sweep, diag, fresh, q8;
 
 /* Buffers kept from case to case (grown when a case needs more), unless --fresh. With buffers
  * allocated per case the same kernel, variant and shape measured up to 5x apart between cases on
@@ -108,6 +130,11 @@ static void release(vkllm_device *dev, vkllm_buffer *b)
 /* Tuning variants timed on the same data: (rows per group, k split, lanes per group, stage); 0 = auto. */
 typedef struct { uint32_t rps, ks, lanes, stage; } tuning;
 static const tuning auto_tuning[] = { { 0, 0, 0, 0 } };
+/* --q8 variants: (rows per workgroup, rows per lane, lanes per row); 0 = the op's choice */
+typedef struct { uint32_t rows, rpl, lanes; } q8_tuning;
+static const q8_tuning *q8_tv;
+static size_t q8_n_tv;
+static uint32_t q8_pro;
 
 static void bench_case(vkllm_device *dev, const char *what, vkllm_dtype t, uint32_t n_out, uint32_t n_in, uint32_t n_vec,
                        const tuning *tv, size_t n_tv)
@@ -122,8 +149,10 @@ static void bench_case(vkllm_device *dev, const char *what, vkllm_dtype t, uint3
         return;
     }
     mv_case k = { .dev = dev, .type = t, .n_out = n_out, .n_in = n_in, .n_vec = n_vec };
-    k.w_stride = bu_round256(wbytes + 4);
-    k.x_stride_b = bu_round256((uint64_t)n_in * n_vec * 4);
+    k.pro = q8_pro;
+    k.x_elems = q8_pro == VKLLM_MVQ_SWIGLU ? 2 * n_in : n_in;
+    k.w_stride = bu_round256(wbytes + 16);
+    k.x_stride_b = bu_round256((uint64_t)k.x_elems * n_vec * 4);
     k.y_stride_b = bu_round256((uint64_t)n_out * n_vec * 4);
     uint32_t n_disp;
     bu_plan(wbytes, &k.copies, &n_disp);
@@ -164,11 +193,11 @@ static void bench_case(vkllm_device *dev, const char *what, vkllm_dtype t, uint3
         free(xs);
     }
     k.y = reuse(dev, 2, k.y_stride_b);
-    size_t nx = (size_t)n_in * n_vec, ny = (size_t)n_out * n_vec;
+    size_t nx = (size_t)k.x_elems * n_vec, ny = (size_t)n_out * n_vec;
     float *x = malloc(nx * 4), *out = malloc(ny * 4), *ref = malloc(ny * 4);
     if (!x || !out || !ref) bu_die(dev, "out of memory");
     BU_CK(dev, vkllm_buffer_read(dev, &k.x, 0, x, nx * 4));
-    if (vkllm_ref_matvec(t, w0, n_out, n_in, x, n_in, ref, n_out, NULL, 0, n_vec)) bu_die(dev, "vkllm_ref_matvec");
+    if (vkllm_ref_matvec(t, w0, n_out, n_in, x, k.x_elems, ref, n_out, NULL, 0, n_vec)) bu_die(dev, "vkllm_ref_matvec");
     vkllm_matvec_args a = { .type = t, .n_out = n_out, .n_in = n_in, .n_vec = n_vec };
     uint64_t flops;
     vkllm_matvec_cost(&a, NULL, &flops);
@@ -205,6 +234,59 @@ static void bench_case(vkllm_device *dev, const char *what, vkllm_dtype t, uint3
             exit(1);
         }
     }
+    if (q8_n_tv) {
+        if (!vkllm_matvec_q8_supported(dev, t, n_in, n_vec)) {
+            printf("| matvec_q8_%s | %s | skipped: not supported on this device |||||||\n", vkllm_dtype_name(t), shape);
+        } else {
+            float *gh = malloc((size_t)n_in * 4), *qref = malloc(ny * 4);
+            if (!gh || !qref) bu_die(dev, "out of memory");
+            k.g = bu_random_buffer(dev, (uint64_t)n_in * 4);
+            BU_CK(dev, vkllm_buffer_read(dev, &k.g, 0, gh, (uint64_t)n_in * 4));
+            if (vkllm_ref_matvec_q8(t, w0, n_out, n_in, x, k.x_elems, k.pro, gh, 1e-5f, n_in, qref, n_out, NULL, 0, n_vec))
+                bu_die(dev, "vkllm_ref_matvec_q8");
+            static const char *pn[] = { "", " +rmsnorm", " +swiglu" };
+            for (size_t vi = 0; vi < q8_n_tv; vi++) {
+                k.q_rows = q8_tv[vi].rows;
+                k.q_rpl = q8_tv[vi].rpl;
+                k.q_lanes = q8_tv[vi].lanes;
+                if (k.q_lanes > f->subgroup_size) continue;
+                { /* a variant the op refuses (workgroup too large, shared memory) is reported, not fatal */
+                    vkllm_chain *tc;
+                    BU_CK(dev, vkllm_chain_create(dev, NULL, &tc));
+                    BU_CK(dev, vkllm_chain_begin(tc));
+                    vkllm_matvec_q8_args ta = { .w = { k.w, 0 }, .type = t, .n_out = n_out, .n_in = n_in, .x = { k.x, 0 }, .y = { k.y, 0 },
+                                                .n_vec = n_vec, .x_stride = k.x_elems, .y_stride = n_out, .prologue = k.pro,
+                                                .norm = { k.g, 0 }, .up_offset = k.pro == VKLLM_MVQ_SWIGLU ? n_in : 0, .rows_per_wg = k.q_rows,
+                                                .rows_per_lane = k.q_rpl, .lanes_per_row = k.q_lanes };
+                    vkllm_status st = vkllm_op_matvec_q8(tc, &ta);
+                    vkllm_chain_end(tc);
+                    vkllm_chain_destroy(tc);
+                    if (st) {
+                        printf("| matvec_q8_%s w%u r%u l%u | %s | refused: %s |||||||\n", vkllm_dtype_name(t), k.q_rows, k.q_rpl, k.q_lanes, shape,
+                               vkllm_device_error(dev));
+                        continue;
+                    }
+                }
+                BU_CK(dev, vkllm_buffer_fill(dev, &k.y, 0, k.y_stride_b, 0x7FC00000u));
+                double med, mn;
+                bu_time_dispatches(dev, n_disp, rec_mvq8, &k, &med, &mn);
+                BU_CK(dev, vkllm_buffer_read(dev, &k.y, 0, out, ny * 4));
+                double e = bu_nmse(out, qref, ny);
+                char kname[80];
+                if (k.q_rows || k.q_rpl || k.q_lanes)
+                    snprintf(kname, sizeof kname, "matvec_q8_%s%s w%u r%u l%u", vkllm_dtype_name(t), pn[k.pro], k.q_rows, k.q_rpl, k.q_lanes);
+                else
+                    snprintf(kname, sizeof kname, "matvec_q8_%s%s (default)", vkllm_dtype_name(t), pn[k.pro]);
+                bu_report(kname, shape, wbytes, flops, med, mn, e);
+                if (!(e <= 1e-8)) {
+                    fprintf(stderr, "bench-matvec: %s %s is WRONG (NMSE %.3e)\n", kname, shape, e);
+                    exit(1);
+                }
+            }
+            vkllm_buffer_free(dev, &k.g);
+            free(gh); free(qref);
+        }
+    }
     release(dev, &k.w); release(dev, &k.x); release(dev, &k.y);
     free(w0); free(x); free(out); free(ref);
 }
@@ -217,6 +299,7 @@ int main(int argc, char **argv)
         if (!strcmp(argv[i], "--sweep")) sweep = 1;
         else if (!strcmp(argv[i], "--diag")) diag = 1;
         else if (!strcmp(argv[i], "--fresh")) fresh = 1;
+        else if (!strcmp(argv[i], "--q8")) q8 = 1;
         else argv[n++] = argv[i];
     }
     vkllm_device *dev = bu_open(n, argv, "bench-matvec");
@@ -228,7 +311,43 @@ int main(int argc, char **argv)
     static const vkllm_dtype types[] = { VKLLM_DTYPE_Q4_K, VKLLM_DTYPE_Q5_K, VKLLM_DTYPE_Q6_K, VKLLM_DTYPE_Q8_0,
                                          VKLLM_DTYPE_Q4_0, VKLLM_DTYPE_F16,  VKLLM_DTYPE_BF16, VKLLM_DTYPE_F32 };
     const uint32_t div = bu_quick ? 16 : 1; /* --quick: a sixteenth of the rows */
-    if (!sweep) {
+    if (q8) {
+        /* Phi-4 decode mat-vecs with the prologue each would fuse */
+        static const struct { const char *what; vkllm_dtype t; uint32_t n_out, n_in, pro; } qs[] = {
+            { "qkv", VKLLM_DTYPE_Q5_K, 7680, 5120, VKLLM_MVQ_RMSNORM },       { "o", VKLLM_DTYPE_Q4_K, 5120, 5120, VKLLM_MVQ_NONE },
+            { "gate_up", VKLLM_DTYPE_Q4_K, 35840, 5120, VKLLM_MVQ_RMSNORM }, { "down", VKLLM_DTYPE_Q6_K, 5120, 17920, VKLLM_MVQ_SWIGLU },
+            { "output", VKLLM_DTYPE_Q6_K, 100352, 5120, VKLLM_MVQ_RMSNORM },  { "o", VKLLM_DTYPE_Q8_0, 5120, 5120, VKLLM_MVQ_NONE },
+            { "o", VKLLM_DTYPE_Q4_0, 5120, 5120, VKLLM_MVQ_NONE },
+        };
+        q8_tuning tv[40];
+        size_t n_tv = 0;
+        tv[n_tv++] = (q8_tuning){ 0, 0, 0 };
+        if (!bu_quick) {
+            static const uint32_t rows[] = { 4, 8, 16, 32, 64 }, lanes[] = { 8, 16, 32 }, rpls[] = { 1, 2, 4 };
+            for (size_t i = 0; i < 5; i++)
+                for (size_t j = 0; j < 3; j++)
+                    for (size_t l = 0; l < 3; l++)
+                        if (rows[i] >= rpls[l] && !(lanes[j] == 8 && rpls[l] != 2) && !(rows[i] == 4 && rpls[l] == 1))
+                            tv[n_tv++] = (q8_tuning){ rows[i], rpls[l], lanes[j] };
+        }
+        q8_tv = tv;
+        q8_n_tv = n_tv;
+        for (size_t s = 0; s < sizeof qs / sizeof qs[0]; s++) {
+            q8_pro = qs[s].pro;
+            bench_case(dev, qs[s].what, qs[s].t, qs[s].n_out / div, qs[s].n_in, 1, auto_tuning, 1);
+        }
+        q8_n_tv = 0;
+        q8_pro = 0;
+        /* a few vectors at once, default shape only */
+        static const q8_tuning def[] = { { 0, 0, 0 } };
+        q8_tv = def;
+        q8_n_tv = 1;
+        q8_pro = VKLLM_MVQ_RMSNORM;
+        bench_case(dev, "gate_up", VKLLM_DTYPE_Q4_K, 35840 / div, 5120, 4, auto_tuning, 1);
+        q8_n_tv = 0;
+        q8_pro = 0;
+    }
+    if (!sweep && !q8) {
         for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++)
             for (size_t t = 0; t < sizeof types / sizeof types[0]; t++)
                 bench_case(dev, shapes[s].what, types[t], shapes[s].n_out / div, shapes[s].n_in, 1, auto_tuning, 1);

@@ -4,3 +4,9 @@ foreach(t F32 F16 BF16 Q8_0 Q4_0 Q4_K Q5_K Q6_K)
   string(TOLOWER ${t} lt)
   vkllm_add_kernel(matvec_${lt} SOURCE matvec.comp DEFINES ${t}=1)
 endforeach()
+# 8-bit activation mat-vec (kernels/matvec_q8.comp): x quantized per 32 in the prologue (optionally
+# after RMSNorm or SwiGLU), integer dot products; needs GL_EXT_integer_dot_product.
+foreach(t Q8_0 Q4_0 Q4_K Q5_K Q6_K)
+  string(TOLOWER ${t} lt)
+  vkllm_add_kernel(matvec_q8_${lt} SOURCE matvec_q8.comp DEFINES ${t}=1 REQUIRES intdot)
+endforeach()

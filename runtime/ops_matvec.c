@@ -195,3 +195,183 @@ vkllm_status vkllm_op_matvec(vkllm_chain *chain, const vkllm_matvec_args *a)
     grid_2d(dev, ((uint64_t)a->n_out + rows_wg - 1) / rows_wg, d.groups);
     return vkllm_chain_dispatch(chain, &d);
 }
+
+/* ---- 8-bit activation mat-vec (kernels/matvec_q8.comp) ---- */
+
+static const char *q8_kernel_name(vkllm_dtype t)
+{
+    switch (t) {
+    case VKLLM_DTYPE_Q8_0: return "matvec_q8_q8_0";
+    case VKLLM_DTYPE_Q4_0: return "matvec_q8_q4_0";
+    case VKLLM_DTYPE_Q4_K: return "matvec_q8_q4_k";
+    case VKLLM_DTYPE_Q5_K: return "matvec_q8_q5_k";
+    case VKLLM_DTYPE_Q6_K: return "matvec_q8_q6_k";
+    default: return NULL;
+    }
+}
+
+/* Shape of one launch: rows per workgroup, rows per lane group, lanes per row. */
+typedef struct { uint32_t rows, r, c; } q8_shape;
+
+/* Shared memory of the kernel (its arrays, in bytes): x codes and per-32 (d, d*sum) and int16 sums,
+ * reduce.glsl's partials, and for the 2-byte-aligned types the staging regions. */
+static uint64_t q8_smem(vkllm_dtype t, uint32_t n_in, uint32_t n_vec, q8_shape s)
+{
+    uint64_t nb = n_in / 32, bytes = (uint64_t)n_vec * (n_in + nb * 12) + 256 * 4;
+    uint32_t upb = 0, bhw = 0;
+    if (t == VKLLM_DTYPE_Q6_K) upb = 4, bhw = 105;
+    if (t == VKLLM_DTYPE_Q8_0) upb = 1, bhw = 17;
+    if (t == VKLLM_DTYPE_Q4_0) upb = 1, bhw = 9;
+    if (upb) {
+        uint64_t ch = ((uint64_t)(s.c / upb) * bhw * 2 + 29) >> 4, chl = (ch + s.c - 1) / s.c, regw = chl * s.c * 4 + 4;
+        bytes += (uint64_t)s.rows * regw * 4;
+    }
+    return bytes;
+}
+
+/* Type, int dot, build and subgroup checks shared by the predicate and the op; NULL message if fine. */
+static const char *q8_refusal(const vkllm_device *dev, vkllm_dtype t, uint32_t n_in, uint32_t n_vec)
+{
+    if (!vkllm_dtype_valid((int)t) || !q8_kernel_name(t)) return "weight type is not one of q4_K q5_K q6_K q8_0 q4_0";
+    if (!dev->f.integer_dot) return "the device has no shaderIntegerDotProduct (or VKLLM_DISABLE=intdot)";
+    if (!vkllm_kernel_available(q8_kernel_name(t))) return "the kernel is not in this build (glslang lacked GL_EXT_integer_dot_product)";
+    if (dev->f.subgroup_size < 8) return "the subgroup size is below 8";
+    if (n_in == 0 || n_in % (uint32_t)vkllm_dtype_block_elems(t)) return "n_in is not a whole number of blocks";
+    if (n_vec == 0 || n_vec > 8) return "n_vec is not 1..8";
+    return NULL;
+}
+
+/* Default launch shape, shrunk (rows per workgroup halved) until the shared memory fits; rows 0 if
+ * nothing does. */
+static q8_shape q8_choose(const vkllm_device *dev, vkllm_dtype t, uint32_t n_in, uint32_t n_vec, uint32_t rows_wg,
+                          uint32_t rpl, uint32_t lanes)
+{
+    uint32_t sg = dev->f.subgroup_size;
+    q8_shape s;
+    /* a whole subgroup per row group (up to 32 lanes), 16 for Q6_K (its quarter-block units stage
+     * 1.7 KB per row per 32 lanes), 2 rows per lane group, 16 rows per workgroup: the first H100
+     * guess, see docs/BENCHMARKS.md for the sweep */
+    s.c = lanes ? lanes : (sg < 32 ? sg : 32);
+    if (!lanes && t == VKLLM_DTYPE_Q6_K && s.c > 16) s.c = 16;
+    s.r = rpl ? rpl : 2;
+    s.rows = rows_wg ? rows_wg : 16;
+    if (s.rows < s.r) s.rows = s.r;
+    while (!rows_wg && s.rows > s.r && q8_smem(t, n_in, n_vec, s) > dev->f.max_shared_memory) s.rows /= 2;
+    if (q8_smem(t, n_in, n_vec, s) > dev->f.max_shared_memory) s.rows = 0;
+    return s;
+}
+
+int vkllm_matvec_q8_supported(const vkllm_device *dev, vkllm_dtype type, uint32_t n_in, uint32_t n_vec)
+{
+    if (!dev || q8_refusal(dev, type, n_in, n_vec)) return 0;
+    return q8_choose(dev, type, n_in, n_vec, 0, 0, 0).rows != 0;
+}
+
+void vkllm_matvec_q8_cost(const vkllm_matvec_q8_args *a, uint64_t *bytes, uint64_t *flops)
+{
+    uint64_t wb = vkllm_matvec_weight_bytes(a->type, a->n_out, a->n_in);
+    int res = a->residual.buf.block != NULL;
+    uint64_t xr = 4ull * a->n_vec * a->n_in * (a->prologue == VKLLM_MVQ_SWIGLU ? 2 : 1) + (a->prologue == VKLLM_MVQ_RMSNORM ? 4ull * a->n_in : 0);
+    if (bytes) *bytes = wb ? wb + xr + 4ull * a->n_vec * a->n_out * (res ? 2 : 1) : 0;
+    if (flops) *flops = wb ? 2ull * a->n_vec * a->n_in * a->n_out + (res ? (uint64_t)a->n_vec * a->n_out : 0) : 0;
+}
+
+vkllm_status vkllm_op_matvec_q8(vkllm_chain *chain, const vkllm_matvec_q8_args *a)
+{
+    vkllm_device *dev = vkllm_chain_device(chain);
+    if (!dev || !a) return VKLLM_ERROR_INVALID_ARGUMENT;
+    const char *why = q8_refusal(dev, a->type, a->n_in, a->n_vec);
+    if (why)
+        return vkllm_fail(dev, VKLLM_ERROR_UNSUPPORTED, "matvec_q8: %s (type %s, n_in %u, n_vec %u): use vkllm_op_matvec", why,
+                          vkllm_dtype_valid((int)a->type) ? vkllm_dtype_name(a->type) : "?", a->n_in, a->n_vec);
+    const char *kernel = q8_kernel_name(a->type), *tn = vkllm_dtype_name(a->type);
+    if (a->n_out == 0) return vkllm_fail(dev, VKLLM_ERROR_INVALID_ARGUMENT, "matvec_q8: n_out is 0");
+    if (a->prologue > VKLLM_MVQ_SWIGLU)
+        return vkllm_fail(dev, VKLLM_ERROR_INVALID_ARGUMENT, "matvec_q8: prologue %u is not VKLLM_MVQ_NONE/RMSNORM/SWIGLU", a->prologue);
+    int swiglu = a->prologue == VKLLM_MVQ_SWIGLU, rms = a->prologue == VKLLM_MVQ_RMSNORM;
+    uint64_t x_used = (uint64_t)a->n_in + (swiglu ? a->up_offset : 0);
+    int has_res = a->residual.buf.block != NULL;
+    if (a->x_stride < x_used || a->y_stride < a->n_out || (has_res && a->r_stride < a->n_out))
+        return vkllm_fail(dev, VKLLM_ERROR_INVALID_ARGUMENT,
+                          "matvec_q8: strides x %u / y %u / r %u are smaller than the used %llu / n_out %u", a->x_stride, a->y_stride,
+                          a->r_stride, (unsigned long long)x_used, a->n_out);
+    if (a->x_stride % 4 || (swiglu && a->up_offset % 4))
+        return vkllm_fail(dev, VKLLM_ERROR_INVALID_ARGUMENT, "matvec_q8: x_stride %u and up_offset %u must be multiples of 4 (vec4 reads)",
+                          a->x_stride, a->up_offset);
+    if (abs_off(a->w) % 16 || abs_off(a->x) % 16 || (rms && abs_off(a->norm) % 16))
+        return vkllm_fail(dev, VKLLM_ERROR_INVALID_ARGUMENT, "matvec_q8: weight, x and norm offsets must be multiples of 16 bytes");
+    if (rms && !a->norm.buf.block) return vkllm_fail(dev, VKLLM_ERROR_INVALID_ARGUMENT, "matvec_q8: RMSNORM needs the gain view norm");
+    uint32_t sg = dev->f.subgroup_size;
+    if (a->lanes_per_row && (a->lanes_per_row < 8 || a->lanes_per_row > sg || (a->lanes_per_row & (a->lanes_per_row - 1))))
+        return vkllm_fail(dev, VKLLM_ERROR_INVALID_ARGUMENT, "matvec_q8: lanes_per_row %u must be a power of two in 8..%u (subgroup size)",
+                          a->lanes_per_row, sg);
+    if (a->rows_per_lane > 4)
+        return vkllm_fail(dev, VKLLM_ERROR_INVALID_ARGUMENT, "matvec_q8: rows_per_lane %u (1..4)", a->rows_per_lane);
+    q8_shape sh = q8_choose(dev, a->type, a->n_in, a->n_vec, a->rows_per_wg, a->rows_per_lane, a->lanes_per_row);
+    if (sh.rows % sh.r || (uint64_t)sh.rows / sh.r * sh.c > dev->f.max_workgroup_invocations)
+        return vkllm_fail(dev, VKLLM_ERROR_INVALID_ARGUMENT,
+                          "matvec_q8: rows_per_wg %u must be a multiple of rows_per_lane %u with (rows / rows_per_lane) x %u lanes <= %u invocations",
+                          sh.rows, sh.r, sh.c, dev->f.max_workgroup_invocations);
+    if (!sh.rows || q8_smem(a->type, a->n_in, a->n_vec, sh) > dev->f.max_shared_memory)
+        return vkllm_fail(dev, VKLLM_ERROR_UNSUPPORTED,
+                          "matvec_q8: %s n_in %u x n_vec %u needs %llu bytes of shared memory, the device has %u: use vkllm_op_matvec "
+                          "(vkllm_matvec_q8_supported says so beforehand)",
+                          tn, a->n_in, a->n_vec, (unsigned long long)q8_smem(a->type, a->n_in, a->n_vec, sh.rows ? sh : (q8_shape){ 2, 2, sh.c }),
+                          dev->f.max_shared_memory);
+
+    uint64_t wbytes = vkllm_matvec_weight_bytes(a->type, a->n_out, a->n_in);
+    uint64_t xbytes = ((uint64_t)(a->n_vec - 1) * a->x_stride + x_used) * 4;
+    uint64_t ybytes = ((uint64_t)(a->n_vec - 1) * a->y_stride + a->n_out) * 4;
+    uint64_t rbytes = has_res ? ((uint64_t)(a->n_vec - 1) * a->r_stride + a->n_out) * 4 : 0;
+    int staged = a->type == VKLLM_DTYPE_Q6_K || a->type == VKLLM_DTYPE_Q8_0 || a->type == VKLLM_DTYPE_Q4_0;
+    uint64_t wbind = staged ? (wbytes + 15) & ~15ull : wbytes;
+    uint64_t range = dev->f.max_storage_buffer_range;
+    if (range > (1ull << 32) - 16) range = (1ull << 32) - 16; /* chunk and halfword indices are 32-bit */
+    if (wbind > range || xbytes > range || ybytes > range || rbytes > range)
+        return vkllm_fail(dev, VKLLM_ERROR_TOO_LARGE,
+                          "matvec_q8: a binding exceeds the device's maxStorageBufferRange of %llu bytes (weights %llu = %u x %u %s, x %llu, "
+                          "y %llu): split the tensor into row ranges",
+                          (unsigned long long)range, (unsigned long long)wbind, a->n_out, a->n_in, tn, (unsigned long long)xbytes,
+                          (unsigned long long)ybytes);
+    if (a->w.offset + wbind > a->w.buf.size)
+        return vkllm_fail(dev, VKLLM_ERROR_OUT_OF_RANGE,
+                          "matvec_q8: the %llu-byte %s tensor is read in 16-byte chunks and needs %llu bytes from its offset, the buffer "
+                          "has %llu: allocate it rounded up to 16 bytes",
+                          (unsigned long long)wbytes, tn, (unsigned long long)wbind, (unsigned long long)(a->w.buf.size - a->w.offset));
+    int in_place = 0;
+    if (has_res && a->residual.buf.block == a->y.buf.block) {
+        uint64_t r0 = abs_off(a->residual), y0 = abs_off(a->y);
+        if (r0 == y0 && a->r_stride == a->y_stride)
+            in_place = 1;
+        else if (r0 < y0 + ybytes && y0 < r0 + rbytes)
+            return vkllm_fail(dev, VKLLM_ERROR_INVALID_ARGUMENT, "matvec_q8: residual overlaps y without being y itself (same offset and stride)");
+    }
+    if (a->y.buf.block == a->x.buf.block) {
+        uint64_t x0 = abs_off(a->x), y0 = abs_off(a->y);
+        if (x0 < y0 + ybytes && y0 < x0 + xbytes)
+            return vkllm_fail(dev, VKLLM_ERROR_INVALID_ARGUMENT, "matvec_q8: y overlaps x (every workgroup reads the whole x)");
+    }
+
+    uint32_t wg = sh.rows / sh.r * sh.c;
+    vkllm_pipeline_desc pd = { .kernel = kernel, .n_bindings = 5, .push_size = 28, .n_spec = 8,
+                               .spec = { wg, sh.rows, sh.r, sh.c, a->n_vec, (uint32_t)has_res, a->prologue, a->n_in } };
+    vkllm_pipeline *p;
+    vkllm_status s = vkllm_pipeline_get(dev, &pd, &p);
+    if (s) return s;
+    uint64_t row_bytes = wbytes / a->n_out;
+    struct { uint32_t n_out, row_c, xs, ys, rs, up; float eps; } push = {
+        a->n_out, (uint32_t)(staged ? row_bytes / 2 : row_bytes / 16), a->x_stride, a->y_stride, has_res ? a->r_stride : 0,
+        swiglu ? a->up_offset : 0, a->eps };
+    uint64_t bytes, flops;
+    vkllm_matvec_q8_cost(a, &bytes, &flops);
+    vkllm_binding bx = bind(a->x, xbytes, VKLLM_READ);
+    vkllm_dispatch d = { .pipeline = p, .name = a->name ? a->name : kernel, .n_bindings = 5,
+                         .bindings = { bind(a->w, wbind, VKLLM_READ), bx,
+                                       bind(a->y, ybytes, in_place ? VKLLM_READ_WRITE : VKLLM_WRITE),
+                                       /* absent residual / gain: x stands in, never read */
+                                       has_res ? bind(a->residual, rbytes, VKLLM_READ) : bx,
+                                       rms ? bind(a->norm, 4ull * a->n_in, VKLLM_READ) : bx },
+                         .push = &push, .bytes = bytes, .flops = flops };
+    grid_2d(dev, ((uint64_t)a->n_out + sh.rows - 1) / sh.rows, d.groups);
+    return vkllm_chain_dispatch(chain, &d);
+}

@@ -6,6 +6,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "vkllm/quant.h"
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -32,6 +34,22 @@ typedef struct vkllm_rope_params {
 
 /* Rotates x into y (may alias) for tokens at positions pos[t], with inv_freq from vkllm_rope_inv_freq. */
 void vkllm_ref_rope(const vkllm_rope_params *p, const float *x, float *y, const int32_t *pos, const double *inv_freq);
+
+/* The per-32 activation quantization of the 8-bit mat-vec (kernels/matvec_q8.comp), in float32:
+ * per block of 32, amax = max|x|, d = amax / 127, q = round-half-away-from-zero(x * (1 / d)) clamped
+ * to [-127, 127] (q = 0 where amax == 0). x: (n), n a multiple of 32; q: (n); d: (n / 32). */
+void vkllm_ref_quantize_q8_act(const float *x, uint32_t n, int8_t *q, float *d);
+
+/* y[v][o] = sum_i W[o][i] * d[v][i / 32] * q[v][i] (+ r[v][o] if r): W dequantized with
+ * vkllm_dequantize, (q, d) = vkllm_ref_quantize_q8_act(P(x[v])) with P in double then rounded to
+ * float: prologue 0 none, 1 rmsnorm x[i] * norm[i] / sqrt(mean(x^2) + eps), 2 swiglu
+ * silu(x[i]) * x[up_offset + i] (VKLLM_MVQ_* of ops_matvec.h); the product in double.
+ * w: (n_out, row bytes) GGUF rows; x: (n_vec, x_stride); y, r: (n_vec, y_stride / r_stride); r may
+ * be NULL or alias y. VKLLM_ERROR_INVALID_ARGUMENT for a partial block, bad type or prologue (or
+ * rmsnorm without norm), VKLLM_ERROR_OUT_OF_HOST_MEMORY. */
+vkllm_status vkllm_ref_matvec_q8(vkllm_dtype type, const void *w, size_t n_out, size_t n_in, const float *x, size_t x_stride,
+                                 uint32_t prologue, const float *norm, float eps, size_t up_offset, float *y, size_t y_stride,
+                                 const float *r, size_t r_stride, size_t n_vec);
 
 #ifdef __cplusplus
 }

@@ -43,6 +43,47 @@ void vkllm_matvec_cost(const vkllm_matvec_args *a, uint64_t *bytes, uint64_t *fl
 /* Bytes of the weight tensor (n_out rows), 0 for a bad type or partial block. */
 uint64_t vkllm_matvec_weight_bytes(vkllm_dtype type, uint32_t n_out, uint32_t n_in);
 
+/* ---- 8-bit activations, integer dot products (kernels/matvec_q8.comp) ----
+ * The vector is quantized per block of 32 elements (after the prologue P) exactly as
+ * vkllm_ref_quantize_q8_act: amax = max|x'|, d = amax / 127, q = round-half-away(x' * (1/d)) clamped
+ * to [-127, 127] (q = 0 where amax == 0), in float32. Each workgroup does this itself into shared
+ * memory, so the RMSNorm before QKV / gate-up / output and the SwiGLU before down need no dispatch
+ * of their own. */
+enum { VKLLM_MVQ_NONE = 0, VKLLM_MVQ_RMSNORM = 1, VKLLM_MVQ_SWIGLU = 2 };
+/* y[v][o] = sum_i W[o][i] * Q8(P(x[v]))[i] (+ residual[v][o]), v < n_vec: P the prologue, Q8 the
+ * per-32 int8 quantization above. Types Q4_K Q5_K Q6_K Q8_0 Q4_0.
+ * P: NONE x' = x; RMSNORM x'[i] = x[i] * norm[i] / sqrt(mean(x^2) + eps); SWIGLU
+ * x'[i] = silu(x[i]) * x[up_offset + i], silu(a) = a / (1 + exp(-a)).
+ * Offsets of w, x and norm multiples of 16 bytes; x_stride and up_offset multiples of 4. Q6_K, Q8_0
+ * and Q4_0 weights are read in 16-byte chunks: the buffer must hold the tensor rounded up to 16
+ * bytes (VKLLM_ERROR_OUT_OF_RANGE otherwise; tensors 256-byte aligned in a pool always are, but for
+ * the last one in its buffer). Unsupported type/shape/device (see vkllm_matvec_q8_supported):
+ * VKLLM_ERROR_UNSUPPORTED with a message. rows_per_wg, rows_per_lane and lanes_per_row are tuning
+ * overrides for benchmarks and tests (0 = chosen from the device and the shape). */
+typedef struct vkllm_matvec_q8_args {
+    vkllm_view w;
+    vkllm_dtype type;
+    uint32_t n_out, n_in;
+    vkllm_view x;           /* float32; vector v at v * x_stride elements; SWIGLU: gate at [0, n_in), up at [up_offset, up_offset + n_in) */
+    vkllm_view y, residual; /* as vkllm_matvec_args (residual may be y itself: in place y += W x') */
+    uint32_t n_vec, x_stride, y_stride, r_stride;
+    uint32_t prologue;      /* VKLLM_MVQ_* */
+    vkllm_view norm;        /* RMSNORM: float32 gain g[n_in] */
+    float eps;              /* RMSNORM */
+    uint32_t up_offset;     /* SWIGLU, elements */
+    const char *name;       /* dispatch name for profiling (NULL: "matvec_q8_<type>") */
+    uint32_t rows_per_wg;   /* tuning override, 0 = chosen from device and shape */
+    uint32_t rows_per_lane; /* tuning: rows each lane group keeps (1..4), 0 = 2 */
+    uint32_t lanes_per_row; /* tuning: lanes sharing a row, power of two, 8..subgroup size; 0 = chosen */
+} vkllm_matvec_q8_args;
+vkllm_status vkllm_op_matvec_q8(vkllm_chain *chain, const vkllm_matvec_q8_args *a);
+/* 1 when vkllm_op_matvec_q8 can run this type/shape/n_vec on dev (int dot feature present, type
+ * supported, n_in a whole number of blocks, shared memory fits), else 0. */
+int vkllm_matvec_q8_supported(const vkllm_device *dev, vkllm_dtype type, uint32_t n_in, uint32_t n_vec);
+/* bytes = weight bytes + x read (2x for SWIGLU, + the gain for RMSNORM) + y written (+ residual read);
+ * flops = 2*n_vec*n_in*n_out (+ n_vec*n_out with a residual). 0 for a bad type or partial block. */
+void vkllm_matvec_q8_cost(const vkllm_matvec_q8_args *a, uint64_t *bytes, uint64_t *flops);
+
 #ifdef __cplusplus
 }
 #endif

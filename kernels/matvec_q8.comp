@@ -1,0 +1,470 @@
+#version 450
+// Decode mat-vec with 8-bit activations and integer dot products:
+//   y[v][o] = sum_i W[o][i] * Q8(P(x[v]))[i]  (+ r[v][o] when HAS_RES), v < NV (1..8).
+// P is the prologue (PRO, constant 6): 0 none, 1 RMSNorm x[i] * g[i] / sqrt(mean(x^2) + eps),
+// 2 SwiGLU silu(x[i]) * x[up_offset + i]. Q8 quantizes per block of 32 elements exactly as
+// vkllm_ref_quantize_q8_act (host/ref/matvec_q8.c): amax = max|x'|, d = amax / 127, id = 1 / d
+// (0 when amax == 0), q = round-half-away-from-zero(x' * id) clamped to [-127, 127], all in float32.
+// Every workgroup reads the whole x (from L2) and quantizes it into shared memory in a prologue
+// (codes, d, d * sum(q) per 32, the two 16-element sums of q packed as int16): this replaces the
+// rmsnorm/swiglu dispatch before the mat-vec, and its cost is amortized over the workgroup's ROWS rows.
+// The weight codes then meet the x codes in dotPacked4x8AccSatEXT (OpSDot, 4 products + add per
+// instruction, accelerated on NVIDIA): a Q4_K lane does w & 0x0f0f0f0f, (w >> 4) & 0x0f0f0f0f and
+// two dots per 4 bytes of codes (the float kernel, kernels/matvec.comp, spent ~10 instructions per
+// weight byte and was ALU-bound at 24-44% of the read ceiling on the H100). Codes are 0..63
+// (unsigned) or -128..127 (Q8_0), so the signed dot is exact for every type; offsets (Q4_0 q-8,
+// Q6_K q-32) and K-quant mins come from the per-block sums of the x codes.
+// Integer sums become floats by the magic-number trick (|s| < 2^22: bits of 1.5*2^23 + s), not by
+// int-to-float conversions (quarter rate on NVIDIA).
+//
+// Layout: W exactly as in GGUF, row o = output o, rows contiguous. x, y, r float32, vector v at
+// v * {x,y,r}_stride elements (x_stride and up_offset multiples of 4; n_in = NIN, constant 7).
+// Workgroup: ROWS / R groups of C lanes (constants 1, 2, 3); a group owns R consecutive rows, its
+// C lanes take units u = lane, lane + C, ... of those rows and add up with subgroupShuffleXor.
+// Units: Q4_K/Q5_K a sub-block pair (64 elements, 32 bytes of nibbles: two uvec4 loads straight
+// from the buffer, 16-byte aligned since the blocks are 144/176 bytes; the 6-bit scales are
+// unpacked once per pair); Q6_K a quarter block (64 elements: half t, 16 columns of its 4 groups);
+// Q8_0/Q4_0 one block. Q6_K/Q8_0/Q4_0 blocks (210/34/18 bytes) are only 2-byte aligned: the group
+// copies the 16-byte chunks covering its next C units of each row (coalesced uvec4 loads) into its
+// own shared region and decodes from there (one subgroup barrier each way).
+// The first units' weights are loaded before the prologue (their latency overlaps it) and each
+// step's loads are issued before the previous step's arithmetic (two sets in flight per lane).
+// Shared memory: NV * (NIN bytes of codes + 12 bytes per 32) + the staging regions; the host refuses
+// what exceeds maxComputeSharedMemorySize (vkllm_matvec_q8_supported).
+//
+// Per call: reads the weight bytes once from memory, x (4*NIN*NV bytes, x2 for SwiGLU) once per
+// workgroup (from L2 after the first), writes 4*n_out*NV bytes (+ reads as many of r);
+// FLOPs 2*n_in*n_out*NV. The benchmark divides the weight bytes by time.
+#extension GL_GOOGLE_include_directive : require
+#extension GL_KHR_shader_subgroup_basic : require
+#extension GL_KHR_shader_subgroup_shuffle : require
+#extension GL_KHR_shader_subgroup_arithmetic : require
+#extension GL_EXT_integer_dot_product : require
+
+layout(local_size_x_id = 0) in; // = (ROWS / R) * C
+layout(constant_id = 1) const uint ROWS = 16; // rows per workgroup
+layout(constant_id = 2) const uint R = 2;     // rows per lane group
+layout(constant_id = 3) const uint C = 32;    // lanes per group: a power of two <= the subgroup size
+layout(constant_id = 4) const uint NV = 1;
+layout(constant_id = 5) const uint HAS_RES = 0;
+layout(constant_id = 6) const uint PRO = 0;   // 0 none, 1 rmsnorm, 2 swiglu
+layout(constant_id = 7) const uint NIN = 256; // n_in (sizes the shared arrays)
+
+layout(std430, binding = 0) readonly buffer W4 { uvec4 w4[]; };
+layout(std430, binding = 1) readonly buffer X4 { vec4 x4[]; };
+layout(std430, binding = 2) buffer Y { float y[]; };
+layout(std430, binding = 3) readonly buffer Res { float res[]; };
+layout(std430, binding = 4) readonly buffer G4 { vec4 g4[]; };
+
+layout(push_constant) uniform Params {
+    uint n_out;
+    uint row_c;    // Q4_K/Q5_K: uvec4s per row; staged types: halfwords per row
+    uint x_stride; // elements
+    uint y_stride;
+    uint r_stride;
+    uint up_offset; // SwiGLU: elements from gate to up
+    float eps;
+} p;
+
+#include "common/reduce.glsl"
+
+const uint NB = NIN / 32u;           // x blocks per vector
+shared uvec4 xq[NV * NIN / 16u];     // x codes, 16 per uvec4; vector v at v * NIN / 16
+shared vec2 xds[NV * NB];            // (d, d * sum(q)) per x block
+shared int xh[NV * NB];              // the two 16-element sums of q, int16 each (Q6_K)
+
+// float(s) for |s| < 2^22 in two full-rate instructions
+float fI(int s) { return intBitsToFloat(s + 0x4B400000) - 12582912.0; }
+
+// fp16 bits (low 16 of x) to float, subnormals exact (block scales are often subnormal)
+float half1(uint x)
+{
+    x &= 0xffffu;
+    if ((x & 0x7c00u) != 0u) return unpackHalf2x16(x).x;
+    const float m = float(x & 0x3ffu) * 5.9604644775390625e-8;
+    return (x & 0x8000u) != 0u ? -m : m;
+}
+
+// round half away from zero, as C's roundf (GLSL round() leaves .5 to the implementation)
+float rnd(float v)
+{
+    const float t = trunc(v);
+    return abs(v - t) >= 0.5 ? t + sign(v) : t;
+}
+
+// ---- prologue: x' = P(x[v]) quantized into xq/xds/xh (8 lanes per 32-element block) ----
+void prologue(uint tid)
+{
+    const uint WGS = gl_WorkGroupSize.x;
+    for (uint v = 0; v < NV; v++) {
+        const uint xb = (v * p.x_stride) >> 2; // vec4 index of the vector
+        float scale = 1.0;
+        if (PRO == 1u) {
+            float ss = 0.0;
+            for (uint i = tid; i < NIN / 4u; i += WGS) {
+                const vec4 a = x4[xb + i];
+                ss += dot(a, a);
+            }
+            scale = inversesqrt(workgroup_sum(ss) / float(NIN) + p.eps);
+        }
+        // WGS is a multiple of 8 and a group of 8 lanes sits inside one subgroup
+        for (uint e = tid; e < NIN / 4u; e += WGS) {
+            vec4 a = x4[xb + e];
+            if (PRO == 1u) {
+                a = a * scale * g4[e];
+            } else if (PRO == 2u) {
+                const vec4 u = x4[xb + (p.up_offset >> 2) + e];
+                a = a / (1.0 + exp(-a)) * u;
+            }
+            float amax = max(max(abs(a.x), abs(a.y)), max(abs(a.z), abs(a.w)));
+            amax = max(amax, subgroupShuffleXor(amax, 1u));
+            amax = max(amax, subgroupShuffleXor(amax, 2u));
+            amax = max(amax, subgroupShuffleXor(amax, 4u));
+            const float d = amax / 127.0;
+            const float id = amax != 0.0 ? 1.0 / d : 0.0;
+            const vec4 qf = clamp(vec4(rnd(a.x * id), rnd(a.y * id), rnd(a.z * id), rnd(a.w * id)), -127.0, 127.0);
+            const ivec4 q = ivec4(qf);
+            int s = (q.x + q.y) + (q.z + q.w);
+            s += subgroupShuffleXor(s, 1u);
+            s += subgroupShuffleXor(s, 2u); // sum of this 16-element half
+            const int so = subgroupShuffleXor(s, 4u);
+            const uint k = e & 7u, blk = e >> 3;
+            const uint word = uint(q.x & 255) | (uint(q.y & 255) << 8) | (uint(q.z & 255) << 16) | (uint(q.w & 255) << 24);
+            // 4 lanes fill one uvec4: gather the words to the first of them
+            const uint w1 = subgroupShuffleXor(word, 1u), w2 = subgroupShuffleXor(word, 2u), w3 = subgroupShuffleXor(word, 3u);
+            if ((k & 3u) == 0u) xq[v * (NIN / 16u) + (e >> 2)] = uvec4(word, w1, w2, w3);
+            if (k == 0u) {
+                xds[v * NB + blk] = vec2(d, d * float(s + so));
+                xh[v * NB + blk] = (s & 0xffff) | (so << 16);
+            }
+        }
+    }
+}
+
+// ---- weights ----
+uint grp;      // this lane's group
+uint row[R];   // its rows (clamped to n_out - 1; the extra ones are not written)
+float acc[R * NV];
+
+#if defined(Q4_K) || defined(Q5_K)
+#if defined(Q4_K)
+const uint BLK4 = 9u; // block in uvec4s: header, 8 of nibbles
+#else
+const uint BLK4 = 11u; // header, 2 of high bits, 8 of nibbles
+#endif
+const uint UNITS = NIN / 64u;
+// two register sets (k = 0, 1; constant after inlining) so that a step's loads are in flight
+// during the previous step's arithmetic
+uvec4 whd[2][R], wq0[2][R], wq1[2][R];
+#if defined(Q5_K)
+uvec4 wh0[2][R], wh1[2][R];
+#endif
+
+void load(uint k, uint u)
+{
+    const uint b = u >> 2, g = u & 3u;
+    for (uint r = 0; r < R; r++) {
+        const uint base = row[r] * p.row_c + b * BLK4;
+        whd[k][r] = w4[base];
+#if defined(Q4_K)
+        wq0[k][r] = w4[base + 1u + 2u * g];
+        wq1[k][r] = w4[base + 2u + 2u * g];
+#else
+        wh0[k][r] = w4[base + 1u];
+        wh1[k][r] = w4[base + 2u];
+        wq0[k][r] = w4[base + 3u + 2u * g];
+        wq1[k][r] = w4[base + 4u + 2u * g];
+#endif
+    }
+}
+
+void compute(uint k, uint u)
+{
+    const uint b = u >> 2, g = u & 3u;
+    // per row: d*sc and dmin*m of sub-blocks 2g (low nibbles) and 2g+1 (high nibbles), all eight
+    // 6-bit scales unpacked as bytes at once, then the lane's two picked
+    vec4 f[R];
+    for (uint r = 0; r < R; r++) {
+        const uvec4 hd = whd[k][r];
+        const uint scw = g < 2u ? hd.y & 0x3f3f3f3fu : (hd.w & 0x0f0f0f0fu) | ((hd.y >> 2) & 0x30303030u);
+        const uint mw = g < 2u ? hd.z & 0x3f3f3f3fu : ((hd.w >> 4) & 0x0f0f0f0fu) | ((hd.z >> 2) & 0x30303030u);
+        const uint sh = (g & 1u) << 4;
+        const int sc0 = int((scw >> sh) & 63u), sc1 = int((scw >> (sh + 8u)) & 63u);
+        const int m0 = int((mw >> sh) & 63u), m1 = int((mw >> (sh + 8u)) & 63u);
+        const float d = half1(hd.x), dm = half1(hd.x >> 16);
+        f[r] = vec4(d * fI(sc0), dm * fI(m0), d * fI(sc1), dm * fI(m1));
+    }
+#if defined(Q5_K)
+    uvec4 lo[R][2], hi[R][2];
+    for (uint r = 0; r < R; r++) {
+        const uvec4 a0 = wh0[k][r] >> (2u * g), a1 = wh1[k][r] >> (2u * g);
+        lo[r][0] = (wq0[k][r] & 0x0f0f0f0fu) | ((a0 & 0x01010101u) << 4);
+        lo[r][1] = (wq1[k][r] & 0x0f0f0f0fu) | ((a1 & 0x01010101u) << 4);
+        hi[r][0] = ((wq0[k][r] >> 4) & 0x0f0f0f0fu) | ((a0 & 0x02020202u) << 3);
+        hi[r][1] = ((wq1[k][r] >> 4) & 0x0f0f0f0fu) | ((a1 & 0x02020202u) << 3);
+    }
+#endif
+    for (uint v = 0; v < NV; v++) {
+        const uint xi = v * (NIN / 16u) + b * 16u + g * 4u; // low half: xi, xi+1; high: xi+2, xi+3
+        const uvec4 xl0 = xq[xi], xl1 = xq[xi + 1u], xh0 = xq[xi + 2u], xh1 = xq[xi + 3u];
+        const vec2 e0 = xds[v * NB + b * 8u + 2u * g], e1 = xds[v * NB + b * 8u + 2u * g + 1u];
+        for (uint r = 0; r < R; r++) {
+#if defined(Q4_K)
+            const uvec4 l0 = wq0[k][r] & 0x0f0f0f0fu, l1 = wq1[k][r] & 0x0f0f0f0fu;
+            const uvec4 h0 = (wq0[k][r] >> 4) & 0x0f0f0f0fu, h1 = (wq1[k][r] >> 4) & 0x0f0f0f0fu;
+#else
+            const uvec4 l0 = lo[r][0], l1 = lo[r][1], h0 = hi[r][0], h1 = hi[r][1];
+#endif
+            int s0 = 0, s1 = 0;
+            s0 = dotPacked4x8AccSatEXT(int(l0.x), int(xl0.x), s0);
+            s1 = dotPacked4x8AccSatEXT(int(h0.x), int(xh0.x), s1);
+            s0 = dotPacked4x8AccSatEXT(int(l0.y), int(xl0.y), s0);
+            s1 = dotPacked4x8AccSatEXT(int(h0.y), int(xh0.y), s1);
+            s0 = dotPacked4x8AccSatEXT(int(l0.z), int(xl0.z), s0);
+            s1 = dotPacked4x8AccSatEXT(int(h0.z), int(xh0.z), s1);
+            s0 = dotPacked4x8AccSatEXT(int(l0.w), int(xl0.w), s0);
+            s1 = dotPacked4x8AccSatEXT(int(h0.w), int(xh0.w), s1);
+            s0 = dotPacked4x8AccSatEXT(int(l1.x), int(xl1.x), s0);
+            s1 = dotPacked4x8AccSatEXT(int(h1.x), int(xh1.x), s1);
+            s0 = dotPacked4x8AccSatEXT(int(l1.y), int(xl1.y), s0);
+            s1 = dotPacked4x8AccSatEXT(int(h1.y), int(xh1.y), s1);
+            s0 = dotPacked4x8AccSatEXT(int(l1.z), int(xl1.z), s0);
+            s1 = dotPacked4x8AccSatEXT(int(h1.z), int(xh1.z), s1);
+            s0 = dotPacked4x8AccSatEXT(int(l1.w), int(xl1.w), s0);
+            s1 = dotPacked4x8AccSatEXT(int(h1.w), int(xh1.w), s1);
+            // |s| <= 32 * 31 * 127 < 2^22
+            acc[r * NV + v] += (e0.x * (f[r].x * fI(s0)) - f[r].y * e0.y) + (e1.x * (f[r].z * fI(s1)) - f[r].w * e1.y);
+        }
+    }
+}
+#define DIRECT 1
+
+#elif defined(Q6_K) || defined(Q8_0) || defined(Q4_0)
+// Staged: the group's next C units of each of its R rows, as the 16-byte chunks covering their
+// blocks, in a shared region per (group, row); words read back at any halfword with funnel shifts.
+#if defined(Q6_K)
+const uint UPB = 4u, BHW = 105u, EPU = 64u; // units per block, halfwords per block, elements per unit
+#elif defined(Q8_0)
+const uint UPB = 1u, BHW = 17u, EPU = 32u;
+#else
+const uint UPB = 1u, BHW = 9u, EPU = 32u;
+#endif
+const uint UNITS = NIN / EPU;
+const uint CH = ((C / UPB) * BHW * 2u + 14u + 15u) >> 4; // most chunks C units can touch
+const uint CHL = (CH + C - 1u) / C;                       // chunks per lane
+const uint REGW = CHL * C * 4u + 4u;                      // words per region (+1 word read past the end)
+shared uint stg[(ROWS / R) * R * REGW];
+uint c0[R]; // first chunk staged for each row
+
+uvec4 wc[2][R][CHL]; // two register sets of chunks (k constant after inlining)
+uint wfirst[2][R];
+
+void load(uint k, uint ub) // ub: the group's first unit of the step
+{
+    const uint lane = gl_SubgroupInvocationID % C;
+    const uint b0 = ub / UPB, nbk = min(C / UPB, NIN / (EPU * UPB) - b0);
+    for (uint r = 0; r < R; r++) {
+        const uint h0 = row[r] * p.row_c + b0 * BHW;
+        const uint f = h0 >> 3, l = (h0 + nbk * BHW + 7u) >> 3;
+        wfirst[k][r] = f;
+        for (uint i = 0; i < CHL; i++) {
+            const uint c = lane + i * C;
+            wc[k][r][i] = f + c < l ? w4[f + c] : uvec4(0u);
+        }
+    }
+}
+
+void commit(uint k)
+{
+    const uint lane = gl_SubgroupInvocationID % C;
+    for (uint r = 0; r < R; r++) {
+        c0[r] = wfirst[k][r];
+        const uint reg = (grp * R + r) * REGW;
+        for (uint i = 0; i < CHL; i++) {
+            const uint o = reg + (lane + i * C) * 4u;
+            stg[o] = wc[k][r][i].x;
+            stg[o + 1u] = wc[k][r][i].y;
+            stg[o + 2u] = wc[k][r][i].z;
+            stg[o + 3u] = wc[k][r][i].w;
+        }
+    }
+}
+
+uint fsh(uint a, uint b, bool odd) { return odd ? (a >> 16) | (b << 16) : a; }
+// 16 bytes starting at absolute halfword h of row slot r
+uvec4 ld4(uint r, uint h)
+{
+    const uint rel = h - c0[r] * 8u, wi = (grp * R + r) * REGW + (rel >> 1);
+    const bool odd = (rel & 1u) != 0u;
+    const uint a = stg[wi], b = stg[wi + 1u], c = stg[wi + 2u], d = stg[wi + 3u], e = stg[wi + 4u];
+    return uvec4(fsh(a, b, odd), fsh(b, c, odd), fsh(c, d, odd), fsh(d, e, odd));
+}
+uvec2 ld2(uint r, uint h)
+{
+    const uint rel = h - c0[r] * 8u, wi = (grp * R + r) * REGW + (rel >> 1);
+    const bool odd = (rel & 1u) != 0u;
+    const uint a = stg[wi], b = stg[wi + 1u], c = stg[wi + 2u];
+    return uvec2(fsh(a, b, odd), fsh(b, c, odd));
+}
+uint ld1h(uint r, uint h)
+{
+    const uint rel = h - c0[r] * 8u;
+    return (stg[(grp * R + r) * REGW + (rel >> 1)] >> ((rel & 1u) << 4)) & 0xffffu;
+}
+
+void compute(uint u)
+{
+#if defined(Q6_K)
+    // unit j of block b: half t = j/2, columns l0..l0+15 (l0 = 16*(j%2)) of groups g = 0..3:
+    // element 128t + 32g + l; low bits in ql[64t + 32(g&1) + l] nibble g>>1, high in qh[32t + l]
+    // bits 2g..2g+1; scale scales[8t + 2g + j%2]
+    const uint b = u >> 2, j = u & 3u, t = j >> 1, hl = (j & 1u) << 3; // hl: l0 in halfwords
+    // flat [r * 4 + g]: the same arrays as [R][4] (outer size a specialization constant) gave wrong
+    // results on lavapipe at R = 2
+    uvec4 c[R * 4u];
+    float ds[R * 4u]; // d * scale of each group
+    for (uint r = 0; r < R; r++) {
+        const uint h = row[r] * p.row_c + b * BHW;
+        const uvec4 qa = ld4(r, h + 32u * t + hl), qb = ld4(r, h + 32u * t + 16u + hl), qh = ld4(r, h + 64u + 16u * t + hl);
+        c[r * 4u + 0u] = (qa & 0x0f0f0f0fu) | ((qh & 0x03030303u) << 4);
+        c[r * 4u + 1u] = (qb & 0x0f0f0f0fu) | (((qh >> 2) & 0x03030303u) << 4);
+        c[r * 4u + 2u] = ((qa >> 4) & 0x0f0f0f0fu) | (((qh >> 4) & 0x03030303u) << 4);
+        c[r * 4u + 3u] = ((qb >> 4) & 0x0f0f0f0fu) | (((qh >> 6) & 0x03030303u) << 4);
+        const ivec2 s = ivec2(ld2(r, h + 96u + 4u * t)); // scales 8t..8t+7
+        const int o = int(j & 1u) << 3;
+        const float d = half1(ld1h(r, h + 104u));
+        ds[r * 4u + 0u] = d * fI(bitfieldExtract(s.x, o, 8));
+        ds[r * 4u + 1u] = d * fI(bitfieldExtract(s.x, o + 16, 8));
+        ds[r * 4u + 2u] = d * fI(bitfieldExtract(s.y, o, 8));
+        ds[r * 4u + 3u] = d * fI(bitfieldExtract(s.y, o + 16, 8));
+    }
+    for (uint v = 0; v < NV; v++) {
+        const uint xb = v * NB + b * 8u + 4u * t; // x block of group 0
+        const uint xi = v * (NIN / 16u) + b * 16u + 8u * t + (j & 1u); // x uvec4 of group 0; group g at + 2g
+        for (uint gg = 0; gg < 4u; gg++) {
+            const uvec4 xv = xq[xi + 2u * gg];
+            const float dx = xds[xb + gg].x;
+            const int hs = xh[xb + gg], s16 = (j & 1u) != 0u ? hs >> 16 : bitfieldExtract(hs, 0, 16);
+            for (uint r = 0; r < R; r++) {
+                int s = -32 * s16; // codes are q + 32
+                s = dotPacked4x8AccSatEXT(int(c[r * 4u + gg].x), int(xv.x), s);
+                s = dotPacked4x8AccSatEXT(int(c[r * 4u + gg].y), int(xv.y), s);
+                s = dotPacked4x8AccSatEXT(int(c[r * 4u + gg].z), int(xv.z), s);
+                s = dotPacked4x8AccSatEXT(int(c[r * 4u + gg].w), int(xv.w), s);
+                acc[r * NV + v] += (ds[r * 4u + gg] * dx) * fI(s); // |s| <= 16 * 63 * 127 + 32 * 16 * 127 < 2^22
+            }
+        }
+    }
+#else
+    // one block: d, then 32 int8 codes (Q8_0) or 16 bytes of nibbles (Q4_0: element k low nibble
+    // of byte k, element k + 16 the high nibble; value q - 8)
+    const uint b = u;
+    float d[R];
+#if defined(Q8_0)
+    uvec4 qa[R], qb[R];
+#else
+    uvec4 qa[R];
+#endif
+    for (uint r = 0; r < R; r++) {
+        const uint h = row[r] * p.row_c + b * BHW;
+        d[r] = half1(ld1h(r, h));
+        qa[r] = ld4(r, h + 1u);
+#if defined(Q8_0)
+        qb[r] = ld4(r, h + 9u);
+#endif
+    }
+    for (uint v = 0; v < NV; v++) {
+        const uint xi = v * (NIN / 16u) + b * 2u;
+        const uvec4 x0 = xq[xi], x1 = xq[xi + 1u];
+        const vec2 e = xds[v * NB + b];
+        for (uint r = 0; r < R; r++) {
+            int s = 0;
+#if defined(Q8_0)
+            s = dotPacked4x8AccSatEXT(int(qa[r].x), int(x0.x), s);
+            s = dotPacked4x8AccSatEXT(int(qa[r].y), int(x0.y), s);
+            s = dotPacked4x8AccSatEXT(int(qa[r].z), int(x0.z), s);
+            s = dotPacked4x8AccSatEXT(int(qa[r].w), int(x0.w), s);
+            s = dotPacked4x8AccSatEXT(int(qb[r].x), int(x1.x), s);
+            s = dotPacked4x8AccSatEXT(int(qb[r].y), int(x1.y), s);
+            s = dotPacked4x8AccSatEXT(int(qb[r].z), int(x1.z), s);
+            s = dotPacked4x8AccSatEXT(int(qb[r].w), int(x1.w), s);
+            acc[r * NV + v] += (d[r] * e.x) * fI(s); // |s| <= 32 * 128 * 127 < 2^22
+#else
+            const uvec4 l = qa[r] & 0x0f0f0f0fu, hh = (qa[r] >> 4) & 0x0f0f0f0fu;
+            s = dotPacked4x8AccSatEXT(int(l.x), int(x0.x), s);
+            s = dotPacked4x8AccSatEXT(int(l.y), int(x0.y), s);
+            s = dotPacked4x8AccSatEXT(int(l.z), int(x0.z), s);
+            s = dotPacked4x8AccSatEXT(int(l.w), int(x0.w), s);
+            s = dotPacked4x8AccSatEXT(int(hh.x), int(x1.x), s);
+            s = dotPacked4x8AccSatEXT(int(hh.y), int(x1.y), s);
+            s = dotPacked4x8AccSatEXT(int(hh.z), int(x1.z), s);
+            s = dotPacked4x8AccSatEXT(int(hh.w), int(x1.w), s);
+            acc[r * NV + v] += d[r] * (e.x * fI(s) - 8.0 * e.y); // sum((q - 8) qx) = s - 8 sum(qx)
+#endif
+        }
+    }
+#endif
+}
+#define DIRECT 0
+#else
+#error "define one of Q4_K Q5_K Q6_K Q8_0 Q4_0"
+#endif
+
+void main()
+{
+    // lanes numbered by subgroup, so a group of C lanes and the prologue's groups of 8 are inside
+    // one subgroup whatever the mapping of local ids to subgroups
+    const uint tid = gl_SubgroupID * gl_SubgroupSize + gl_SubgroupInvocationID;
+    const uint lane = gl_SubgroupInvocationID % C;
+    grp = tid / C;
+    const uint wg = gl_WorkGroupID.y * gl_NumWorkGroups.x + gl_WorkGroupID.x;
+    const uint base = wg * ROWS;
+    if (base >= p.n_out) return; // the whole workgroup (grid padding)
+    for (uint r = 0; r < R; r++) row[r] = min(base + grp * R + r, p.n_out - 1u);
+    for (uint i = 0; i < R * NV; i++) acc[i] = 0.0;
+
+#if DIRECT
+    // the first unit's loads in flight during the prologue; then each step loads the next one
+    // into the other register set before its arithmetic
+    load(0u, min(lane, UNITS - 1u));
+    prologue(tid);
+    barrier();
+    for (uint u = lane; u < UNITS; u += 2u * C) {
+        load(1u, min(u + C, UNITS - 1u));
+        compute(0u, u);
+        if (u + C >= UNITS) break;
+        load(0u, min(u + 2u * C, UNITS - 1u));
+        compute(1u, u + C);
+    }
+#else
+    load(0u, 0u);
+    prologue(tid);
+    barrier();
+    // group-uniform steps (every lane of a subgroup runs the same count: same n_in for all rows)
+    for (uint ub = 0; ub < UNITS; ub += 2u * C) {
+        commit(0u);
+        subgroupBarrier();
+        if (ub + C < UNITS) load(1u, ub + C);
+        if (ub + lane < UNITS) compute(ub + lane);
+        subgroupBarrier(); // the region is read before the next commit overwrites it
+        if (ub + C >= UNITS) break;
+        commit(1u);
+        subgroupBarrier();
+        if (ub + 2u * C < UNITS) load(0u, ub + 2u * C);
+        if (ub + C + lane < UNITS) compute(ub + C + lane);
+        subgroupBarrier();
+    }
+#endif
+    for (uint i = 0; i < R * NV; i++) {
+        float s = acc[i];
+        for (uint off = C >> 1; off > 0u; off >>= 1) s += subgroupShuffleXor(s, off);
+        acc[i] = s;
+    }
+    if (lane == 0u)
+        for (uint r = 0; r < R; r++) {
+            const uint o = base + grp * R + r;
+            if (o < p.n_out)
+                for (uint v = 0; v < NV; v++)
+                    y[v * p.y_stride + o] = HAS_RES != 0u ? acc[r * NV + v] + res[v * p.r_stride + o] : acc[r * NV + v];
+        }
+}
