@@ -10,6 +10,7 @@
 #include "internal.h"
 #include "selfcheck_internal.h"
 #include "vkllm/ops_matvec.h"
+#include "vkllm/ref.h"
 #include "vkllm/ref_matvec.h"
 
 
@@ -62,6 +63,55 @@ static vkllm_status check(vkllm_device *dev, vkllm_chain *chain, rng *r, vkllm_d
     return s;
 }
 
+/* The 8-bit activation mat-vec with its RMSNorm prologue, Q4_K 67x512, against vkllm_ref_matvec_q8.
+ * Bound as in tests/gpu/test_matvec_q8.c: NMSE <= 1e-8 (exact integer dots; float32 against double
+ * accumulation and rare codes on the other side of a rounding edge). */
+static vkllm_status check_q8(vkllm_device *dev, vkllm_chain *chain, rng *r, vkllm_selfcheck_result *res)
+{
+    const vkllm_dtype t = VKLLM_DTYPE_Q4_K;
+    const uint32_t n_out = 67, n_in = 512;
+    uint64_t wbytes = vkllm_matvec_weight_bytes(t, n_out, n_in), wsize = (wbytes + 15) & ~15ull;
+    float *wf = malloc((size_t)n_out * n_in * 4), *x = malloc(n_in * 4), *g = malloc(n_in * 4), *ref = malloc(n_out * 4),
+          *out = malloc(n_out * 4);
+    uint8_t *w = calloc(1, wsize);
+    vkllm_buffer bw = { 0 }, bx = { 0 }, bg = { 0 }, by = { 0 };
+    vkllm_status s = (!wf || !x || !g || !ref || !out || !w) ? vkllm_fail(dev, VKLLM_ERROR_OUT_OF_HOST_MEMORY, "self-check: out of host memory")
+                                                              : VKLLM_OK;
+    if (!s) {
+        for (size_t i = 0; i < (size_t)n_out * n_in; i++) wf[i] = normal(r);
+        for (size_t i = 0; i < n_in; i++) x[i] = 3.0f * normal(r), g[i] = 1.0f + 0.3f * normal(r);
+        for (size_t i = 0; i < n_out; i++) ref[i] = NAN;
+        s = vkllm_quantize(t, wf, w, (size_t)n_out * n_in);
+        if (s) s = vkllm_fail(dev, s, "self-check: cannot quantize to %s", vkllm_dtype_name(t));
+    }
+    if (!s) s = vkllm_buffer_alloc(dev, VKLLM_MEM_DEVICE, wsize, &bw);
+    if (!s) s = vkllm_buffer_write(dev, &bw, 0, w, wsize);
+    if (!s) s = vkllm_buffer_alloc(dev, VKLLM_MEM_DEVICE, n_in * 4, &bx);
+    if (!s) s = vkllm_buffer_write(dev, &bx, 0, x, n_in * 4);
+    if (!s) s = vkllm_buffer_alloc(dev, VKLLM_MEM_DEVICE, n_in * 4, &bg);
+    if (!s) s = vkllm_buffer_write(dev, &bg, 0, g, n_in * 4);
+    if (!s) s = vkllm_buffer_alloc(dev, VKLLM_MEM_DEVICE, n_out * 4, &by);
+    if (!s) s = vkllm_buffer_write(dev, &by, 0, ref, n_out * 4); /* NaN poison */
+    if (!s && vkllm_ref_matvec_q8(t, w, n_out, n_in, x, n_in, VKLLM_MVQ_RMSNORM, g, 1e-5f, 0, ref, n_out, NULL, 0, 1))
+        s = vkllm_fail(dev, VKLLM_ERROR_OUT_OF_HOST_MEMORY, "self-check: matvec_q8 reference failed");
+    if (!s) s = vkllm_chain_begin(chain);
+    vkllm_matvec_q8_args a = { .w = { bw, 0 }, .type = t, .n_out = n_out, .n_in = n_in, .x = { bx, 0 }, .y = { by, 0 }, .n_vec = 1,
+                               .x_stride = n_in, .y_stride = n_out, .prologue = VKLLM_MVQ_RMSNORM, .norm = { bg, 0 }, .eps = 1e-5f };
+    if (!s) s = vkllm_op_matvec_q8(chain, &a);
+    if (!s) s = vkllm_chain_end(chain);
+    if (!s) s = vkllm_chain_run(chain);
+    if (!s) s = vkllm_buffer_read(dev, &by, 0, out, n_out * 4);
+    if (!s) {
+        res->kernel = "matvec_q8_q4_k";
+        snprintf(res->shape, sizeof res->shape, "%ux%u %s n_vec=1 +rmsnorm", n_out, n_in, vkllm_dtype_name(t));
+        res->nmse = nmse(out, ref, n_out);
+        res->bound = 1e-8;
+    }
+    vkllm_buffer_free(dev, &bw); vkllm_buffer_free(dev, &bx); vkllm_buffer_free(dev, &bg); vkllm_buffer_free(dev, &by);
+    free(wf); free(x); free(g); free(ref); free(out); free(w);
+    return s;
+}
+
 vkllm_status vkllm_selfcheck_matvec(vkllm_device *dev, vkllm_selfcheck_sink *sink);
 vkllm_status vkllm_selfcheck_matvec(vkllm_device *dev, vkllm_selfcheck_sink *sink)
 {
@@ -77,6 +127,12 @@ vkllm_status vkllm_selfcheck_matvec(vkllm_device *dev, vkllm_selfcheck_sink *sin
         vkllm_selfcheck_result res;
         memset(&res, 0, sizeof res);
         s = check(dev, chain, &r, cases[i].t, cases[i].n_out, cases[i].n_in, cases[i].n_vec, cases[i].in_place, &res);
+        if (!s) vkllm_selfcheck_emit(sink, &res);
+    }
+    if (!s && vkllm_matvec_q8_supported(dev, VKLLM_DTYPE_Q4_K, 512, 1)) {
+        vkllm_selfcheck_result res;
+        memset(&res, 0, sizeof res);
+        s = check_q8(dev, chain, &r, &res);
         if (!s) vkllm_selfcheck_emit(sink, &res);
     }
     vkllm_chain_destroy(chain);
