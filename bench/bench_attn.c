@@ -4,7 +4,8 @@
  *     must read, 2 * n_kv * ctx * hd * 2, against the streaming-read ceiling; caches rotate through
  *     enough copies that L2 never holds the next call's cache;
  *   prefill (portable tiles at 512 and 2048, then the cooperative-matrix kernel where the device has
- *     it at 512, 2048, 8192) from position 0: TFLOP/s counted as causal,
+ *     it at 512, 2048, 8192: the KHR one, and the NV cooperative_matrix2 one where that exists, in the
+ *     same run; VKLLM_BENCH_ATTN=prefill runs only these) from position 0: TFLOP/s counted as causal,
  *     4 * n_q * hd * T^2 / 2 (what bench/torch_attn.py counts for SDPA);
  *   kv_write of 1 and 512 tokens (bytes: QKV rows read, Q written, K and V halves written).
  * Each result is checked against the CPU reference (prefill: a few rows per head, the reference is
@@ -17,6 +18,7 @@
 
 #include "benchutil.h"
 #include "vkllm/half.h"
+#include "vkllm/pipeline.h"
 #include "vkllm/ref.h"
 #include "vkllm/ref_attn.h"
 
@@ -125,9 +127,17 @@ static void rec_prefill(vkllm_chain *c, uint32_t i, void *u)
     if (vkllm_op_attn_prefill(c, &a)) exit(1);
 }
 
+/* 1 if vkllm_op_attn_prefill takes the NV cooperative_matrix2 kernel (runtime/ops_attn_cm2.c) */
+static int prefill_cm2(vkllm_device *dev)
+{
+    const char *e = getenv("VKLLM_ATTN_PREFILL_CM2");
+    return vkllm_device_features(dev)->coopmat2 && vkllm_kernel_available("attn_prefill_cm2") && !(e && !strcmp(e, "0"));
+}
+
 static void bench_prefill(vkllm_device *dev, uint32_t T, int portable)
 {
-    const int cm = !portable && vkllm_attn_prefill_uses_coopmat(dev, HD);
+    const int cm2 = !portable && prefill_cm2(dev);
+    const int cm = cm2 || (!portable && vkllm_attn_prefill_uses_coopmat(dev, HD));
     const size_t nc = (size_t)NKV * T * HD, nq = (size_t)T * NQ * HD;
     uint16_t *kc = random_halves(nc), *vc = random_halves(nc);
     float *q = malloc(nq * 4), *out = malloc(nq * 4), ref[128];
@@ -156,10 +166,10 @@ static void bench_prefill(vkllm_device *dev, uint32_t T, int portable)
         }
     double e = num / den;
     char shape[96];
-    const char *ov = cm ? getenv("VKLLM_ATTN_PREFILL") : NULL;
-    snprintf(shape, sizeof shape, "phi4 40/10x128 T=%u causal%s%s", T, ov ? " sg,rb,bc,pf=" : "", ov ? ov : "");
+    const char *ov = cm ? getenv(cm2 ? "VKLLM_ATTN_CM2" : "VKLLM_ATTN_PREFILL") : NULL;
+    snprintf(shape, sizeof shape, "phi4 40/10x128 T=%u causal%s%s", T, ov ? (cm2 ? " br,bc,wg,st=" : " sg,rb,bc,pf=") : "", ov ? ov : "");
     uint64_t flops = 2ull * NQ * HD * T * T;
-    bu_report(cm ? "attn_prefill_cm" : "attn_prefill", shape, 2 * nq * 4 + 2 * nc * 2, flops, med, mn, e);
+    bu_report(cm2 ? "attn_prefill_cm2" : cm ? "attn_prefill_cm" : "attn_prefill", shape, 2 * nq * 4 + 2 * nc * 2, flops, med, mn, e);
     if (!(e <= (cm ? 1e-4 : 1e-8))) {
         fprintf(stderr, "bench-attn: prefill %s is WRONG (NMSE %.3e)\n", shape, e);
         exit(1);
@@ -238,11 +248,34 @@ int main(int argc, char **argv)
         bench_kv_write(dev, 1);
     } else {
         const uint32_t ctxs[3] = { 512, 4096, 16384 }, ts[3] = { 512, 2048, 8192 };
-        for (int i = 0; i < 3; i++) bench_decode(dev, ctxs[i], 0, NULL);
-        for (int i = 0; i < 2; i++) bench_prefill(dev, ts[i], 1); /* 8192: 74 ms a call on the H100 */
-        const int cm = vkllm_attn_prefill_uses_coopmat(dev, HD);
-        if (cm)
+        /* VKLLM_BENCH_ATTN=prefill: the cooperative-matrix prefill rows (and their sweep) only */
+        const char *only = getenv("VKLLM_BENCH_ATTN");
+        const int pf_only = only && !strcmp(only, "prefill");
+        if (!pf_only) for (int i = 0; i < 3; i++) bench_decode(dev, ctxs[i], 0, NULL);
+        if (!pf_only) for (int i = 0; i < 2; i++) bench_prefill(dev, ts[i], 1); /* 8192: 74 ms a call on the H100 */
+        const int cm = vkllm_attn_prefill_uses_coopmat(dev, HD), cm2 = prefill_cm2(dev);
+        if (cm && cm2) { /* the KHR kernel too, for the comparison in one run */
+            setenv("VKLLM_ATTN_PREFILL_CM2", "0", 1);
             for (int i = 0; i < 3; i++) bench_prefill(dev, ts[i], 0);
+            unsetenv("VKLLM_ATTN_PREFILL_CM2");
+        }
+        if (cm || cm2)
+            for (int i = 0; i < 3; i++) bench_prefill(dev, ts[i], 0);
+        if (cm2 && getenv("VKLLM_BENCH_SWEEP")) {
+            /* cooperative_matrix2 tiles (VKLLM_ATTN_CM2 = rows, key tile, threads), then the default again */
+            const char *tiles[] = { "64,64,256", "32,64,128", "64,64,128,1", "64,64,256,1", "64,32,128,1",
+                                    "128,64,256,1", "128,32,256,1", "32,64,128,1" };
+            for (size_t s = 0; s < sizeof tiles / sizeof tiles[0]; s++) {
+                setenv("VKLLM_ATTN_CM2", tiles[s], 1);
+                for (int i = 0; i < 3; i++) bench_prefill(dev, ts[i], 0);
+                unsetenv("VKLLM_ATTN_CM2");
+            }
+            for (int i = 0; i < 3; i++) bench_prefill(dev, ts[i], 0);
+        }
+        if (pf_only) {
+            bu_close(dev);
+            return 0;
+        }
         bench_kv_write(dev, 1);
         bench_kv_write(dev, 512);
         if (getenv("VKLLM_BENCH_SWEEP")) {
@@ -257,12 +290,14 @@ int main(int argc, char **argv)
             bench_decode(dev, 16384, 64, NULL);
             bench_decode(dev, 16384, 0, "128,8");
             if (cm) {
+                if (cm2) setenv("VKLLM_ATTN_PREFILL_CM2", "0", 1); /* these shapes are the KHR kernel's */
                 const char *shapes[4] = { "8,1", "4,2", "4,1,16,1", "4,1,32,0" };
                 for (int s = 0; s < 4; s++) {
                     setenv("VKLLM_ATTN_PREFILL", shapes[s], 1);
                     bench_prefill(dev, 2048, 0);
                     unsetenv("VKLLM_ATTN_PREFILL");
                 }
+                unsetenv("VKLLM_ATTN_PREFILL_CM2");
             }
             /* the defaults again: on the H100 (driver 580) these came out up to 3x slower than the
              * same calls at the start of the run, so compare sweep rows with these, not the first */

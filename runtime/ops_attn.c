@@ -198,12 +198,16 @@ int vkllm_attn_prefill_uses_coopmat(vkllm_device *dev, uint32_t head_dim)
            cm_shared_bytes(head_dim, (cm_tile){ CM_NSG, CM_RB, CM_BC, 1 }, 0) <= f->max_shared_memory;
 }
 
+/* runtime/ops_attn_cm2.c: records the NV cooperative_matrix2 kernel and returns 1, or returns 0 */
+int vkllm_attn_prefill_cm2(vkllm_chain *chain, const vkllm_attn_args *a, vkllm_status *s);
+
 vkllm_status vkllm_op_attn_prefill(vkllm_chain *chain, const vkllm_attn_args *a)
 {
     vkllm_device *dev = vkllm_chain_device(chain);
     if (!dev || !a) return VKLLM_ERROR_INVALID_ARGUMENT;
     vkllm_status s = check_attn(dev, a, "attn_prefill");
     if (s) return s;
+    if (!a->force_portable && vkllm_attn_prefill_cm2(chain, a, &s)) return s;
     const uint32_t hd = a->head_dim, bc = 16;
     const int emu = a->force_portable < 0;
     if (emu || (!a->force_portable && vkllm_attn_prefill_uses_coopmat(dev, hd))) {
