@@ -1,15 +1,17 @@
 /* Microbenchmarks of the attention family at Phi-4 shapes (40 query heads over 10 KV heads, head_dim
  * 128), method in benchutil.h:
- *   decode (split + merge, one query row) at contexts 512, 4096, 16384: bytes = the K and V the call
- *     must read, 2 * n_kv * ctx * hd * 2, against the streaming-read ceiling; caches rotate through
- *     enough copies that L2 never holds the next call's cache;
+ *   decode (one pass, and split + merge; one query row) at contexts 512, 1024, 4096, 8192, 16384, Phi-4
+ *     and Phi-3-mini (32/32 x 96) shapes: bytes = the K and V the call must read, 2 * n_kv * ctx * hd
+ *     * 2, against the streaming-read ceiling; caches rotate through enough copies that L2 never holds
+ *     the next call's cache (the copies kept across the cases of one context);
  *   prefill (portable tiles at 512 and 2048, then the cooperative-matrix kernel where the device has
  *     it at 512, 2048, 8192: the KHR one, and the NV cooperative_matrix2 one where that exists, in the
  *     same run; VKLLM_BENCH_ATTN=prefill runs only these) from position 0: TFLOP/s counted as causal,
  *     4 * n_q * hd * T^2 / 2 (what bench/torch_attn.py counts for SDPA);
  *   kv_write of 1 and 512 tokens (bytes: QKV rows read, Q written, K and V halves written).
  * Each result is checked against the CPU reference (prefill: a few rows per head, the reference is
- * O(T^2)). A call's time for decode is from the split's start to the merge's end.
+ * O(T^2)). A call's time for decode is from its first dispatch's start to its last one's end;
+ * VKLLM_BENCH_DECODE_ONLY=1 stops after the decode rows.
  * VKLLM_BENCH_SWEEP=1 adds other decode split counts and workgroup shapes and prefill tile shapes
  * (through VKLLM_ATTN_DECODE / VKLLM_ATTN_PREFILL), then the decode defaults again. */
 #include <math.h>
@@ -48,34 +50,81 @@ static vkllm_buffer upload(vkllm_device *dev, const void *data, uint64_t bytes)
 }
 
 /* ---- decode ---- */
-static void bench_decode(vkllm_device *dev, uint32_t ctx, uint32_t n_split, const char *shape_override)
+/* K/V caches (all copies), q and the reference output of the last (shape, ctx): cases of one context
+ * share them, so a sweep does not re-upload 100s of MB per case (and measures on the same pages) */
+typedef struct decode_data {
+    uint32_t nq, nkv, hd, ctx, copies;
+    uint64_t cache, pair;
+    vkllm_buffer kv, q, len;
+    float *ref;
+    int live;
+} decode_data;
+static decode_data dd;
+static int decode_wrong; /* a decode case failed its check */
+
+static void decode_release(vkllm_device *dev)
+{
+    if (!dd.live) return;
+    vkllm_buffer_free(dev, &dd.kv); vkllm_buffer_free(dev, &dd.q); vkllm_buffer_free(dev, &dd.len);
+    free(dd.ref);
+    dd.live = 0;
+}
+
+static void decode_data_get(vkllm_device *dev, uint32_t nq, uint32_t nkv, uint32_t hd, uint32_t ctx)
+{
+    if (dd.live && dd.nq == nq && dd.nkv == nkv && dd.hd == hd && dd.ctx == ctx) return;
+    decode_release(dev);
+    memset(&dd, 0, sizeof dd);
+    dd.nq = nq, dd.nkv = nkv, dd.hd = hd, dd.ctx = ctx, dd.live = 1;
+    dd.cache = vkllm_kv_cache_bytes(nkv, ctx, hd);
+    dd.pair = bu_round256(2 * dd.cache);
+    uint32_t n_disp;
+    bu_plan(2 * dd.cache, &dd.copies, &n_disp);
+    const size_t nc = (size_t)nkv * ctx * hd, nqe = (size_t)nq * hd;
+    uint16_t *kc = random_halves(nc), *vc = random_halves(nc);
+    float *q = malloc(nqe * 4);
+    dd.ref = malloc(nqe * 4);
+    if (!q || !dd.ref) exit(1);
+    for (size_t i = 0; i < nqe; i++) q[i] = bu_normal();
+    BU_CK(dev, vkllm_buffer_alloc(dev, VKLLM_MEM_DEVICE, dd.pair * dd.copies, &dd.kv));
+    for (uint32_t j = 0; j < dd.copies; j++) {
+        BU_CK(dev, vkllm_buffer_write(dev, &dd.kv, j * dd.pair, kc, dd.cache));
+        BU_CK(dev, vkllm_buffer_write(dev, &dd.kv, j * dd.pair + bu_round256(dd.cache), vc, dd.cache));
+    }
+    dd.q = upload(dev, q, nqe * 4);
+    dd.len = upload(dev, &ctx, 4);
+    vkllm_attn_params p = { 1, nq, nkv, hd, ctx, ctx, 0, 0.0f };
+    vkllm_ref_attn(&p, q, kc, vc, dd.ref);
+    free(kc); free(vc); free(q);
+}
+
+/* One decode case: nq/nkv heads x hd at full context ctx, one query row; n_split 0 = the op's
+ * choice; shape_override = VKLLM_ATTN_DECODE for this case; one_pass as the op's field. */
+static void bench_decode(vkllm_device *dev, uint32_t nq, uint32_t nkv, uint32_t hd, uint32_t ctx, uint32_t n_split,
+                         const char *shape_override, int one_pass)
 {
     if (shape_override) setenv("VKLLM_ATTN_DECODE", shape_override, 1);
-    const uint64_t cache = vkllm_kv_cache_bytes(NKV, ctx, HD), pair = bu_round256(2 * cache);
-    const uint64_t call = 2 * cache;
+    decode_data_get(dev, nq, nkv, hd, ctx);
+    const uint64_t call = 2 * dd.cache;
     uint32_t copies, n_disp;
     bu_plan(call, &copies, &n_disp);
+    copies = dd.copies;
     if (n_disp > 400) n_disp = 400;
-    const size_t nc = (size_t)NKV * ctx * HD, nq = (size_t)NQ * HD;
-    uint16_t *kc = random_halves(nc), *vc = random_halves(nc);
-    float *q = malloc(nq * 4), *out = malloc(nq * 4), *ref = malloc(nq * 4);
-    for (size_t i = 0; i < nq; i++) q[i] = bu_normal();
-    vkllm_buffer kv;
-    BU_CK(dev, vkllm_buffer_alloc(dev, VKLLM_MEM_DEVICE, pair * copies, &kv));
-    for (uint32_t j = 0; j < copies; j++) {
-        BU_CK(dev, vkllm_buffer_write(dev, &kv, j * pair, kc, cache));
-        BU_CK(dev, vkllm_buffer_write(dev, &kv, j * pair + bu_round256(cache), vc, cache));
-    }
-    vkllm_buffer bq = upload(dev, q, nq * 4), bo = upload(dev, NULL, nq * 4), blen = upload(dev, &ctx, 4);
-    vkllm_buffer bs = upload(dev, NULL, vkllm_attn_decode_scratch_bytes(1, NQ, HD, ctx, n_split));
-    vkllm_chain_options o = { .timestamps = 1, .max_dispatches = 2 * n_disp };
+    const size_t nqe = (size_t)nq * hd;
+    float *out = malloc(nqe * 4);
+    vkllm_buffer bo = upload(dev, NULL, nqe * 4);
+    vkllm_buffer bs = upload(dev, NULL, vkllm_attn_decode_scratch_bytes(1, nq, hd, ctx, n_split));
+    BU_CK(dev, vkllm_buffer_fill(dev, &bs, 0, vkllm_attn_decode_counter_bytes(1, nq), 0)); /* one-pass counters */
+    const int one = one_pass && vkllm_attn_decode_one_pass_available(dev);
+    const uint32_t per = one ? 1 : 2; /* dispatches per call */
+    vkllm_chain_options o = { .timestamps = 1, .max_dispatches = per * n_disp };
     vkllm_chain *c;
     BU_CK(dev, vkllm_chain_create(dev, &o, &c));
     BU_CK(dev, vkllm_chain_begin(c));
     for (uint32_t i = 0; i < n_disp; i++) {
         uint32_t j = i % copies;
-        vkllm_attn_args a = { { bq, 0 }, { kv, j * pair }, { kv, j * pair + bu_round256(cache) }, { blen, 0 }, { bo, 0 }, { bs, 0 },
-                              1, NQ, NKV, HD, ctx, 0, 0.0f, n_split, NULL, 0 };
+        vkllm_attn_args a = { { dd.q, 0 }, { dd.kv, j * dd.pair }, { dd.kv, j * dd.pair + bu_round256(dd.cache) }, { dd.len, 0 },
+                              { bo, 0 }, { bs, 0 }, 1, nq, nkv, hd, ctx, 0, 0.0f, n_split, NULL, 0, one_pass };
         BU_CK(dev, vkllm_op_attn_decode(c, &a));
     }
     BU_CK(dev, vkllm_chain_end(c));
@@ -85,31 +134,76 @@ static void bench_decode(vkllm_device *dev, uint32_t ctx, uint32_t n_split, cons
     uint32_t nt;
     BU_CK(dev, vkllm_chain_timings(c, &t, &nt));
     double *d = malloc(n_disp * sizeof *d);
-    for (uint32_t i = 0; i < n_disp; i++) d[i] = t[2 * i + 1].start_ns + t[2 * i + 1].duration_ns - t[2 * i].start_ns;
-    for (uint32_t i = 0; i < n_disp; i++) d[i] = t[2 * i + 1].duration_ns;
-    qsort(d, n_disp, sizeof *d, cmp_double);
-    const double merge_med = d[n_disp / 2];
-    for (uint32_t i = 0; i < n_disp; i++) d[i] = t[2 * i + 1].start_ns + t[2 * i + 1].duration_ns - t[2 * i].start_ns;
+    double merge_med = 0;
+    if (!one) {
+        for (uint32_t i = 0; i < n_disp; i++) d[i] = t[2 * i + 1].duration_ns;
+        qsort(d, n_disp, sizeof *d, cmp_double);
+        merge_med = d[n_disp / 2];
+    }
+    /* a call: from its first dispatch's start to its last one's end */
+    for (uint32_t i = 0; i < n_disp; i++)
+        d[i] = t[per * i + per - 1].start_ns + t[per * i + per - 1].duration_ns - t[per * i].start_ns;
     qsort(d, n_disp, sizeof *d, cmp_double);
     double med = d[n_disp / 2], mn = d[0];
     vkllm_chain_destroy(c);
-    BU_CK(dev, vkllm_buffer_read(dev, &bo, 0, out, nq * 4));
-    vkllm_attn_params p = { 1, NQ, NKV, HD, ctx, ctx, 0, 0.0f };
-    vkllm_ref_attn(&p, q, kc, vc, ref);
-    double e = bu_nmse(out, ref, nq);
-    char shape[96];
-    snprintf(shape, sizeof shape, "phi4 40/10x128 ctx=%u splits=%u%s%s", ctx, vkllm_attn_decode_splits(ctx, n_split),
-             shape_override ? " wg,U=" : "", shape_override ? shape_override : "");
+    BU_CK(dev, vkllm_buffer_read(dev, &bo, 0, out, nqe * 4));
+    uint32_t cnt[64] = { 0 };
+    BU_CK(dev, vkllm_buffer_read(dev, &bs, 0, cnt, sizeof cnt));
+    double e = bu_nmse(out, dd.ref, nqe);
+    for (uint32_t i = 0; i < nkv && i < 64; i++)
+        if (cnt[i]) e = INFINITY; /* a counter left nonzero breaks the next call */
+    char shape[128];
+    vkllm_attn_args a0 = { .n_tok = 1, .n_q = nq, .n_kv = nkv, .head_dim = hd, .ctx = ctx, .n_split = n_split };
+    snprintf(shape, sizeof shape, "%s %u/%ux%u ctx=%u splits=%u%s%s", nkv == 10 ? "phi4" : nkv == 32 ? "phi3" : "gqa", nq, nkv, hd, ctx,
+             vkllm_attn_decode_split_count(dev, &a0), shape_override ? " wg,U,P,o,tg=" : "", shape_override ? shape_override : "");
     if (shape_override) unsetenv("VKLLM_ATTN_DECODE");
-    bu_report("attn_decode+merge", shape, call, 4ull * NQ * ctx * HD, med, mn, e);
-    fprintf(stderr, "bench-attn: decode ctx %u: merge %.2f us of %.2f us\n", ctx, merge_med / 1e3, med / 1e3);
-    if (!(e <= 1e-8)) {
+    bu_report(one ? "attn_decode_1p" : "attn_decode+merge", shape, call, 4ull * nq * ctx * hd, med, mn, e);
+    if (!one) fprintf(stderr, "bench-attn: decode %s: merge %.2f us of %.2f us\n", shape, merge_med / 1e3, med / 1e3);
+    if (!(e <= 1e-8)) { /* the rest of a sweep still runs; the exit status says it */
         fprintf(stderr, "bench-attn: decode %s is WRONG (NMSE %.3e)\n", shape, e);
-        exit(1);
+        decode_wrong = 1;
     }
-    vkllm_buffer_free(dev, &kv); vkllm_buffer_free(dev, &bq); vkllm_buffer_free(dev, &bo); vkllm_buffer_free(dev, &blen);
-    vkllm_buffer_free(dev, &bs);
-    free(kc); free(vc); free(q); free(out); free(ref); free(d);
+    vkllm_buffer_free(dev, &bo); vkllm_buffer_free(dev, &bs);
+    free(out); free(d);
+}
+
+/* The decode table: one pass (where the device has it) and split + merge at contexts 512..16384,
+ * Phi-4 and Phi-3-mini (32/32 x 96) shapes; VKLLM_BENCH_SWEEP=1 adds split counts and workgroup
+ * shapes (VKLLM_ATTN_DECODE="wg,U[,P[,order[,target]]]"), then the defaults again. */
+static void bench_decode_all(vkllm_device *dev)
+{
+    const uint32_t ctxs[5] = { 512, 1024, 4096, 8192, 16384 };
+    for (int i = 0; i < 5; i++) {
+        bench_decode(dev, NQ, NKV, HD, ctxs[i], 0, NULL, 1);
+        bench_decode(dev, NQ, NKV, HD, ctxs[i], 0, NULL, 0);
+    }
+    for (int i = 0; i < 5; i++) {
+        bench_decode(dev, 32, 32, 96, ctxs[i], 0, NULL, 1);
+        bench_decode(dev, 32, 32, 96, ctxs[i], 0, NULL, 0);
+    }
+    if (getenv("VKLLM_BENCH_SWEEP")) {
+        /* one pass: split counts at the default shape, then shapes x workgroup targets (the op's
+         * split choice), each context's default again at its end */
+        const uint32_t sw_ctx[3] = { 512, 4096, 16384 };
+        const uint32_t splits[6] = { 8, 16, 32, 64, 128, 256 };
+        const char *shapes[] = { "128,4,16,0,256", "128,4,16,0,1024", "128,4,16,1", "128,4,16,1,1024", "128,2", "128,8",
+                                 "256,4", "256,2", "256,4,16,1", "512,2", "512,4", "64,4", "128,4,8", "256,4,8", "128,8,8",
+                                 "128,2,16,0,1024", "256,4,16,0,1024", "256,2,16,0,2048", "128,4,16,0,2048" };
+        for (int i = 0; i < 3; i++) {
+            for (int j = 0; j < 6; j++)
+                if (splits[j] <= 2 * vkllm_attn_decode_splits(sw_ctx[i], 0)) bench_decode(dev, NQ, NKV, HD, sw_ctx[i], splits[j], NULL, 1);
+            for (size_t j = 0; j < sizeof shapes / sizeof shapes[0]; j++) bench_decode(dev, NQ, NKV, HD, sw_ctx[i], 0, shapes[j], 1);
+            bench_decode(dev, NQ, NKV, HD, sw_ctx[i], 0, NULL, 1);
+        }
+        for (int i = 0; i < 3; i++)
+            for (size_t j = 0; j < 8; j++) bench_decode(dev, 32, 32, 96, sw_ctx[i], 0, shapes[j], 1);
+        /* split + merge as it was (64 splits at 4096, 128 at 16384) */
+        bench_decode(dev, NQ, NKV, HD, 4096, 64, NULL, 0);
+        bench_decode(dev, NQ, NKV, HD, 16384, 128, NULL, 0);
+        /* the defaults again (earlier H100 runs drifted within a run) */
+        for (int i = 0; i < 5; i++) bench_decode(dev, NQ, NKV, HD, ctxs[i], 0, NULL, 1);
+    }
+    decode_release(dev);
 }
 
 /* ---- prefill ---- */
@@ -123,7 +217,7 @@ static void rec_prefill(vkllm_chain *c, uint32_t i, void *u)
     prefill_case *k = u;
     (void)i;
     vkllm_attn_args a = { { k->q, 0 }, { k->k, 0 }, { k->v, 0 }, { k->len, 0 }, { k->out, 0 }, { k->scr, 0 },
-                          k->T, NQ, NKV, HD, k->T, 0, 0.0f, 0, NULL, k->portable };
+                          k->T, NQ, NKV, HD, k->T, 0, 0.0f, 0, NULL, k->portable, 0 };
     if (vkllm_op_attn_prefill(c, &a)) exit(1);
 }
 
@@ -242,16 +336,22 @@ int main(int argc, char **argv)
     vkllm_device *dev = bu_open(argc, argv, "bench-attn");
     bu_measure_ceiling(dev);
     if (bu_quick) {
-        bench_decode(dev, 512, 0, NULL);
+        bench_decode(dev, NQ, NKV, HD, 512, 0, NULL, 1);
+        bench_decode(dev, NQ, NKV, HD, 512, 0, NULL, 0);
+        decode_release(dev);
         bench_prefill(dev, 128, 1);
         if (vkllm_attn_prefill_uses_coopmat(dev, HD)) bench_prefill(dev, 128, 0);
         bench_kv_write(dev, 1);
     } else {
-        const uint32_t ctxs[3] = { 512, 4096, 16384 }, ts[3] = { 512, 2048, 8192 };
+        const uint32_t ts[3] = { 512, 2048, 8192 };
         /* VKLLM_BENCH_ATTN=prefill: the cooperative-matrix prefill rows (and their sweep) only */
         const char *only = getenv("VKLLM_BENCH_ATTN");
         const int pf_only = only && !strcmp(only, "prefill");
-        if (!pf_only) for (int i = 0; i < 3; i++) bench_decode(dev, ctxs[i], 0, NULL);
+        if (!pf_only) bench_decode_all(dev); /* the decode rows, and the decode sweep */
+        if (getenv("VKLLM_BENCH_DECODE_ONLY")) { /* the decode rows alone */
+            bu_close(dev);
+            return decode_wrong;
+        }
         if (!pf_only) for (int i = 0; i < 2; i++) bench_prefill(dev, ts[i], 1); /* 8192: 74 ms a call on the H100 */
         const int cm = vkllm_attn_prefill_uses_coopmat(dev, HD), cm2 = prefill_cm2(dev);
         if (cm && cm2) { /* the KHR kernel too, for the comparison in one run */
@@ -279,16 +379,8 @@ int main(int argc, char **argv)
         bench_kv_write(dev, 1);
         bench_kv_write(dev, 512);
         if (getenv("VKLLM_BENCH_SWEEP")) {
-            /* the split count is fixed at record time from the capacity, the workgroup shape by
-             * VKLLM_ATTN_DECODE (threads, rows per slot and step), the prefill tile by
-             * VKLLM_ATTN_PREFILL (subgroups, row blocks, key tile, prefetch): their effect */
-            bench_decode(dev, 512, 16, NULL);
-            bench_decode(dev, 512, 32, "64,4");
-            bench_decode(dev, 4096, 32, NULL);
-            bench_decode(dev, 4096, 128, NULL);
-            bench_decode(dev, 4096, 0, "128,8");
-            bench_decode(dev, 16384, 64, NULL);
-            bench_decode(dev, 16384, 0, "128,8");
+            /* the prefill tile by VKLLM_ATTN_PREFILL (subgroups, row blocks, key tile, prefetch): its
+             * effect (the decode sweep ran in bench_decode_all) */
             if (cm) {
                 if (cm2) setenv("VKLLM_ATTN_PREFILL_CM2", "0", 1); /* these shapes are the KHR kernel's */
                 const char *shapes[4] = { "8,1", "4,2", "4,1,16,1", "4,1,32,0" };
@@ -299,11 +391,8 @@ int main(int argc, char **argv)
                 }
                 unsetenv("VKLLM_ATTN_PREFILL_CM2");
             }
-            /* the defaults again: on the H100 (driver 580) these came out up to 3x slower than the
-             * same calls at the start of the run, so compare sweep rows with these, not the first */
-            for (int i = 0; i < 3; i++) bench_decode(dev, ctxs[i], 0, NULL);
         }
     }
     bu_close(dev);
-    return 0;
+    return decode_wrong;
 }

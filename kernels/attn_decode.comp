@@ -1,38 +1,46 @@
 #version 450
-// Decode attention over the fp16 KV cache, flash-decoding style, in two phases from this one source:
-//   MERGE = 0 (attn_decode):       each workgroup takes one share of cache positions for one KV head
-//                                  and all G query heads of its group, for one query row, and writes
-//                                  a partial (max, sum, unnormalized output) to the scratch buffer.
-//   MERGE = 1 (attn_decode_merge): one workgroup per (query row, query head) merges the partials.
+// Decode attention over the fp16 KV cache, flash-decoding style, from this one source:
+//   MERGE = 0, ONEPASS = 1 (attn_decode_1p): each workgroup takes one share of cache positions for one
+//                                  KV head and all G query heads of its group, for one query row, and
+//                                  writes a partial (max, sum, unnormalized output) to the scratch
+//                                  buffer; the LAST workgroup of each (query row, KV head) to finish
+//                                  (a device-scope acquire/release counter in the scratch) merges the
+//                                  partials, writes out and puts the counter back to 0. One dispatch.
+//   MERGE = 0, ONEPASS = 0 (attn_decode): the same split phase only; MERGE = 1 (attn_decode_merge):
+//                                  one workgroup per (query row, query head) merges the partials in a
+//                                  second dispatch (the fallback where the device lacks the Vulkan
+//                                  memory model at device scope, and the comparison).
 // out[t][h][:] = sum_k softmax_k(scale * q[t][h] . K[h/G][k]) V[h/G][k] over the allowed k:
 //   query row t (0 <= t < n_tok) sits at position qpos = L - n_tok + t, L = min(len[0], ctx) the live
 //   cache length read from a device buffer (so a recorded chain replays as the context grows);
 //   allowed k: max(0, qpos - window + 1) <= k <= qpos (window = 0: no window).
 // The split count n_split is fixed at record time. The live range is cut into steps of STEP = NSLOT * U
-// positions (spec constant 3; NSLOT and U below) and split s takes steps s, s + n_split, s + 2 n_split,
-// ...: at any moment the running workgroups of a head read one moving window of the cache (few DRAM
-// pages and address translations at a time) rather than n_split far-apart streams. Splits past the
-// step count exit at once; the merge derives the same count of live splits, min(n_split, steps).
+// positions (spec constant 3; NSLOT and U below). ORDER = 0 (spec constant 6): split s takes steps
+// s, s + n_split, ...: the running workgroups of a head read one moving window of the cache. ORDER = 1:
+// split s takes one contiguous run of ceil(steps / n_split) steps. Splits with no step exit at once;
+// every phase derives the same count of live splits (live_splits below).
 //
 // Layout: q, out float32 [n_tok][n_q][HD]; k, v fp16 [n_kv][ctx][HD] read as uvec4 (8 halves);
-// scratch float32 [n_tok][n_q][n_split][HD + 4] (the output, then max and sum at HD and HD + 1;
-// max and output in the log2 domain of scores scaled by scale * log2(e)).
+// scratch partials float32 [n_tok][n_q][n_split][HD + 4] (the output, then max and sum at HD and
+// HD + 1; max and output in the log2 domain of scores scaled by scale * log2(e)); one-pass counters
+// uint [n_tok][n_kv] in their own binding (the host puts them at the start of the scratch: they must
+// be zero before the first call and every call leaves them zero).
 // Workgroup (phase 0): WG threads in slots of P lanes (P a power of two <= the subgroup size, spec
 // constant 4); a slot takes one cache position at a time, lane sl holding uvec4 columns sl + P i
 // (i < NI = ceil(VL / P), VL = HD / 8) of the K and V rows, so a subgroup's load covers consecutive
 // rows contiguously. Per step a slot loads U rows (spec constant 5) of K and V (2 U NI uvec4 per lane,
 // issued one step ahead into a second register set, so they fly during the previous step's
-// arithmetic; q is read straight into registers, no barrier before the first loads), the G scores of each row are partial dot products summed over the
-// slot by xor shuffles, then one online-softmax update per step and query head (state per slot:
-// max, sum, 8 NI columns of output per lane for each of the G heads). No barrier in the loop: the
-// NSLOT = WG / P slot states merge in shared memory at the end.
+// arithmetic; q is read straight into registers, no barrier before the first loads), the G scores
+// of each row are partial dot products summed over the slot by xor shuffles, then one online-softmax
+// update per step and query head (state per slot: max, sum, 8 NI columns of output per lane for each
+// of the G heads). No barrier in the loop: the NSLOT = WG / P slot states merge in shared memory at
+// the end. The one-pass merge: thread (g, c) of the last workgroup folds the live splits' vec4 c of
+// head g, 8 splits' loads in flight at a time (the tail of the call: keep the split count modest).
 // Per call: reads 2 * 2 * n_kv * range * HD bytes of cache (once per query row; K/V of a step are
 // read by one workgroup only) plus q; FLOPs about 4 * n_q * range * HD per query row.
-// H100 (driver 580, Phi-4 40/10 x 128, one row; bench-attn): ctx 512 13.6 us, 4096 26.2 us (25% of
-// the read ceiling), 16384 184 us (14%), split + merge; about 5.5 us of each is the merge dispatch and
-// the barrier before it (a one-pass merge needs a counter zeroed before the first call, which the
-// ops API has no way to record). At 16384 the marginal rate is ~0.5 TB/s against ~1.6 at 4096: not
-// understood yet (address translation of the 84 MB working set is the first suspect).
+// H100 (driver 580, Phi-4 40/10 x 128, one row; bench-attn), two-pass at commit 4ca20e2: ctx 512
+// 13.6 us, 4096 26.2 us (25% of the read ceiling), 16384 184 us (14%); about 5.5 us of each was the
+// merge dispatch and the barrier before it. One-pass numbers: docs/BENCHMARKS.md.
 #extension GL_GOOGLE_include_directive : require
 #extension GL_KHR_shader_subgroup_basic : require
 #extension GL_KHR_shader_subgroup_shuffle : require
@@ -40,6 +48,15 @@
 
 #ifndef MERGE
 #define MERGE 0
+#endif
+#ifndef ONEPASS
+#define ONEPASS 0
+#endif
+#if ONEPASS
+#extension GL_KHR_memory_scope_semantics : require
+#define SCR_QUAL coherent
+#else
+#define SCR_QUAL writeonly
 #endif
 
 layout(local_size_x_id = 0) in;
@@ -50,6 +67,7 @@ layout(constant_id = 3) const uint STEP = 32;     // positions per workgroup ste
 
 layout(constant_id = 4) const uint P = 16;        // lanes per slot (phase 0)
 layout(constant_id = 5) const uint U = 4;         // rows per slot and step (phase 0)
+layout(constant_id = 6) const uint ORDER = 0;     // 0: split s takes steps s, s + n_split, ...; 1: a contiguous run
 
 const uint D4 = HD / 4;
 const uint VL = HD / 8;
@@ -79,12 +97,26 @@ void row_range(uint t, out uint lo, out uint hi, out uint steps)
     steps = (hi - lo + STEP - 1) / STEP;
 }
 
+// Steps per split in contiguous order, and the splits that get at least one step (both orders).
+uint run_len(uint steps) { return (steps + p.n_split - 1) / p.n_split; }
+uint live_splits(uint steps)
+{
+    if (ORDER == 0) return min(p.n_split, steps);
+    const uint r = run_len(steps);
+    return r == 0 ? 0u : (steps + r - 1) / r;
+}
+
 #if MERGE == 0
 layout(std430, binding = 0) readonly buffer Q4 { vec4 q4[]; };
 layout(std430, binding = 1) readonly buffer K8 { uvec4 k8[]; };
 layout(std430, binding = 2) readonly buffer V8 { uvec4 v8[]; };
-layout(std430, binding = 4) writeonly buffer S { float scr[]; };
-layout(std430, binding = 4) writeonly buffer S4 { vec4 scr4[]; };
+layout(std430, binding = 4) SCR_QUAL buffer S { float scr[]; };
+layout(std430, binding = 4) SCR_QUAL buffer S4 { vec4 scr4[]; };
+#if ONEPASS
+layout(std430, binding = 5) coherent buffer C { uint cnt[]; };
+layout(std430, binding = 6) writeonly buffer O4 { vec4 out4[]; };
+shared uint last_wg;
+#endif
 
 shared float mrg_m[NSLOT * G];
 shared float mrg_l[NSLOT * G];
@@ -96,8 +128,17 @@ void main()
     const uint tid = gl_LocalInvocationID.x;
     uint lo, hi, steps;
     row_range(t, lo, hi, steps);
-    if (s >= steps) return; // past the live range: uniform over the workgroup, before any barrier
+    const uint n_live = live_splits(steps);
+#if ONEPASS
+    if (steps == 0 && s == 0) // a row that sees no position: nobody merges, its output is 0
+        for (uint i = tid; i < G * D4; i += WG) out4[(t * p.n_q + kvh * G) * D4 + i] = vec4(0.0);
+#endif
+    if (s >= n_live) return; // no step for this split: uniform over the workgroup, before any barrier
     const uint k1 = hi;
+    // this split's steps: first, stride and end (ORDER 0: s, s + n_split, ...; 1: one run)
+    const uint st0 = ORDER == 0 ? s : s * run_len(steps);
+    const uint sstr = ORDER == 0 ? p.n_split : 1u;
+    const uint st1 = ORDER == 0 ? steps : min(steps, st0 + run_len(steps));
 
     // slot: P lanes of one subgroup (aligned, so xor shuffles below P stay inside it)
     const uint sl = gl_SubgroupInvocationID % P;
@@ -130,7 +171,7 @@ void main()
     // this step's arithmetic (2 U NI uvec4 of each per lane in flight while it computes).
     uvec4 kw[U * NI], vw[U * NI], kn[U * NI], vn[U * NI];
     for (uint u = 0; u < U; u++) {
-        const uint row = lo + s * STEP + u * NSLOT + slot;
+        const uint row = lo + st0 * STEP + u * NSLOT + slot;
         for (uint i = 0; i < NI; i++) {
             const uint c = sl + P * i;
             const bool ok = row < k1 && c < VL;
@@ -138,14 +179,14 @@ void main()
             vn[u * NI + i] = ok ? v8[(head_base + row) * VL + c] : uvec4(0);
         }
     }
-    for (uint st = s; st < steps; st += p.n_split) {
+    for (uint st = st0; st < st1; st += sstr) {
         const uint base = lo + st * STEP;
         for (uint j = 0; j < U * NI; j++) {
             kw[j] = kn[j];
             vw[j] = vn[j];
         }
-        const uint nb = base + p.n_split * STEP;
-        if (st + p.n_split < steps) { // uniform over the workgroup
+        const uint nb = base + sstr * STEP;
+        if (st + sstr < st1) { // uniform over the workgroup
             for (uint u = 0; u < U; u++) {
                 const uint row = nb + u * NSLOT + slot;
                 for (uint i = 0; i < NI; i++) {
@@ -236,6 +277,56 @@ void main()
             scr[rec + HD + 1] = L;
         }
     }
+#if ONEPASS
+    // Every thread's partial stores are released at device scope and acquired by thread 0 (the
+    // barrier), whose acquire-release increment then publishes them to the workgroup that counts
+    // last; that one acquires all earlier increments' releases through the counter's RMW chain and
+    // hands them on to its threads through the second barrier.
+    controlBarrier(gl_ScopeWorkgroup, gl_ScopeDevice, gl_StorageSemanticsBuffer | gl_StorageSemanticsShared,
+                   gl_SemanticsAcquireRelease);
+    const uint ci = t * p.n_kv + kvh;
+    if (tid == 0) {
+        const uint prev = atomicAdd(cnt[ci], 1u, gl_ScopeDevice, gl_StorageSemanticsBuffer, gl_SemanticsAcquireRelease);
+        last_wg = prev + 1 == n_live ? 1u : 0u;
+    }
+    controlBarrier(gl_ScopeWorkgroup, gl_ScopeDevice, gl_StorageSemanticsBuffer | gl_StorageSemanticsShared,
+                   gl_SemanticsAcquireRelease);
+    if (last_wg == 0u) return; // uniform: one shared value read after the barrier
+    // every other split has counted: nobody touches this counter again in this dispatch, and the
+    // next dispatch that writes the scratch comes after a pipeline barrier
+    if (tid == 0) atomicStore(cnt[ci], 0u, gl_ScopeDevice, gl_StorageSemanticsBuffer, gl_SemanticsRelaxed);
+    const uint MB = 8; // splits whose loads are in flight together
+    for (uint i = tid; i < G * D4; i += WG) {
+        const uint g = i / D4, c = i % D4;
+        const uint rec0 = (t * p.n_q + kvh * G + g) * p.n_split;
+        float M = NEG_INF, L = 0.0;
+        vec4 o = vec4(0.0);
+        for (uint s0 = 0; s0 < n_live; s0 += MB) {
+            float mk[MB], lk[MB];
+            vec4 ok[MB];
+            for (uint j = 0; j < MB; j++) {
+                const bool ok_s = s0 + j < n_live;
+                const uint rec = (rec0 + min(s0 + j, n_live - 1)) * (HD + 4);
+                mk[j] = ok_s ? scr[rec + HD] : NEG_INF;
+                lk[j] = scr[rec + HD + 1];
+                ok[j] = scr4[rec / 4 + c];
+            }
+            float bm = M;
+            for (uint j = 0; j < MB; j++) bm = max(bm, mk[j]);
+            if (bm == NEG_INF) continue; // nothing seen yet (a live split always has a position)
+            const float a = exp2(M - bm); // 0 while M is still -inf
+            o *= a;
+            L *= a;
+            for (uint j = 0; j < MB; j++) {
+                const float w = exp2(mk[j] - bm); // 0 for splits past n_live
+                o += w * ok[j];
+                L += w * lk[j];
+            }
+            M = bm;
+        }
+        out4[(t * p.n_q + kvh * G + g) * D4 + c] = L > 0.0 ? o / L : vec4(0.0);
+    }
+#endif
 }
 #else
 layout(std430, binding = 0) readonly buffer S { float scr[]; };
@@ -256,7 +347,7 @@ void main()
     const uint h = gl_WorkGroupID.x, t = gl_WorkGroupID.y, tid = gl_LocalInvocationID.x;
     uint lo, hi, steps;
     row_range(t, lo, hi, steps);
-    const uint n_live = min(p.n_split, steps);
+    const uint n_live = live_splits(steps);
     const uint rec0 = (t * p.n_q + h) * p.n_split;
     const float NEG_INF = uintBitsToFloat(0xff800000u);
 

@@ -1,4 +1,4 @@
-/* Attention family ops: RoPE + KV append, decode (split + merge), prefill. Shapes are checked here;
+/* Attention family ops: RoPE + KV append, decode (one pass, or split + merge), prefill. Shapes are checked here;
  * variants are picked from the feature record (fp64 angles, shared-memory size for tile shapes). */
 #include <math.h>
 #include <stdio.h>
@@ -77,82 +77,153 @@ static vkllm_status check_attn(vkllm_device *dev, const vkllm_attn_args *a, cons
 uint32_t vkllm_attn_decode_splits(uint32_t ctx, uint32_t n_split)
 {
     if (n_split) return n_split;
-    /* at a full cache: two workgroup steps of 32 positions per split up to 128 splits (ctx 8192),
-     * more steps beyond, so even ctx 512 gives 8 workgroups per KV head (80 for Phi-4's 10) and
-     * 16384 gives 1280; shorter live lengths use fewer splits (never less than one step each) */
+    /* the most splits a call at this capacity may use (the scratch is sized for them): one per 64
+     * positions up to 128; the op picks fewer from the live work (decode_policy below) */
     uint32_t s = (ctx + 63) / 64;
     return s < 1 ? 1 : s > 128 ? 128 : s;
 }
 
+uint64_t vkllm_attn_decode_counter_bytes(uint32_t n_tok, uint32_t n_q)
+{
+    /* sized by n_q >= n_kv so that the region does not depend on the KV head count, and a scratch
+     * zeroed for n_tok rows serves any call of fewer rows */
+    return ((uint64_t)n_tok * n_q * 4 + 255) / 256 * 256;
+}
+
 uint64_t vkllm_attn_decode_scratch_bytes(uint32_t n_tok, uint32_t n_q, uint32_t head_dim, uint32_t ctx, uint32_t n_split)
 {
-    return (uint64_t)n_tok * n_q * vkllm_attn_decode_splits(ctx, n_split) * (head_dim + 4) * 4;
+    return vkllm_attn_decode_counter_bytes(n_tok, n_q) +
+           (uint64_t)n_tok * n_q * vkllm_attn_decode_splits(ctx, n_split) * (head_dim + 4) * 4;
+}
+
+int vkllm_attn_decode_one_pass_available(vkllm_device *dev)
+{
+    const char *e = getenv("VKLLM_ATTN_DECODE_TWO_PASS");
+    return dev && dev->memory_model && dev->memory_model_device_scope && vkllm_kernel_available("attn_decode_1p") &&
+           !(e && *e && strcmp(e, "0"));
+}
+
+/* Decode shape: workgroup threads, rows per slot and step, lanes per slot, step order, and the
+ * workgroup count the automatic split count aims at (all queries and KV heads together). */
+typedef struct decode_shape { uint32_t wg, u, pl, order, target; } decode_shape;
+
+/* Defaults: slots of P lanes, the smallest power of two covering a K/V row in uvec4 (VL = head_dim /
+ * 8), at most 16 and the subgroup size (P lanes sum a score by xor shuffles); U = 4 rows per slot and
+ * step; 128 threads; the moving-window step order. VKLLM_ATTN_DECODE="wg,U[,P[,order[,target]]]"
+ * overrides (benchmarks, tests) where well-formed. */
+static void decode_policy(const vkllm_device *dev, uint32_t vl, decode_shape *d)
+{
+    const uint32_t sgs = dev->f.subgroup_size;
+    uint32_t pl = 1;
+    while (pl < vl && pl < 16 && pl * 2 <= sgs) pl *= 2;
+    *d = (decode_shape){ 128 < dev->f.max_workgroup_invocations ? 128 : dev->f.max_workgroup_invocations, 4, pl, 0, 512 };
+    const char *ov = getenv("VKLLM_ATTN_DECODE");
+    if (!ov) return;
+    unsigned x = 0, y = 0, z = pl, o = d->order, tg = d->target;
+    if (sscanf(ov, "%u,%u,%u,%u,%u", &x, &y, &z, &o, &tg) >= 2 && x >= sgs && x <= dev->f.max_workgroup_invocations && !(x & (x - 1)) &&
+        y >= 1 && y <= 16 && z >= 1 && z <= sgs && z <= x && !(z & (z - 1)) && o <= 1 && tg >= 1)
+        *d = (decode_shape){ x, y, z, o, tg };
+}
+
+/* The decode call's shape: workgroup (wg, step = positions per workgroup step) and split count. */
+static vkllm_status decode_plan(vkllm_device *dev, const vkllm_attn_args *a, decode_shape *ds, uint32_t *wg_out, uint32_t *step_out,
+                                uint32_t *split_out)
+{
+    vkllm_status s = check_attn(dev, a, "attn_decode");
+    if (s) return s;
+    const uint32_t hd = a->head_dim, g = a->n_q / a->n_kv, vl = hd / 8;
+    const uint32_t max_split = vkllm_attn_decode_splits(a->ctx, a->n_split);
+    if (max_split > 1024)
+        return vkllm_fail(dev, VKLLM_ERROR_INVALID_ARGUMENT, "attn_decode: n_split %u is over 1024 (the merge's limit)", max_split);
+    const uint32_t sgs = dev->f.subgroup_size;
+    decode_policy(dev, vl, ds);
+    uint32_t wg = ds->wg;
+    if (sgs & (sgs - 1) || wg % sgs)
+        return vkllm_fail(dev, VKLLM_ERROR_UNSUPPORTED, "attn_decode: subgroup size %u does not divide the workgroup %u", sgs, wg);
+    for (;;) {
+        uint64_t nslot = wg / ds->pl;
+        uint64_t shared = (uint64_t)g * hd * 4 + nslot * g * (8 + hd * 4);
+        if (shared <= dev->f.max_shared_memory) break;
+        if (wg / 2 < sgs || wg / 2 < ds->pl)
+            return vkllm_fail(dev, VKLLM_ERROR_UNSUPPORTED, "attn_decode: group %u x head_dim %u needs more shared memory than %u bytes",
+                              g, hd, dev->f.max_shared_memory);
+        wg /= 2;
+    }
+    const uint32_t step = wg / ds->pl * ds->u; /* positions per workgroup step; the merge needs it too */
+    /* Split count: as asked, else enough workgroups for ds->target over all rows and KV heads, at
+     * least 2 steps of the full capacity each, never more than the scratch holds. Fewer splits mean
+     * fewer partials to merge (the one-pass tail). */
+    uint32_t n_split = a->n_split;
+    if (!n_split) {
+        const uint64_t steps = ((uint64_t)a->ctx + step - 1) / step, per_row = (uint64_t)a->n_kv * a->n_tok;
+        uint64_t n = (ds->target + per_row - 1) / per_row;
+        if (n > (steps + 1) / 2) n = (steps + 1) / 2;
+        n_split = n < 1 ? 1 : n > max_split ? max_split : (uint32_t)n;
+    }
+    *wg_out = wg;
+    *step_out = step;
+    *split_out = n_split;
+    return VKLLM_OK;
+}
+
+uint32_t vkllm_attn_decode_split_count(vkllm_device *dev, const vkllm_attn_args *a)
+{
+    decode_shape ds;
+    uint32_t wg, step, n_split;
+    if (!dev || !a || decode_plan(dev, a, &ds, &wg, &step, &n_split)) return 0;
+    return n_split;
 }
 
 vkllm_status vkllm_op_attn_decode(vkllm_chain *chain, const vkllm_attn_args *a)
 {
     vkllm_device *dev = vkllm_chain_device(chain);
     if (!dev || !a) return VKLLM_ERROR_INVALID_ARGUMENT;
-    vkllm_status s = check_attn(dev, a, "attn_decode");
+    decode_shape ds;
+    uint32_t wg, step, n_split;
+    vkllm_status s = decode_plan(dev, a, &ds, &wg, &step, &n_split);
     if (s) return s;
-    const uint32_t hd = a->head_dim, g = a->n_q / a->n_kv, vl = hd / 8;
-    const uint32_t n_split = vkllm_attn_decode_splits(a->ctx, a->n_split);
-    if (n_split > 1024)
-        return vkllm_fail(dev, VKLLM_ERROR_INVALID_ARGUMENT, "attn_decode: n_split %u is over 1024 (the merge's limit)", n_split);
-    /* slots of P lanes: the smallest power of two covering a K/V row in uvec4 (VL = head_dim / 8),
-     * at most 16 and the subgroup size (P lanes sum a score by xor shuffles); U rows per slot and
-     * step; workgroup 128 threads, fewer if the shared-memory merge area would not fit.
-     * VKLLM_ATTN_DECODE="wg,U" overrides (benchmarks, tests). */
-    const uint32_t sgs = dev->f.subgroup_size;
-    uint32_t pl = 1;
-    while (pl < vl && pl < 16 && pl * 2 <= sgs) pl *= 2;
-    uint32_t wg = 128 < dev->f.max_workgroup_invocations ? 128 : dev->f.max_workgroup_invocations, u = 4;
-    const char *ov = getenv("VKLLM_ATTN_DECODE");
-    if (ov) {
-        unsigned x = 0, y = 0;
-        if (sscanf(ov, "%u,%u", &x, &y) == 2 && x >= sgs && x <= dev->f.max_workgroup_invocations && !(x & (x - 1)) && y >= 1 && y <= 16)
-            wg = x, u = y;
-    }
-    if (sgs & (sgs - 1) || wg % sgs)
-        return vkllm_fail(dev, VKLLM_ERROR_UNSUPPORTED, "attn_decode: subgroup size %u does not divide the workgroup %u", sgs, wg);
-    for (;;) {
-        uint64_t nslot = wg / pl;
-        uint64_t shared = (uint64_t)g * hd * 4 + nslot * g * (8 + hd * 4);
-        if (shared <= dev->f.max_shared_memory) break;
-        if (wg / 2 < sgs)
-            return vkllm_fail(dev, VKLLM_ERROR_UNSUPPORTED, "attn_decode: group %u x head_dim %u needs more shared memory than %u bytes",
-                              g, hd, dev->f.max_shared_memory);
-        wg /= 2;
-    }
-    const uint32_t step = wg / pl * u; /* positions per workgroup step; the merge needs it too */
-    vkllm_pipeline_desc pd = { .kernel = "attn_decode", .n_bindings = 5, .push_size = 32, .n_spec = 6,
-                               .spec = { wg, hd, g, step, pl, u } };
+    const uint32_t hd = a->head_dim, g = a->n_q / a->n_kv;
+    const int one = a->one_pass && vkllm_attn_decode_one_pass_available(dev);
+    vkllm_pipeline_desc pd = { .kernel = one ? "attn_decode_1p" : "attn_decode", .n_bindings = one ? 7 : 5, .push_size = 32,
+                               .n_spec = 7, .spec = { wg, hd, g, step, ds.pl, ds.u, ds.order } };
     /* slots are carved out of subgroups of the size the host assumed: pin it where it may vary */
-    if (dev->f.subgroup_size_control && dev->f.min_subgroup_size != dev->f.max_subgroup_size) pd.required_subgroup_size = sgs;
-    vkllm_pipeline *p, *pm;
+    if (dev->f.subgroup_size_control && dev->f.min_subgroup_size != dev->f.max_subgroup_size) pd.required_subgroup_size = dev->f.subgroup_size;
+    vkllm_pipeline *p, *pm = NULL;
     if ((s = vkllm_pipeline_get(dev, &pd, &p))) return s;
     uint32_t mwg = 256; /* merge: a power of two >= head_dim / 4 */
     while (mwg > dev->f.max_workgroup_invocations) mwg /= 2;
-    if (mwg < hd / 4) return vkllm_fail(dev, VKLLM_ERROR_UNSUPPORTED, "attn_decode: merge workgroup %u < head_dim / 4", mwg);
-    vkllm_pipeline_desc pdm = { .kernel = "attn_decode_merge", .n_bindings = 3, .push_size = 32, .n_spec = 4, .spec = { mwg, hd, g, step } };
-    if ((s = vkllm_pipeline_get(dev, &pdm, &pm))) return s;
+    if (!one) {
+        if (mwg < hd / 4) return vkllm_fail(dev, VKLLM_ERROR_UNSUPPORTED, "attn_decode: merge workgroup %u < head_dim / 4", mwg);
+        vkllm_pipeline_desc pdm = { .kernel = "attn_decode_merge", .n_bindings = 3, .push_size = 32, .n_spec = 7,
+                                    .spec = { mwg, hd, g, step, ds.pl, ds.u, ds.order } };
+        if ((s = vkllm_pipeline_get(dev, &pdm, &pm))) return s;
+    }
     float scale = (float)((a->scale != 0 ? a->scale : 1.0 / sqrt((double)hd)) * LOG2E);
     struct { uint32_t n_tok, n_q, n_kv, ctx, n_split, window; float scale; uint32_t pad; } push = {
         a->n_tok, a->n_q, a->n_kv, a->ctx, n_split, a->window, scale, 0 };
     uint64_t qo = (uint64_t)a->n_tok * a->n_q * hd * 4;
     uint64_t cache = vkllm_kv_cache_bytes(a->n_kv, a->ctx, hd);
-    uint64_t scr = vkllm_attn_decode_scratch_bytes(a->n_tok, a->n_q, hd, a->ctx, a->n_split);
+    /* scratch: counters at its start, the partials after them (a 256-byte multiple) */
+    const uint64_t cnt_bytes = vkllm_attn_decode_counter_bytes(a->n_tok, a->n_q);
+    const uint64_t part = (uint64_t)a->n_tok * a->n_q * n_split * (hd + 4) * 4;
+    vkllm_view vpart = { a->scratch.buf, a->scratch.offset + cnt_bytes };
     /* profiling counts at full context: the cache bytes of the live range are not known at record time */
-    vkllm_dispatch d = { .pipeline = p, .name = a->name ? a->name : "attn_decode", .n_bindings = 5,
+    vkllm_dispatch d = { .pipeline = p, .name = a->name ? a->name : pd.kernel, .n_bindings = pd.n_bindings,
                          .bindings = { bind(a->q, qo, VKLLM_READ), bind(a->k_cache, cache, VKLLM_READ),
                                        bind(a->v_cache, cache, VKLLM_READ), bind(a->len, 4, VKLLM_READ),
-                                       bind(a->scratch, scr, VKLLM_WRITE) },
+                                       bind(vpart, part, one ? VKLLM_READ_WRITE : VKLLM_WRITE) },
                          .push = &push, .groups = { n_split, a->n_kv, a->n_tok },
                          .bytes = 2 * cache * a->n_tok, .flops = 4ull * a->n_q * a->ctx * hd * a->n_tok };
+    if (one) {
+        d.bindings[5] = bind(a->scratch, (uint64_t)a->n_tok * a->n_kv * 4, VKLLM_READ_WRITE);
+        d.bindings[6] = bind(a->out, qo, VKLLM_WRITE);
+        d.bytes += qo;
+        return vkllm_chain_dispatch(chain, &d);
+    }
     if ((s = vkllm_chain_dispatch(chain, &d))) return s;
     vkllm_dispatch m = { .pipeline = pm, .name = "attn_decode_merge", .n_bindings = 3,
-                         .bindings = { bind(a->scratch, scr, VKLLM_READ), bind(a->len, 4, VKLLM_READ), bind(a->out, qo, VKLLM_WRITE) },
-                         .push = &push, .groups = { a->n_q, a->n_tok, 1 }, .bytes = scr + qo };
+                         .bindings = { bind(vpart, part, VKLLM_READ), bind(a->len, 4, VKLLM_READ), bind(a->out, qo, VKLLM_WRITE) },
+                         .push = &push, .groups = { a->n_q, a->n_tok, 1 }, .bytes = part + qo };
     return vkllm_chain_dispatch(chain, &m);
 }
 

@@ -82,15 +82,18 @@ static vkllm_status check_attn(ctx *c, rng *r, int prefill, uint32_t n_tok, uint
     if (!s) s = upload(c, &n_live, 4, &vl);
     if (!s) s = upload(c, NULL, nq * 4, &vo);
     if (!s) s = upload(c, NULL, vkllm_attn_decode_scratch_bytes(n_tok, n_q, hd, ctx_len, 0), &vs);
+    /* decode runs the one-pass kernel where the device has it: its counters start at zero */
+    if (!s) s = vkllm_buffer_fill(c->dev, &vs.buf, vs.offset, vkllm_attn_decode_counter_bytes(n_tok, n_q), 0);
     if (!s) s = vkllm_chain_begin(c->chain);
-    vkllm_attn_args a = { vq, vk, vv, vl, vo, vs, n_tok, n_q, n_kv, hd, ctx_len, window, 0.0f, 0, NULL, 0 };
+    vkllm_attn_args a = { vq, vk, vv, vl, vo, vs, n_tok, n_q, n_kv, hd, ctx_len, window, 0.0f, 0, NULL, 0, 1 };
     if (!s) s = prefill ? vkllm_op_attn_prefill(c->chain, &a) : vkllm_op_attn_decode(c->chain, &a);
     if (!s) s = vkllm_chain_end(c->chain);
     if (!s) s = vkllm_chain_run(c->chain);
     if (!s) s = vkllm_buffer_read(c->dev, &vo.buf, 0, out, nq * 4);
     if (!s) {
         int cm = prefill && vkllm_attn_prefill_uses_coopmat(c->dev, hd);
-        res->kernel = prefill ? (cm ? "attn_prefill_cm" : "attn_prefill") : "attn_decode";
+        res->kernel = prefill ? (cm ? "attn_prefill_cm" : "attn_prefill")
+                              : vkllm_attn_decode_one_pass_available(c->dev) ? "attn_decode_1p" : "attn_decode";
         snprintf(res->shape, sizeof res->shape, "rows=%u q=%u kv=%u hd=%u ctx=%u%s", n_tok, n_q, n_kv, hd, n_live,
                  window ? " window" : "");
         res->nmse = nmse(out, ref, nq);

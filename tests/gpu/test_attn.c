@@ -1,4 +1,5 @@
-/* Attention family against host/ref/attn.c: KV write (RoPE + fp16 append), decode (split + merge) and
+/* Attention family against host/ref/attn.c: KV write (RoPE + fp16 append), decode (one pass with its
+ * counters left at zero, and split + merge; several workgroup shapes and both step orders) and
  * prefill, GQA shapes of Phi-4 (40/10/128) and Phi-3 (32/32/96) plus awkward ones, sliding window on
  * and off, replay of one recorded chain as the context grows, and a KV write -> prefill chain.
  *
@@ -138,12 +139,36 @@ typedef struct attn_bufs {
     tu_fbuf q, k, v, len, out, scr;
 } attn_bufs;
 
+/* decode: 1 = one pass (the scratch's counters zeroed first), 0 = split + merge */
+static int g_one_pass = 1;
+
 static void record_attn(vkllm_device *dev, vkllm_chain *c, const attn_case *k, attn_bufs *b)
 {
     vkllm_attn_args a = { tu_view(&b->q), tu_view(&b->k), tu_view(&b->v), tu_view(&b->len), tu_view(&b->out), tu_view(&b->scr),
-                          k->n_tok, k->n_q, k->n_kv, k->hd, k->ctx, k->window, 0.0f, k->n_split, NULL, k->coopmat < 0 ? -1 : !k->coopmat };
+                          k->n_tok, k->n_q, k->n_kv, k->hd, k->ctx, k->window, 0.0f, k->n_split, NULL, k->coopmat < 0 ? -1 : !k->coopmat,
+                          g_one_pass };
     vkllm_status s = k->prefill ? vkllm_op_attn_prefill(c, &a) : vkllm_op_attn_decode(c, &a);
     if (s) fail_msg("attn: %s", vkllm_device_error(dev));
+}
+
+/* The one-pass counters at the start of the (NaN-poisoned) scratch: zero before the first call, as
+ * a session zeroes them once. */
+static void zero_counters(vkllm_device *dev, tu_fbuf *scr, uint32_t n_tok, uint32_t n_q)
+{
+    const uint64_t n = vkllm_attn_decode_counter_bytes(n_tok, n_q);
+    void *z = calloc(1, n);
+    assert_true(z != NULL);
+    assert_int_equal(vkllm_buffer_write(dev, &scr->buf, 0, z, n), VKLLM_OK);
+    free(z);
+}
+
+/* Every one-pass call must leave its counters zero (the next replay depends on it). */
+static void check_counters(const float *scr, uint32_t n_tok, uint32_t n_q, const char *what)
+{
+    const uint32_t *cnt = (const uint32_t *)scr;
+    for (uint64_t i = 0; i < vkllm_attn_decode_counter_bytes(n_tok, n_q) / 4; i++)
+        if (cnt[i]) fail_msg("attn decode %s: counter %llu left at %u (seed %llu)", what, (unsigned long long)i, cnt[i],
+                             (unsigned long long)tu_seed());
 }
 
 static void random_cache(tu_rng *r, uint16_t *c, size_t n)
@@ -160,8 +185,10 @@ static void check_attn(const attn_case *k, const float *q, const uint16_t *kc, c
     vkllm_ref_attn(&p, q, kc, vc, ref);
     double bound = k->coopmat ? 1e-4 : k->q_scale > 2 ? 1e-7 : 1e-8;
     if (k->coopmat < 0) bound = 1e-5; /* emulation: fp16 Q and P, fp32 sums (measured 2e-8 .. 1.5e-7) */
-    tu_assert_nmse(out, ref, nq, bound, "attn %s%s tok=%u q=%u kv=%u hd=%u ctx=%u live=%u window=%u split=%u qs=%g",
-                   k->prefill ? "prefill" : "decode", k->coopmat > 0 ? " coopmat" : k->coopmat < 0 ? " coopmat-emulated" : "", k->n_tok, k->n_q, k->n_kv, k->hd, k->ctx, n_live, k->window, k->n_split,
+    const char *ov = getenv("VKLLM_ATTN_DECODE");
+    tu_assert_nmse(out, ref, nq, bound, "attn %s%s%s%s tok=%u q=%u kv=%u hd=%u ctx=%u live=%u window=%u split=%u qs=%g",
+                   k->prefill ? "prefill" : g_one_pass ? "decode one-pass" : "decode split+merge", !k->prefill && ov ? " shape " : "",
+                   !k->prefill && ov ? ov : "", k->coopmat > 0 ? " coopmat" : k->coopmat < 0 ? " coopmat-emulated" : "", k->n_tok, k->n_q, k->n_kv, k->hd, k->ctx, n_live, k->window, k->n_split,
                    (double)k->q_scale);
     free(ref);
 }
@@ -185,6 +212,7 @@ static void run_attn(vkllm_device *dev, const attn_case *k, uint64_t id)
     tu_fbuf_upload(dev, &b.len, (const float *)&k->n_live);
     tu_fbuf_poison(dev, &b.out);
     tu_fbuf_poison(dev, &b.scr);
+    if (!k->prefill) zero_counters(dev, &b.scr, k->n_tok, k->n_q);
     vkllm_chain *c;
     assert_int_equal(vkllm_chain_create(dev, NULL, &c), VKLLM_OK);
     assert_int_equal(vkllm_chain_begin(c), VKLLM_OK);
@@ -195,7 +223,8 @@ static void run_attn(vkllm_device *dev, const attn_case *k, uint64_t id)
     tu_fbuf_download(dev, &b.out, out);
     tu_fbuf scr_check = b.scr;
     float *scr = malloc(scr_check.n * 4);
-    tu_fbuf_download(dev, &scr_check, scr); /* only the guard words matter */
+    tu_fbuf_download(dev, &scr_check, scr); /* the guard words, and the counters back at zero */
+    if (!k->prefill) check_counters(scr, k->n_tok, k->n_q, "case");
     free(scr);
     check_attn(k, q, kc, vc, k->n_live, out);
     tu_fbuf_free(dev, &b.q); tu_fbuf_free(dev, &b.k); tu_fbuf_free(dev, &b.v); tu_fbuf_free(dev, &b.len);
@@ -224,14 +253,34 @@ static void test_attn_decode(void **state)
         { 0, 1, 4, 2, 64, 3000, 3000, 0, 1000, 1.0f, 0 },  /* many splits: 47 live chunks of 64 */
         { 0, 1, 4, 2, 64, 3000, 17, 0, 1000, 1.0f, 0 },    /* many splits, one live */
     };
-    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) run_attn(dev, &cases[i], 200 + i);
-    /* another workgroup shape of the same kernel (the benchmark override): 64 threads, 3 rows per
-     * slot and step (steps of 24 positions on lavapipe, 12 at subgroup size 32 and up) */
-    setenv("VKLLM_ATTN_DECODE", "64,3", 1);
-    run_attn(dev, &cases[2], 200 + 2);
-    run_attn(dev, &cases[6], 200 + 6);
-    run_attn(dev, &cases[11], 200 + 11);
-    unsetenv("VKLLM_ATTN_DECODE");
+    fprintf(stderr, "[ attn     ] one-pass decode: %s\n",
+            vkllm_attn_decode_one_pass_available(dev) ? "tested besides split + merge" : "not on this device (split + merge only)");
+    /* every case one-pass (falls back to split + merge where unavailable), then split + merge (the
+     * long sliding-window and Phi-3 cases left out there: they add seconds on lavapipe and nothing
+     * that case 6 does not cover) */
+    for (int one = 1; one >= 0; one--) {
+        g_one_pass = one;
+        for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+            if (one || (i != 3 && i != 5)) run_attn(dev, &cases[i], 200 + i);
+    }
+    g_one_pass = 1;
+    /* other shapes of the same kernel (VKLLM_ATTN_DECODE="wg,U[,P[,order[,target]]]", the benchmark
+     * override): 64 threads with 3 rows per slot and step (steps of 24 positions on lavapipe, 12 at
+     * subgroup size 32 and up); slots of 4 lanes (several uvec4 per lane and row) in contiguous step
+     * runs; contiguous runs with a small workgroup target (few splits, long runs, uneven last run) */
+    const char *shapes[3] = { "64,3", "64,2,4,1", "128,4,8,1,7" };
+    const size_t pick[4] = { 2, 6, 11, 13 };
+    for (int sh = 0; sh < 3; sh++) {
+        setenv("VKLLM_ATTN_DECODE", shapes[sh], 1);
+        for (int one = 1; one >= 0; one--) {
+            g_one_pass = one;
+            /* split + merge: the contiguous order only (its live-split count in the merge) */
+            for (size_t i = 0; i < 4; i++)
+                if (one || (sh == 1 && i > 0)) run_attn(dev, &cases[pick[i]], 200 + pick[i]);
+        }
+        unsetenv("VKLLM_ATTN_DECODE");
+    }
+    g_one_pass = 1;
     tu_device_close(dev);
 }
 
@@ -302,11 +351,10 @@ static void test_attn_prefill(void **state)
     tu_device_close(dev);
 }
 
-/* One recorded decode chain replayed as the live length grows (len is the only thing that changes). */
-static void test_attn_replay(void **state)
+/* One recorded decode chain replayed as the live length grows (len is the only thing that changes);
+ * one-pass: the counters zeroed once before the first run only. Both paths. */
+static void run_replay(vkllm_device *dev)
 {
-    (void)state;
-    vkllm_device *dev = tu_device_open();
     const attn_case k = { 0, 1, 40, 10, 128, 2048, 0, 0, 0, 1.0f, 0 };
     tu_rng r = tu_rng_for(400);
     const size_t nq = (size_t)k.n_q * k.hd, nc = (size_t)k.n_kv * k.ctx * k.hd;
@@ -320,6 +368,8 @@ static void test_attn_replay(void **state)
     tu_fbuf_upload(dev, &b.q, q);
     tu_fbuf_upload(dev, &b.k, (const float *)kc);
     tu_fbuf_upload(dev, &b.v, (const float *)vc);
+    tu_fbuf_poison(dev, &b.scr);
+    zero_counters(dev, &b.scr, 1, k.n_q);
     vkllm_chain *c;
     assert_int_equal(vkllm_chain_create(dev, NULL, &c), VKLLM_OK);
     assert_int_equal(vkllm_chain_begin(c), VKLLM_OK);
@@ -334,9 +384,24 @@ static void test_attn_replay(void **state)
         check_attn(&k, q, kc, vc, lens[i], out);
     }
     vkllm_chain_destroy(c);
+    float *scr = malloc(b.scr.n * 4);
+    tu_fbuf_download(dev, &b.scr, scr);
+    check_counters(scr, 1, k.n_q, "replay");
+    free(scr);
     tu_fbuf_free(dev, &b.q); tu_fbuf_free(dev, &b.k); tu_fbuf_free(dev, &b.v); tu_fbuf_free(dev, &b.len);
     tu_fbuf_free(dev, &b.out); tu_fbuf_free(dev, &b.scr);
     free(q); free(out); free(kc); free(vc);
+}
+
+static void test_attn_replay(void **state)
+{
+    (void)state;
+    vkllm_device *dev = tu_device_open();
+    for (int one = 1; one >= 0; one--) {
+        g_one_pass = one;
+        run_replay(dev);
+    }
+    g_one_pass = 1;
     tu_device_close(dev);
 }
 
@@ -368,6 +433,8 @@ static void test_attn_pipeline(void **state)
     tu_fbuf_upload(dev, &bpos, (const float *)pos);
     tu_fbuf_upload(dev, &btab, table);
     tu_fbuf_poison(dev, &bq); tu_fbuf_poison(dev, &bk); tu_fbuf_poison(dev, &bv); tu_fbuf_poison(dev, &bo);
+    tu_fbuf_poison(dev, &bs);
+    zero_counters(dev, &bs, 1, n_q);
     vkllm_chain *c;
     assert_int_equal(vkllm_chain_create(dev, NULL, &c), VKLLM_OK);
     for (int step = 0; step < 2; step++) {
@@ -384,7 +451,7 @@ static void test_attn_pipeline(void **state)
         vkllm_kv_write_args w = { vqkv, vpos, tu_view(&btab), vq, tu_view(&bk), tu_view(&bv), n_tok, n_q, n_kv, hd, hd, stride, ctx, 1,
                                   1.0f, 0, NULL };
         if (vkllm_op_kv_write(c, &w)) fail_msg("kv_write: %s", vkllm_device_error(dev));
-        vkllm_attn_args a = { vq, tu_view(&bk), tu_view(&bv), tu_view(&blen), vo, tu_view(&bs), n_tok, n_q, n_kv, hd, ctx, 0, 0.0f, 0, NULL, 0 };
+        vkllm_attn_args a = { vq, tu_view(&bk), tu_view(&bv), tu_view(&blen), vo, tu_view(&bs), n_tok, n_q, n_kv, hd, ctx, 0, 0.0f, 0, NULL, 0, 1 };
         if ((step ? vkllm_op_attn_decode(c, &a) : vkllm_op_attn_prefill(c, &a))) fail_msg("attn: %s", vkllm_device_error(dev));
         assert_int_equal(vkllm_chain_end(c), VKLLM_OK);
         assert_int_equal(vkllm_chain_run(c), VKLLM_OK);
@@ -415,7 +482,7 @@ static void test_attn_bad_args(void **state)
     assert_int_equal(vkllm_chain_create(dev, NULL, &c), VKLLM_OK);
     assert_int_equal(vkllm_chain_begin(c), VKLLM_OK);
     vkllm_view v = tu_view(&b);
-    vkllm_attn_args a = { v, v, v, v, v, v, 1, 6, 4, 64, 4, 0, 0.0f, 0, NULL, 0 };
+    vkllm_attn_args a = { v, v, v, v, v, v, 1, 6, 4, 64, 4, 0, 0.0f, 0, NULL, 0, 1 };
     assert_int_equal(vkllm_op_attn_decode(c, &a), VKLLM_ERROR_INVALID_ARGUMENT); /* 6 heads over 4 KV heads */
     a.n_kv = 2; a.head_dim = 72;
     assert_int_equal(vkllm_op_attn_prefill(c, &a), VKLLM_ERROR_INVALID_ARGUMENT); /* head_dim not a multiple of 16 */
@@ -441,5 +508,8 @@ int main(void)
         cmocka_unit_test(test_attn_pipeline),
         cmocka_unit_test(test_attn_bad_args),
     };
+    /* TEST_ATTN_ONLY=pattern runs the matching tests only (e.g. "test_attn_decode" on a busy device) */
+    const char *only = getenv("TEST_ATTN_ONLY");
+    if (only && *only) cmocka_set_test_filter(only);
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
