@@ -62,6 +62,7 @@ struct vkllm_session {
     prefill_chain prefill[MAX_PREFILL_CHAINS];
     uint64_t uses;
     int timestamps;
+    int act_q8; /* decode steps use vkllm_op_matvec_q8 for the weights it supports */
     double last_gpu_ns;
     double host_ns; /* time spent preparing and submitting steps (not waiting), summed */
     vkllm_chain *last; /* the chain of the last step (for its timings) */
@@ -99,6 +100,25 @@ static vkllm_status proj(vkllm_chain *c, const weight *w, vkllm_view x, uint32_t
                           .residual = res ? *res : none, .m = M, .x_stride = w->cols, .y_stride = w->rows,
                           .r_stride = w->rows, .name = name };
     return vkllm_op_gemm(c, &a);
+}
+
+/* Whether the one-token step takes the 8-bit-activation mat-vec (prologue fused) for weight w. */
+static int q8(const vkllm_session *s, const weight *w, uint32_t M)
+{
+    return s->act_q8 && M == 1 && vkllm_matvec_q8_supported(s->dev, w->type, w->cols, 1);
+}
+
+/* y = W P(x) (+ residual) for one token with 8-bit activations; P: VKLLM_MVQ_* with its gain / up offset. */
+static vkllm_status proj_q8(vkllm_chain *c, const weight *w, vkllm_view x, uint32_t x_stride, uint32_t prologue,
+                            const weight *gain, float eps, uint32_t up_offset, vkllm_view y, const vkllm_view *res,
+                            const char *name)
+{
+    vkllm_view none = { { 0 }, 0 };
+    vkllm_matvec_q8_args a = { .w = V(w->buf, 0), .type = w->type, .n_out = w->rows, .n_in = w->cols, .x = x, .y = y,
+                               .residual = res ? *res : none, .n_vec = 1, .x_stride = x_stride, .y_stride = w->rows,
+                               .r_stride = w->rows, .prologue = prologue, .norm = gain ? V(gain->buf, 0) : none,
+                               .eps = eps, .up_offset = up_offset, .name = name };
+    return vkllm_op_matvec_q8(c, &a);
 }
 
 /* Checkpoint buffers of a capture run: per layer the fixture's row-major [R][width] tensors. */
@@ -143,12 +163,18 @@ static vkllm_status record_forward(vkllm_session *s, vkllm_chain *c, uint32_t M,
     for (uint32_t l = 0; l < hp->n_layer; l++) {
         const layer_weights *L = &m->layer[l];
         vkllm_buffer *cpl = cp ? &cp->b[l * CP_PER_LAYER] : NULL;
+        /* With 8-bit activations the norms and the SwiGLU run inside the next mat-vec; a capture
+         * still runs them on their own, only to fill its checkpoints. */
+        const int q8_qkv = q8(s, &L->qkv, M), q8_o = q8(s, &L->o, M), q8_up = q8(s, &L->up, M),
+                  q8_down = q8(s, &L->down, M);
         vkllm_buffer xn = cp ? cpl[CP_ATTN_NORM] : a->xn;
         snprintf(name, sizeof name, "L%02u.attn_norm", l);
         vkllm_rmsnorm_args rn = { V(x, 0), V(L->attn_norm.buf, 0), V(xn, 0), E, M, E, E, hp->rms_eps, name };
-        if ((st = vkllm_op_rmsnorm(c, &rn))) return st;
+        if ((!q8_qkv || cp) && (st = vkllm_op_rmsnorm(c, &rn))) return st;
         snprintf(name, sizeof name, "L%02u.attn_qkv.%s", l, tname(L->qkv.type));
-        if ((st = proj(c, &L->qkv, V(xn, 0), M, V(a->qkv, 0), NULL, name))) return st;
+        st = q8_qkv ? proj_q8(c, &L->qkv, V(x, 0), E, VKLLM_MVQ_RMSNORM, &L->attn_norm, hp->rms_eps, 0, V(a->qkv, 0), NULL, name)
+                    : proj(c, &L->qkv, V(xn, 0), M, V(a->qkv, 0), NULL, name);
+        if (st) return st;
         vkllm_buffer q = cp ? cpl[CP_Q] : a->q;
         snprintf(name, sizeof name, "L%02u.kv_write", l);
         vkllm_kv_write_args kw = { .qkv = V(a->qkv, 0), .pos = pos, .table = V(s->table, 0), .q = V(q, 0),
@@ -167,33 +193,44 @@ static vkllm_status record_forward(vkllm_session *s, vkllm_chain *c, uint32_t M,
         if (st) return st;
         snprintf(name, sizeof name, "L%02u.attn_output.%s", l, tname(L->o.type));
         if (cp) {
-            if ((st = proj(c, &L->o, V(at, 0), M, V(cpl[CP_ATTN_OUT], 0), NULL, name))) return st;
+            st = q8_o ? proj_q8(c, &L->o, V(at, 0), s->q_dim, VKLLM_MVQ_NONE, NULL, 0, 0, V(cpl[CP_ATTN_OUT], 0), NULL, name)
+                      : proj(c, &L->o, V(at, 0), M, V(cpl[CP_ATTN_OUT], 0), NULL, name);
+            if (st) return st;
             vkllm_add_args ad = { V(x, 0), V(cpl[CP_ATTN_OUT], 0), V(a->xmid, 0), M * E, "residual" };
             if ((st = vkllm_op_add(c, &ad))) return st;
             x = a->xmid;
         } else {
             vkllm_view r = V(x, 0);
-            if ((st = proj(c, &L->o, V(at, 0), M, V(x, 0), &r, name))) return st;
+            st = q8_o ? proj_q8(c, &L->o, V(at, 0), s->q_dim, VKLLM_MVQ_NONE, NULL, 0, 0, V(x, 0), &r, name)
+                      : proj(c, &L->o, V(at, 0), M, V(x, 0), &r, name);
+            if (st) return st;
         }
         xn = cp ? cpl[CP_FFN_NORM] : a->xn;
         snprintf(name, sizeof name, "L%02u.ffn_norm", l);
         vkllm_rmsnorm_args fn = { V(x, 0), V(L->ffn_norm.buf, 0), V(xn, 0), E, M, E, E, hp->rms_eps, name };
-        if ((st = vkllm_op_rmsnorm(c, &fn))) return st;
+        if ((!q8_up || cp) && (st = vkllm_op_rmsnorm(c, &fn))) return st;
         snprintf(name, sizeof name, "L%02u.ffn_up.%s", l, tname(L->up.type));
-        if ((st = proj(c, &L->up, V(xn, 0), M, V(a->gu, 0), NULL, name))) return st;
+        st = q8_up ? proj_q8(c, &L->up, V(x, 0), E, VKLLM_MVQ_RMSNORM, &L->ffn_norm, hp->rms_eps, 0, V(a->gu, 0), NULL, name)
+                   : proj(c, &L->up, V(xn, 0), M, V(a->gu, 0), NULL, name);
+        if (st) return st;
         vkllm_buffer act = cp ? cpl[CP_FFN_ACT] : a->act;
         snprintf(name, sizeof name, "L%02u.swiglu", l);
         vkllm_swiglu_args sw = { V(a->gu, 0), V(act, 0), hp->n_ff, M, 2 * hp->n_ff, hp->n_ff, name };
-        if ((st = vkllm_op_swiglu(c, &sw))) return st;
+        if ((!q8_down || cp) && (st = vkllm_op_swiglu(c, &sw))) return st;
         snprintf(name, sizeof name, "L%02u.ffn_down.%s", l, tname(L->down.type));
         if (cp) {
-            if ((st = proj(c, &L->down, V(act, 0), M, V(cpl[CP_FFN_OUT], 0), NULL, name))) return st;
+            st = q8_down ? proj_q8(c, &L->down, V(a->gu, 0), 2 * hp->n_ff, VKLLM_MVQ_SWIGLU, NULL, 0, hp->n_ff,
+                                   V(cpl[CP_FFN_OUT], 0), NULL, name)
+                         : proj(c, &L->down, V(act, 0), M, V(cpl[CP_FFN_OUT], 0), NULL, name);
+            if (st) return st;
             vkllm_add_args ad = { V(x, 0), V(cpl[CP_FFN_OUT], 0), V(cpl[CP_OUT], 0), M * E, "residual" };
             if ((st = vkllm_op_add(c, &ad))) return st;
             x = cpl[CP_OUT];
         } else {
             vkllm_view r = V(x, 0);
-            if ((st = proj(c, &L->down, V(act, 0), M, V(x, 0), &r, name))) return st;
+            st = q8_down ? proj_q8(c, &L->down, V(a->gu, 0), 2 * hp->n_ff, VKLLM_MVQ_SWIGLU, NULL, 0, hp->n_ff, V(x, 0), &r, name)
+                         : proj(c, &L->down, V(act, 0), M, V(x, 0), &r, name);
+            if (st) return st;
         }
     }
     /* The output head: every row when capturing, else only the last token's (the row offset must be
@@ -206,8 +243,12 @@ static vkllm_status record_forward(vkllm_session *s, vkllm_chain *c, uint32_t M,
     vkllm_buffer on = cp ? cp->output_norm : a->xn;
     vkllm_rmsnorm_args rn = { V(x, (uint64_t)first * E * 4), V(m->out_norm.buf, 0), V(on, 0), E, rows, E, E, hp->rms_eps,
                               "output_norm" };
-    if ((st = vkllm_op_rmsnorm(c, &rn))) return st;
+    const int q8_out = q8(s, &m->output, M);
+    if ((!q8_out || cp) && (st = vkllm_op_rmsnorm(c, &rn))) return st;
     snprintf(name, sizeof name, "output.%s", tname(m->output.type));
+    if (q8_out) /* M == 1: the only row */
+        return proj_q8(c, &m->output, V(x, 0), E, VKLLM_MVQ_RMSNORM, &m->out_norm, hp->rms_eps, 0,
+                       V(cp ? cp->logits : a->logits, 0), NULL, name);
     if (cp) return proj(c, &m->output, V(on, 0), M, V(cp->logits, 0), NULL, name);
     if (rows == 1) return proj(c, &m->output, V(on, 0), 1, V(a->logits, 0), NULL, name);
     /* unaligned last row: the head on the last normalized row, copied to the aligned start first */
@@ -256,6 +297,10 @@ vkllm_status vkllm_session_create(vkllm_model *m, const vkllm_session_options *o
     s->n_ctx = o && o->n_ctx ? o->n_ctx : hp->n_ctx_train;
     s->max_batch = o && o->max_batch ? o->max_batch : 512;
     s->timestamps = o ? o->timestamps : 0;
+    {
+        const int want = o ? o->act_q8 : 0;
+        s->act_q8 = want >= 0 && dev->f.integer_dot && (want > 0 || dev->f.integer_dot_4x8_accel);
+    }
     s->q_dim = hp->n_head * hp->head_dim;
     s->kv_dim = hp->n_head_kv * hp->head_dim;
     s->qkv_dim = s->q_dim + 2 * s->kv_dim;
@@ -377,6 +422,7 @@ void vkllm_session_host_time(vkllm_session *s, double *ns, uint64_t *steps, int 
 }
 
 uint32_t vkllm_session_pos(const vkllm_session *s) { return s ? s->pos : 0; }
+int vkllm_session_act_q8(const vkllm_session *s) { return s ? s->act_q8 : 0; }
 uint32_t vkllm_session_n_ctx(const vkllm_session *s) { return s ? s->n_ctx : 0; }
 double vkllm_session_last_gpu_ns(const vkllm_session *s) { return s ? s->last_gpu_ns : 0; }
 

@@ -27,6 +27,7 @@ typedef struct ref_layer {
     float *wdown;       /* (E, F) */
     float *k_cache;     /* (C, KV) keys after RoPE */
     float *v_cache;     /* (C, KV) */
+    int q8_qkv, q8_o, q8_up, q8_down; /* act_q8: the weight's type takes 8-bit inputs */
 } ref_layer;
 
 struct vkllm_ref_model {
@@ -38,6 +39,7 @@ struct vkllm_ref_model {
     float *output_norm;       /* (E) */
     float *output;            /* (V, E); == token_embd when the file ties them */
     int output_tied;
+    int act_q8, q8_output;
     ref_layer *layer;         /* (n_layer) */
     double *inv_freq;         /* (n_rot / 2) RoPE inverse frequencies, LongRoPE factors applied */
     float attn_factor;        /* multiplies RoPE's cos and sin (LongRoPE) */
@@ -60,6 +62,13 @@ static vkllm_status fail(char *err, size_t n, vkllm_status s, const char *fmt, .
  * Loading */
 
 /* A float copy of tensor t (n elements), or NULL when out of memory. */
+/* The weight types whose decode mat-vec takes 8-bit activations (vkllm_op_matvec_q8). */
+static int q8_type(vkllm_dtype t)
+{
+    return t == VKLLM_DTYPE_Q4_K || t == VKLLM_DTYPE_Q5_K || t == VKLLM_DTYPE_Q6_K || t == VKLLM_DTYPE_Q8_0 ||
+           t == VKLLM_DTYPE_Q4_0;
+}
+
 static float *dequant(const vkllm_gguf_tensor *t)
 {
     float *w = malloc((size_t)t->n_elems * sizeof(float));
@@ -72,7 +81,7 @@ vkllm_status vkllm_ref_model_create(vkllm_gguf *g, const vkllm_phi3_hparams *hp,
 {
     if (out) *out = NULL;
     if (!g || !hp || !out) return fail(err, err_size, VKLLM_ERROR_INVALID_ARGUMENT, "vkllm_ref_model_create: NULL argument");
-    vkllm_ref_model_options o = { 0, 0, 0 };
+    vkllm_ref_model_options o = { 0, 0, 0, 0 };
     if (opt) o = *opt;
     if (!o.n_ctx) o.n_ctx = hp->n_ctx_train < 4096 ? hp->n_ctx_train : 4096;
     if (!o.max_bytes) o.max_bytes = 8ull << 30;
@@ -107,6 +116,8 @@ vkllm_status vkllm_ref_model_create(vkllm_gguf *g, const vkllm_phi3_hparams *hp,
     m->window = o.no_sliding_window ? 0 : hp->sliding_window;
     m->bytes = bytes;
     m->output_tied = t.output_tied;
+    m->act_q8 = o.act_q8 != 0;
+    m->q8_output = q8_type(t.output->type);
     m->layer = calloc(hp->n_layer, sizeof *m->layer);
     m->inv_freq = calloc(hp->n_rot / 2, sizeof *m->inv_freq);
     float *factors = calloc(hp->n_rot / 2, sizeof *factors);
@@ -121,6 +132,10 @@ vkllm_status vkllm_ref_model_create(vkllm_gguf *g, const vkllm_phi3_hparams *hp,
              (L->wup = dequant(t.layer[l].ffn_up)) && (L->wdown = dequant(t.layer[l].ffn_down)) &&
              (L->k_cache = calloc((size_t)o.n_ctx * KV, sizeof(float))) &&
              (L->v_cache = calloc((size_t)o.n_ctx * KV, sizeof(float)));
+        L->q8_qkv = q8_type(t.layer[l].attn_qkv->type);
+        L->q8_o = q8_type(t.layer[l].attn_output->type);
+        L->q8_up = q8_type(t.layer[l].ffn_up->type);
+        L->q8_down = q8_type(t.layer[l].ffn_down->type);
     }
     vkllm_phi3_tensors_free(&t);
     if (!ok) {
@@ -180,6 +195,24 @@ static void matmul(float *y, const float *x, const float *w, uint32_t T, uint64_
         }
 }
 
+/* matmul, the input rows first rounded to 8 bits per 32 elements when `round` (act_q8 mode); tmp
+ * holds T * cols floats. */
+static void matmul_in(float *y, const float *x, const float *w, uint32_t T, uint64_t rows, uint64_t cols, int round,
+                      float *tmp)
+{
+    if (!round || cols % 32) {
+        matmul(y, x, w, T, rows, cols);
+        return;
+    }
+    int8_t q[32];
+    float d;
+    for (size_t i = 0; i < (size_t)T * cols; i += 32) {
+        vkllm_ref_quantize_q8_act(x + i, 32, q, &d);
+        for (int j = 0; j < 32; j++) tmp[i + j] = (float)q[j] * d;
+    }
+    matmul(y, tmp, w, T, rows, cols);
+}
+
 static double silu(double x) { return x / (1.0 + exp(-x)); }
 
 /* Attention of one token at position p, all heads: out (Q) from q (Q) over cache positions
@@ -227,6 +260,7 @@ typedef struct scratch {
     float *gu;       /* (T, 2 F) gate then up */
     float *act;      /* (T, F) silu(gate) * up */
     float *logits;   /* (T, V) */
+    float *rq;       /* (T, max(E, Q, F)) inputs rounded to 8 bits (act_q8) */
     double *score;   /* (C) */
     int32_t *pos;    /* (T) */
 } scratch;
@@ -234,7 +268,7 @@ typedef struct scratch {
 static void scratch_free(scratch *s)
 {
     free(s->x); free(s->xn); free(s->qkv); free(s->q); free(s->k); free(s->v); free(s->att); free(s->proj);
-    free(s->gu); free(s->act); free(s->logits); free(s->score); free(s->pos);
+    free(s->gu); free(s->act); free(s->logits); free(s->rq); free(s->score); free(s->pos);
 }
 
 static int scratch_alloc(scratch *s, const vkllm_ref_model *m, uint32_t T, uint32_t logit_rows)
@@ -255,8 +289,10 @@ static int scratch_alloc(scratch *s, const vkllm_ref_model *m, uint32_t T, uint3
     s->logits = malloc((size_t)logit_rows * hp->n_vocab * sizeof(float));
     s->score = malloc(m->n_ctx * sizeof(double));
     s->pos = malloc(T * sizeof(int32_t));
+    const size_t W = E > Q ? (E > F ? E : F) : (Q > F ? Q : F);
+    s->rq = malloc(T * W * sizeof(float));
     return s->x && s->xn && s->qkv && s->q && s->k && s->v && s->att && s->proj && s->gu && s->act && s->logits &&
-           s->score && s->pos;
+           s->rq && s->score && s->pos;
 }
 
 vkllm_status vkllm_ref_model_forward(vkllm_ref_model *m, const int32_t *tokens, uint32_t n_tok, uint32_t pos0,
@@ -282,6 +318,7 @@ vkllm_status vkllm_ref_model_forward(vkllm_ref_model *m, const int32_t *tokens, 
     const uint32_t V = hp->n_vocab, QKV = Q + 2 * KV;
     /* every row's logits when someone looks at them, else only the last token's */
     const uint32_t logit_rows = (cb || all_logits) ? T : 1;
+    const int rq = m->act_q8 && T == 1; /* the runtime's decode step: one token */
     scratch s;
     if (!scratch_alloc(&s, m, T, logit_rows)) {
         scratch_free(&s);
@@ -305,7 +342,7 @@ vkllm_status vkllm_ref_model_forward(vkllm_ref_model *m, const int32_t *tokens, 
         /* attention block */
         vkllm_ref_rmsnorm(s.x, L->attn_norm, s.xn, E, T, E, E, hp->rms_eps);
         CHECKPOINT(li, "attn_norm", s.xn, E);
-        matmul(s.qkv, s.xn, L->wqkv, T, QKV, E);
+        matmul_in(s.qkv, s.xn, L->wqkv, T, QKV, E, rq && L->q8_qkv, s.rq);
         for (uint32_t t = 0; t < T; t++) {
             const float *row = s.qkv + (size_t)t * QKV;
             memcpy(s.q + (size_t)t * Q, row, Q * sizeof(float));
@@ -321,20 +358,20 @@ vkllm_status vkllm_ref_model_forward(vkllm_ref_model *m, const int32_t *tokens, 
         memcpy(L->v_cache + (size_t)pos0 * KV, s.v, (size_t)T * KV * sizeof(float));
         for (uint32_t t = 0; t < T; t++) attend(m, L, s.q + (size_t)t * Q, pos0 + t, s.att + (size_t)t * Q, s.score);
         CHECKPOINT(li, "attn", s.att, Q);
-        matmul(s.proj, s.att, L->wo, T, E, Q);
+        matmul_in(s.proj, s.att, L->wo, T, E, Q, rq && L->q8_o, s.rq);
         CHECKPOINT(li, "attn_out", s.proj, E);
         for (size_t i = 0; i < (size_t)T * E; i++) s.x[i] += s.proj[i];
 
         /* feed-forward block */
         vkllm_ref_rmsnorm(s.x, L->ffn_norm, s.xn, E, T, E, E, hp->rms_eps);
         CHECKPOINT(li, "ffn_norm", s.xn, E);
-        matmul(s.gu, s.xn, L->wup, T, 2 * (uint64_t)F, E);
+        matmul_in(s.gu, s.xn, L->wup, T, 2 * (uint64_t)F, E, rq && L->q8_up, s.rq);
         for (uint32_t t = 0; t < T; t++) {
             const float *gate = s.gu + (size_t)t * 2 * F, *up = gate + F;
             for (uint32_t i = 0; i < F; i++) s.act[(size_t)t * F + i] = (float)(silu(gate[i]) * up[i]);
         }
         CHECKPOINT(li, "ffn_act", s.act, F);
-        matmul(s.proj, s.act, L->wdown, T, E, F);
+        matmul_in(s.proj, s.act, L->wdown, T, E, F, rq && L->q8_down, s.rq);
         CHECKPOINT(li, "ffn_out", s.proj, E);
         for (size_t i = 0; i < (size_t)T * E; i++) s.x[i] += s.proj[i];
         CHECKPOINT(li, "out", s.x, E);
@@ -344,7 +381,7 @@ vkllm_status vkllm_ref_model_forward(vkllm_ref_model *m, const int32_t *tokens, 
     vkllm_ref_rmsnorm(s.x, m->output_norm, s.xn, E, T, E, E, hp->rms_eps);
     CHECKPOINT(-1, "output_norm", s.xn, E);
     const float *last = s.xn + (size_t)(T - logit_rows) * E;
-    matmul(s.logits, last, m->output, logit_rows, V, E);
+    matmul_in(s.logits, last, m->output, logit_rows, V, E, rq && m->q8_output, s.rq);
     CHECKPOINT(-1, "logits", s.logits, V);
 #undef CHECKPOINT
     if (logits) {

@@ -100,7 +100,7 @@ static void check_type(vkllm_mkmodel_ftype ft, const char *tname, uint64_t case_
     vkllm_model *m;
     vkllm_load_options lo = { .n_ctx = 256 };
     if (vkllm_model_load(dev, path, &lo, &m)) fail_msg("load: %s", vkllm_device_error(dev));
-    vkllm_session_options so = { .n_ctx = 256, .max_batch = 64 };
+    vkllm_session_options so = { .n_ctx = 256, .max_batch = 64, .act_q8 = -1 }; /* float activations: test_model_q8_* */
     vkllm_session *s;
     if (vkllm_session_create(m, &so, &s)) fail_msg("session: %s", vkllm_device_error(dev));
     const vkllm_features *f = vkllm_device_features(dev);
@@ -163,6 +163,116 @@ static void check_type(vkllm_mkmodel_ftype ft, const char *tname, uint64_t case_
     unlink(path);
 }
 
+/* Appends each call's rows to the checkpoint of that name (token-by-token reference runs). */
+static void append(void *user, int layer, const char *name, const float *data, uint32_t rows, uint32_t width)
+{
+    store *s = user;
+    for (int i = 0; i < s->n; i++)
+        if (s->e[i].layer == layer && !strcmp(s->e[i].name, name)) {
+            s->e[i].data = realloc(s->e[i].data, 4ull * (s->e[i].rows + rows) * width);
+            memcpy(s->e[i].data + (size_t)s->e[i].rows * width, data, 4ull * rows * width);
+            s->e[i].rows += rows;
+            return;
+        }
+    keep(user, layer, name, data, rows, width);
+}
+
+/* Decode with 8-bit activations (vkllm_session_options.act_q8 = 1) against the reference rounding
+ * the same inputs (vkllm_ref_model_options.act_q8), token by token, and greedy generation.
+ * Bounds, 5e-4 per checkpoint and 2e-3 on the logits (the issue's bounds for quantized products):
+ * the first rounded inputs agree to ~1e-14, but once the fp16 KV cache has moved the GPU's values
+ * by ~3e-4 relative (NMSE ~1e-7), a few percent of the 8-bit codes land one step (amax/127 of
+ * their block of 32) from the reference's: NMSE ~1e-6..1e-5 after one product, growing through the
+ * layers (measured on lavapipe, tiny models: worst 1.7e-4 on ffn_out, 7e-5 on the logits). */
+static void check_q8(vkllm_mkmodel_ftype ft, const char *tname, uint64_t case_id)
+{
+    char path[] = "/tmp/vkllm-test-model-XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    close(fd);
+    tu_rng r = tu_rng_for(case_id);
+    write_model(path, ft, tu_next(&r) % 1000 + 1);
+    vkllm_device *dev = tu_device_open();
+    if (!vkllm_device_features(dev)->integer_dot) {
+        fprintf(stderr, "[ model    ] %s q8: no integer dot product on this device, skipped\n", tname);
+        tu_device_close(dev);
+        unlink(path);
+        skip();
+    }
+    char err[1024];
+    vkllm_gguf *g;
+    if (vkllm_gguf_open(path, &g, err, sizeof err)) fail_msg("%s", err);
+    vkllm_phi3_hparams hp;
+    if (vkllm_phi3_read_hparams(g, &hp, err, sizeof err)) fail_msg("%s", err);
+    vkllm_ref_model_options ro = { .n_ctx = 256, .act_q8 = 1 };
+    vkllm_ref_model *ref;
+    if (vkllm_ref_model_create(g, &hp, &ro, &ref, err, sizeof err)) fail_msg("%s", err);
+    const uint32_t NT = 9;
+    int32_t toks[9];
+    for (uint32_t i = 0; i < NT; i++) toks[i] = (int32_t)(tu_next(&r) % hp.n_vocab);
+    store want = { 0 };
+    for (uint32_t i = 0; i < NT; i++)
+        assert_int_equal(vkllm_ref_model_forward(ref, &toks[i], 1, i, NULL, 0, append, &want), VKLLM_OK);
+
+    vkllm_model *m;
+    vkllm_load_options lo = { .n_ctx = 256 };
+    if (vkllm_model_load(dev, path, &lo, &m)) fail_msg("load: %s", vkllm_device_error(dev));
+    vkllm_session_options so = { .n_ctx = 256, .max_batch = 64, .act_q8 = 1 };
+    vkllm_session *s;
+    if (vkllm_session_create(m, &so, &s)) fail_msg("session: %s", vkllm_device_error(dev));
+    assert_int_equal(vkllm_session_act_q8(s), 1);
+    const double bound = 5e-4;
+    store got = { 0 };
+    if (vkllm_session_capture(s, toks, NT, 0, keep, &got)) fail_msg("capture: %s", vkllm_device_error(dev));
+    assert_int_equal(got.n, want.n);
+    double worst = 0;
+    for (int i = 0; i < want.n; i++) {
+        uint32_t rows, width;
+        const float *gd = find(&got, want.e[i].layer, want.e[i].name, &rows, &width);
+        if (!gd) fail_msg("checkpoint L%d.%s missing from the GPU run", want.e[i].layer, want.e[i].name);
+        assert_int_equal(rows, want.e[i].rows);
+        assert_int_equal(width, want.e[i].width);
+        double e = tu_nmse(gd, want.e[i].data, (size_t)rows * width);
+        if (e > worst) worst = e;
+        tu_assert_nmse(gd, want.e[i].data, (size_t)rows * width, !strcmp(want.e[i].name, "logits") ? 2e-3 : bound,
+                       "%s q8 token-by-token L%d.%s", tname,
+                       want.e[i].layer, want.e[i].name);
+    }
+    fprintf(stderr, "[ model    ] %-7s q8 token-by-token %d checkpoints, worst NMSE %.2e (bound %.0e)\n", tname, got.n,
+            worst, bound);
+    store_free(&got);
+
+    /* greedy: the 5-token prompt runs unrounded on both sides (the GPU's 8-bit path is for one-token
+     * steps only), then 16 one-token steps rounded on both */
+    const uint32_t NP = 5, NG = 16;
+    int32_t ref_out[16], gpu_out[16];
+    assert_int_equal(vkllm_ref_model_generate_greedy(ref, toks, NP, NG, ref_out), VKLLM_OK);
+    vkllm_session_reset(s);
+    float *logits = malloc(4ull * hp.n_vocab);
+    if (vkllm_session_prefill(s, toks, NP, logits)) fail_msg("prefill: %s", vkllm_device_error(dev));
+    int32_t next = 0;
+    for (uint32_t i = 0; i < hp.n_vocab; i++)
+        if (logits[i] > logits[next]) next = (int32_t)i;
+    for (uint32_t i = 0; i < NG; i++) {
+        gpu_out[i] = next;
+        if (i + 1 < NG && vkllm_session_decode(s, next, NULL, &next, NULL)) fail_msg("decode: %s", vkllm_device_error(dev));
+    }
+    for (uint32_t i = 0; i < NG; i++)
+        if (gpu_out[i] != ref_out[i]) fail_msg("%s q8 greedy token %u: GPU %d, reference %d", tname, i, gpu_out[i], ref_out[i]);
+    free(logits);
+    vkllm_session_destroy(s);
+    vkllm_model_destroy(m);
+    tu_device_close(dev);
+    store_free(&want);
+    vkllm_ref_model_destroy(ref);
+    vkllm_gguf_close(g);
+    unlink(path);
+}
+
+static void test_model_q8_q4_k_m(void **state) { (void)state; check_q8(VKLLM_MKMODEL_Q4_K_M, "q4_k_m", 6); }
+static void test_model_q8_q8_0(void **state) { (void)state; check_q8(VKLLM_MKMODEL_Q8_0, "q8_0", 7); }
+static void test_model_q8_q4_0(void **state) { (void)state; check_q8(VKLLM_MKMODEL_Q4_0, "q4_0", 8); }
+
 static void test_model_f32(void **state) { (void)state; check_type(VKLLM_MKMODEL_F32, "f32", 1); }
 static void test_model_f16(void **state) { (void)state; check_type(VKLLM_MKMODEL_F16, "f16", 2); }
 static void test_model_q8_0(void **state) { (void)state; check_type(VKLLM_MKMODEL_Q8_0, "q8_0", 3); }
@@ -192,6 +302,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_model_f32),  cmocka_unit_test(test_model_f16),    cmocka_unit_test(test_model_q8_0),
         cmocka_unit_test(test_model_q4_0), cmocka_unit_test(test_model_q4_k_m), cmocka_unit_test(test_model_refusals),
+        cmocka_unit_test(test_model_q8_q4_k_m), cmocka_unit_test(test_model_q8_q8_0), cmocka_unit_test(test_model_q8_q4_0),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -15,6 +15,8 @@ static void usage(FILE *f)
             "  -r N        repetitions (mean and standard deviation are printed)\n"
             "  --depth L   comma-separated context depths: tokens already in the cache when a test starts\n"
             "  --ctx N     context length (default: the largest depth + p + n, at least 512)\n"
+            "  --act-q8 M  decode mat-vecs with 8-bit activations and integer dot products: auto (where the\n"
+            "              device accelerates them), on, off\n"
             "Prompts are random token ids (seeded); generation is greedy, sampled on the GPU.\n");
 }
 
@@ -31,6 +33,7 @@ int cmd_bench(int argc, char **argv)
 {
     const char *cmd = "bench", *model = NULL, *device = NULL;
     uint32_t np = 512, ng = 128, reps = 5, n_ctx = 0, batch = 512, depths[16] = { 0 }, n_depth = 1;
+    int act_q8 = 0;
     for (int i = 1; i < argc; i += 2) { /* option, value */
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         int ok = 1;
@@ -49,6 +52,7 @@ int cmd_bench(int argc, char **argv)
         else if (!strcmp(a, "--ctx")) ok = cli_u32(cmd, "--ctx", v, 1, 1u << 24, &n_ctx);
         else if (!strcmp(a, "--batch")) ok = cli_u32(cmd, "--batch", v, 1, 8192, &batch);
         else if (!strcmp(a, "--device")) device = v;
+        else if (!strcmp(a, "--act-q8")) ok = cli_act_q8(cmd, v, &act_q8);
         else if (!strcmp(a, "--depth")) {
             int32_t *d;
             uint32_t nd;
@@ -90,7 +94,7 @@ int cmd_bench(int argc, char **argv)
         fprintf(stderr, "vkllm bench: a context of %u tokens is larger than the model's %u\n", n_ctx, hp->n_ctx_train);
         goto done;
     }
-    vkllm_session_options so = { .n_ctx = n_ctx, .max_batch = batch };
+    vkllm_session_options so = { .n_ctx = n_ctx, .max_batch = batch, .act_q8 = act_q8 };
     if (vkllm_session_create(m, &so, &s)) {
         fprintf(stderr, "vkllm bench: %s\n", vkllm_device_error(dev));
         goto done;
@@ -160,6 +164,8 @@ int cmd_bench(int argc, char **argv)
         printf("\nhost time per decode step (writing parameters + vkQueueSubmit, no waiting): %.1f us = %.2f%% of the "
                "step's wall time\n",
                host_ns_all / steps_all / 1000.0, 100.0 * host_ns_all / gpu_wall_all);
+    printf("decode mat-vecs: %s\n", vkllm_session_act_q8(s) ? "8-bit activations, integer dot products, RMSNorm and SwiGLU fused (--act-q8)"
+                                                              : "float32 activations (--act-q8 off, or not accelerated here)");
     cli_memory_report(stdout, m, s);
     rc = cli_interrupted ? 1 : 0;
     goto done;

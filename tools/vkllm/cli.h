@@ -27,6 +27,8 @@ int cli_u32(const char *cmd, const char *flag, const char *s, uint32_t lo, uint3
 int cli_u64(const char *cmd, const char *flag, const char *s, uint64_t *out);
 int cli_float(const char *cmd, const char *flag, const char *s, float lo, float hi, float *out);
 int cli_tokens(const char *cmd, const char *s, int32_t **out, uint32_t *n);
+/* --act-q8 auto|on|off -> vkllm_session_options.act_q8 (0, 1, -1); 0 and a message on a bad value. */
+int cli_act_q8(const char *cmd, const char *s, int *out);
 /* Path of the built-in tiny model, written deterministically at first use; NULL (message printed)
  * on failure. */
 const char *cli_builtin_model(char *buf, size_t n);

@@ -234,3 +234,15 @@ void cli_memory_report(FILE *f, vkllm_model *m, vkllm_session *s)
             db / 1073741824.0, fb / 1073741824.0, fb ? 100.0 * ((double)db - (double)fb) / (double)fb : 0.0,
             kv / 1073741824.0, scratch / 1048576.0, anon / 1024.0, file / 1024.0);
 }
+
+int cli_act_q8(const char *cmd, const char *s, int *out)
+{
+    if (!strcmp(s, "auto")) *out = 0;
+    else if (!strcmp(s, "on")) *out = 1;
+    else if (!strcmp(s, "off")) *out = -1;
+    else {
+        fprintf(stderr, "vkllm %s: --act-q8 needs auto, on or off, not '%s'\n", cmd, s);
+        return 0;
+    }
+    return 1;
+}

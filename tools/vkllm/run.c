@@ -23,6 +23,8 @@ static void usage(FILE *f)
             "  --seed S           sampling seed (default 0; the same seed gives the same tokens)\n"
             "  --ctx N            context length (default: the model's, capped by device memory)\n"
             "  --batch N          prefill batch size (default 512)\n"
+            "  --act-q8 M         decode with 8-bit activations and integer dot products: auto (default: where\n"
+            "                     the device accelerates them), on, off\n"
             "  --device D         device index or name part (default: $VKLLM_DEVICE, else the first discrete GPU)\n");
 }
 
@@ -31,6 +33,7 @@ int cmd_run(int argc, char **argv)
     const char *cmd = "run", *model = NULL, *device = NULL, *text = NULL;
     int32_t *prompt = NULL;
     uint32_t n_prompt = 0, n_gen = 128, n_ctx = 0, batch = 512;
+    int act_q8 = 0;
     vkllm_sampler_params sp = vkllm_sampler_defaults();
     int rc = 2;
     for (int i = 1; i < argc; i += 2) { /* flag, value */
@@ -51,6 +54,7 @@ int cmd_run(int argc, char **argv)
         else if (!strcmp(a, "-n")) ok = cli_u32(cmd, "-n", v, 0, 1u << 30, &n_gen);
         else if ((ok = cli_sampling_flag(cmd, a, v, &sp)) >= 0) {}
         else if (!strcmp(a, "--ctx")) ok = cli_u32(cmd, "--ctx", v, 1, 1u << 24, &n_ctx);
+        else if (!strcmp(a, "--act-q8")) ok = cli_act_q8(cmd, v, &act_q8);
         else if (!strcmp(a, "--batch")) ok = cli_u32(cmd, "--batch", v, 1, 8192, &batch);
         else if (!strcmp(a, "--device")) device = v;
         else {
@@ -118,7 +122,7 @@ int cmd_run(int argc, char **argv)
         fprintf(stderr, "vkllm run: the prompt has %u tokens, more than the context of %u\n", n_prompt, n_ctx);
         goto done;
     }
-    vkllm_session_options so = { .n_ctx = n_ctx, .max_batch = batch };
+    vkllm_session_options so = { .n_ctx = n_ctx, .max_batch = batch, .act_q8 = act_q8 };
     if (vkllm_session_create(m, &so, &s)) {
         fprintf(stderr, "vkllm run: %s\n", vkllm_device_error(dev));
         goto done;

@@ -55,6 +55,10 @@ typedef struct vkllm_session_options {
     uint32_t n_ctx;        /* 0 = the model's training context */
     uint32_t max_batch;    /* prefill batch size (default 512) */
     int timestamps;        /* 1: profile every dispatch */
+    int act_q8;            /* decode steps (one token): the mat-vecs of quantized weights take 8-bit
+                            * activations and integer dot products, with the RMSNorm and SwiGLU before
+                            * them fused in (vkllm_op_matvec_q8). 0 = where the device's packed 4x8
+                            * integer dot product is accelerated, 1 = wherever it runs, -1 = never */
 } vkllm_session_options;
 
 /* Allocates the KV cache (fp16) and scratch, builds the RoPE table for n_ctx, records the decode
@@ -73,6 +77,8 @@ vkllm_status vkllm_session_rewind(vkllm_session *s, uint32_t pos);
 void vkllm_session_host_time(vkllm_session *s, double *ns, uint64_t *steps, int reset);
 /* Tokens in the cache, and the most it holds (0 for NULL s). */
 uint32_t vkllm_session_pos(const vkllm_session *s);
+/* 1 when the session's decode steps use 8-bit activations (vkllm_session_options.act_q8 resolved). */
+int vkllm_session_act_q8(const vkllm_session *s);
 uint32_t vkllm_session_n_ctx(const vkllm_session *s);
 /* Bytes of the KV cache and of the scratch buffers. */
 void vkllm_session_sizes(const vkllm_session *s, uint64_t *kv_bytes, uint64_t *scratch_bytes);
