@@ -187,7 +187,7 @@ static vkllm_status record_forward(vkllm_session *s, vkllm_chain *c, uint32_t M,
         vkllm_attn_args aa = { .q = V(q, 0), .k_cache = V(s->k[l], 0), .v_cache = V(s->v[l], 0), .len = len,
                                .out = V(at, 0), .scratch = V(s->attn_scratch, 0), .n_tok = M, .n_q = hp->n_head,
                                .n_kv = hp->n_head_kv, .head_dim = hp->head_dim, .ctx = s->n_ctx,
-                               .window = hp->sliding_window, .name = name };
+                               .window = hp->sliding_window, .one_pass = 1, .name = name };
         snprintf(name, sizeof name, "L%02u.attn", l);
         st = M == 1 ? vkllm_op_attn_decode(c, &aa) : vkllm_op_attn_prefill(c, &aa);
         if (st) return st;
@@ -355,6 +355,8 @@ vkllm_status vkllm_session_create(vkllm_model *m, const vkllm_session_options *o
     if (!st) st = alloc_dev(s, &s->a.act, B * hp->n_ff * 4);
     if (!st) st = alloc_dev(s, &s->a.logits, 4ull * hp->n_vocab);
     if (!st) st = alloc_dev(s, &s->attn_scratch, vkllm_attn_decode_scratch_bytes(1, hp->n_head, hp->head_dim, s->n_ctx, 0));
+    /* the one-pass decode attention's counters start at zero; every call leaves them so */
+    if (!st) st = vkllm_buffer_fill(dev, &s->attn_scratch, 0, vkllm_attn_decode_counter_bytes(1, hp->n_head), 0);
     if (!st) st = alloc_dev(s, &s->argmax_scratch, vkllm_argmax_scratch_bytes(hp->n_vocab, 1));
     if (!st) st = alloc_dev(s, &s->topk_scratch, vkllm_topk_scratch_bytes(hp->n_vocab, 1, TOPK));
     vkllm_chain_options co = { .timestamps = s->timestamps, .label = "decode" };

@@ -12,6 +12,7 @@
  *    2e-3 on the logits, as in llama.cpp's test-backend-ops.
  *  Greedy generation must produce the reference's tokens exactly; a divergence is reported with the
  *  reference's logit gap at that step. */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -127,9 +128,9 @@ static void check_type(vkllm_mkmodel_ftype ft, const char *tname, uint64_t case_
         store_free(&got);
     }
 
-    /* greedy: 24 tokens after a 5-token prompt */
-    const uint32_t NP = 5, NG = 24;
-    int32_t ref_out[24], gpu_out[24];
+    /* greedy: 32 tokens after a 5-token prompt */
+    const uint32_t NP = 5, NG = 32;
+    int32_t ref_out[32], gpu_out[32];
     assert_int_equal(vkllm_ref_model_generate_greedy(ref, toks, NP, NG, ref_out), VKLLM_OK);
     vkllm_session_reset(s);
     float *logits = malloc(4ull * hp.n_vocab);
@@ -242,24 +243,49 @@ static void check_q8(vkllm_mkmodel_ftype ft, const char *tname, uint64_t case_id
             worst, bound);
     store_free(&got);
 
-    /* greedy: the 5-token prompt runs unrounded on both sides (the GPU's 8-bit path is for one-token
-     * steps only), then 16 one-token steps rounded on both */
-    const uint32_t NP = 5, NG = 16;
-    int32_t ref_out[16], gpu_out[16];
-    assert_int_equal(vkllm_ref_model_generate_greedy(ref, toks, NP, NG, ref_out), VKLLM_OK);
+    /* Greedy, teacher-forced: a 5-token prompt (unrounded on both sides: the GPU's 8-bit path is for
+     * one-token steps only), then 16 one-token steps, both sides fed the reference's argmax. Random
+     * tiny models have near-ties among their logits, which 8-bit inputs may reorder; so where the
+     * GPU's argmax differs, the reference's logit gap between the two tokens must be within twice
+     * that step's largest logit difference (the error explains the swap), and the logits stay within
+     * the bound. */
+    const uint32_t NP = 5, NG = 16, V = hp.n_vocab;
+    float *rl = malloc(4ull * V), *gl = malloc(4ull * V);
+    assert_non_null(rl);
+    assert_non_null(gl);
     vkllm_session_reset(s);
-    float *logits = malloc(4ull * hp.n_vocab);
-    if (vkllm_session_prefill(s, toks, NP, logits)) fail_msg("prefill: %s", vkllm_device_error(dev));
-    int32_t next = 0;
-    for (uint32_t i = 0; i < hp.n_vocab; i++)
-        if (logits[i] > logits[next]) next = (int32_t)i;
+    assert_int_equal(vkllm_ref_model_forward(ref, toks, NP, 0, rl, 0, NULL, NULL), VKLLM_OK);
+    if (vkllm_session_prefill(s, toks, NP, gl)) fail_msg("prefill: %s", vkllm_device_error(dev));
+    uint32_t swaps = 0;
+    double worst_l = 0;
     for (uint32_t i = 0; i < NG; i++) {
-        gpu_out[i] = next;
-        if (i + 1 < NG && vkllm_session_decode(s, next, NULL, &next, NULL)) fail_msg("decode: %s", vkllm_device_error(dev));
+        int32_t rt = 0, gt = 0;
+        double maxd = 0;
+        for (uint32_t k = 0; k < V; k++) {
+            if (rl[k] > rl[rt]) rt = (int32_t)k;
+            if (gl[k] > gl[gt]) gt = (int32_t)k;
+            double d = fabs((double)gl[k] - rl[k]);
+            if (d > maxd) maxd = d;
+        }
+        double e = tu_nmse(gl, rl, V);
+        if (e > worst_l) worst_l = e;
+        tu_assert_nmse(gl, rl, V, 2e-3, "%s q8 greedy step %u logits", tname, i);
+        if (gt != rt) {
+            double gap = (double)rl[rt] - rl[gt];
+            if (gap > 2 * maxd)
+                fail_msg("%s q8 greedy step %u: GPU %d, reference %d, reference gap %.3g > 2 x largest logit difference %.3g",
+                         tname, i, gt, rt, gap, maxd);
+            swaps++;
+        }
+        if (i + 1 == NG) break;
+        assert_int_equal(vkllm_ref_model_forward(ref, &rt, 1, NP + i, rl, 0, NULL, NULL), VKLLM_OK);
+        int32_t unused;
+        if (vkllm_session_decode(s, rt, NULL, &unused, gl)) fail_msg("decode: %s", vkllm_device_error(dev));
     }
-    for (uint32_t i = 0; i < NG; i++)
-        if (gpu_out[i] != ref_out[i]) fail_msg("%s q8 greedy token %u: GPU %d, reference %d", tname, i, gpu_out[i], ref_out[i]);
-    free(logits);
+    fprintf(stderr, "[ model    ] %-7s q8 greedy: %u steps, %u near-tie swaps within the error, worst logits NMSE %.2e\n", tname,
+            NG, swaps, worst_l);
+    free(rl);
+    free(gl);
     vkllm_session_destroy(s);
     vkllm_model_destroy(m);
     tu_device_close(dev);
