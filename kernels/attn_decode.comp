@@ -35,12 +35,15 @@
 // update per step and query head (state per slot: max, sum, 8 NI columns of output per lane for each
 // of the G heads). No barrier in the loop: the NSLOT = WG / P slot states merge in shared memory at
 // the end. The one-pass merge: thread (g, c) of the last workgroup folds the live splits' vec4 c of
-// head g, 8 splits' loads in flight at a time (the tail of the call: keep the split count modest).
+// head g, 16 splits' loads in flight at a time (the tail of the call: keep the split count modest).
 // Per call: reads 2 * 2 * n_kv * range * HD bytes of cache (once per query row; K/V of a step are
 // read by one workgroup only) plus q; FLOPs about 4 * n_q * range * HD per query row.
-// H100 (driver 580, Phi-4 40/10 x 128, one row; bench-attn), two-pass at commit 4ca20e2: ctx 512
-// 13.6 us, 4096 26.2 us (25% of the read ceiling), 16384 184 us (14%); about 5.5 us of each was the
-// merge dispatch and the barrier before it. One-pass numbers: docs/BENCHMARKS.md.
+// H100 (driver 580, Phi-4 40/10 x 128, one row, bench-attn with the GPU warmed up; docs/BENCHMARKS.md):
+// one pass ctx 512 9.9 us, 4096 17.6 us (38% of the 3.16 TB/s read ceiling), 16384 39.9 us (66%);
+// split + merge with the same splits 13.5 / 20.1 / 42.6 us (the merge dispatch ~5.5 us). From 8192
+// to 16384 the extra 42 MB stream at 2.9 TB/s: what is left is a fixed ~11 us per call (dispatch and
+// timestamps, first loads, the counter and the merge tail). The 184 us once measured at 16384 was the
+// GPU at 345-465 MHz after a second of idle (host-side uploads), not this kernel.
 #extension GL_GOOGLE_include_directive : require
 #extension GL_KHR_shader_subgroup_basic : require
 #extension GL_KHR_shader_subgroup_shuffle : require
@@ -295,7 +298,7 @@ void main()
     // every other split has counted: nobody touches this counter again in this dispatch, and the
     // next dispatch that writes the scratch comes after a pipeline barrier
     if (tid == 0) atomicStore(cnt[ci], 0u, gl_ScopeDevice, gl_StorageSemanticsBuffer, gl_SemanticsRelaxed);
-    const uint MB = 8; // splits whose loads are in flight together
+    const uint MB = 16; // splits whose loads are in flight together
     for (uint i = tid; i < G * D4; i += WG) {
         const uint g = i / D4, c = i % D4;
         const uint rec0 = (t * p.n_q + kvh * G + g) * p.n_split;

@@ -109,14 +109,20 @@ typedef struct decode_shape { uint32_t wg, u, pl, order, target; } decode_shape;
 
 /* Defaults: slots of P lanes, the smallest power of two covering a K/V row in uvec4 (VL = head_dim /
  * 8), at most 16 and the subgroup size (P lanes sum a score by xor shuffles); U = 4 rows per slot and
- * step; 128 threads; the moving-window step order. VKLLM_ATTN_DECODE="wg,U[,P[,order[,target]]]"
- * overrides (benchmarks, tests) where well-formed. */
-static void decode_policy(const vkllm_device *dev, uint32_t vl, decode_shape *d)
+ * step; 128 threads; the moving-window step order (the contiguous one measured the same on the H100);
+ * a workgroup target of 256 in all (512 where each KV head serves one query head): on the H100 (132
+ * SMs) about one wave, whose partials the last workgroup merges quickly. The H100 sweep (attention
+ * decode in docs/BENCHMARKS.md): Phi-4 (G = 4) at 4096 / 16384 took 17.7 / 40.0 us at 256, 23.7 /
+ * 45.5 at 512 (the old 1280 at 16384: 50.0 split + merge); Phi-3 (G = 1) 26.6 / 80.8 at 256, 25.8 /
+ * 75.5 at 512. The best other shapes gained at most 6% on Phi-4 (256 threads x U 4 at target 128:
+ * 16.7 / 39.0) and matched target 512 on Phi-3 (128 threads x U 8 at 256: 25.9 / 75.6).
+ * VKLLM_ATTN_DECODE="wg,U[,P[,order[,target]]]" overrides (benchmarks, tests) where well-formed. */
+static void decode_policy(const vkllm_device *dev, uint32_t vl, uint32_t g, decode_shape *d)
 {
     const uint32_t sgs = dev->f.subgroup_size;
     uint32_t pl = 1;
     while (pl < vl && pl < 16 && pl * 2 <= sgs) pl *= 2;
-    *d = (decode_shape){ 128 < dev->f.max_workgroup_invocations ? 128 : dev->f.max_workgroup_invocations, 4, pl, 0, 512 };
+    *d = (decode_shape){ 128 < dev->f.max_workgroup_invocations ? 128 : dev->f.max_workgroup_invocations, 4, pl, 0, g == 1 ? 512u : 256u };
     const char *ov = getenv("VKLLM_ATTN_DECODE");
     if (!ov) return;
     unsigned x = 0, y = 0, z = pl, o = d->order, tg = d->target;
@@ -136,7 +142,7 @@ static vkllm_status decode_plan(vkllm_device *dev, const vkllm_attn_args *a, dec
     if (max_split > 1024)
         return vkllm_fail(dev, VKLLM_ERROR_INVALID_ARGUMENT, "attn_decode: n_split %u is over 1024 (the merge's limit)", max_split);
     const uint32_t sgs = dev->f.subgroup_size;
-    decode_policy(dev, vl, ds);
+    decode_policy(dev, vl, g, ds);
     uint32_t wg = ds->wg;
     if (sgs & (sgs - 1) || wg % sgs)
         return vkllm_fail(dev, VKLLM_ERROR_UNSUPPORTED, "attn_decode: subgroup size %u does not divide the workgroup %u", sgs, wg);
