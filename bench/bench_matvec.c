@@ -17,7 +17,7 @@
  *              shapes with their prologues (qkv Q5_K + RMSNorm, o Q4_K, gate_up Q4_K + RMSNorm, down
  *              Q6_K + SwiGLU, output Q6_K + RMSNorm), each next to the float kernel on the same
  *              weights, over rows per workgroup x lanes per row x rows per lane (the first row of
- *              each shape is the default choice); checked against vkllm_ref_matvec_q8 (NMSE <= 1e-8,
+ *              each shape is the default choice); checked against vkllm_ref_matvec_q8 (NMSE <= 1e-5,
  *              the bound of tests/gpu/test_matvec_q8.c). Weights bytes only are counted, as above. */
 #include <stdlib.h>
 #include <string.h>
@@ -35,7 +35,7 @@ typedef struct {
     uint32_t n_out, n_in, n_vec, copies, rps, ks, lanes, stage;
     uint64_t w_stride, x_stride_b, y_stride_b; /* bytes between copies */
     /* --q8: prologue, tuning, the RMSNorm gain; x vectors are x_elems apart (2 n_in for SwiGLU) */
-    uint32_t pro, q_rows, q_rpl, q_lanes, x_elems;
+    uint32_t pro, q_rows, q_rpl, q_lanes, q_variant, x_elems;
     vkllm_buffer g;
 } mv_case;
 
@@ -47,7 +47,7 @@ static void rec_mvq8(vkllm_chain *c, uint32_t i, void *u)
                                .x = { k->x, j * k->x_stride_b }, .y = { k->y, 0 }, .n_vec = k->n_vec, .x_stride = k->x_elems,
                                .y_stride = k->n_out, .prologue = k->pro, .norm = { k->g, 0 }, .eps = 1e-5f,
                                .up_offset = k->pro == VKLLM_MVQ_SWIGLU ? k->n_in : 0, .rows_per_wg = k->q_rows,
-                               .rows_per_lane = k->q_rpl, .lanes_per_row = k->q_lanes };
+                               .rows_per_lane = k->q_rpl, .lanes_per_row = k->q_lanes, .variant = k->q_variant };
     if (vkllm_op_matvec_q8(c, &a)) bu_die(k->dev, "vkllm_op_matvec_q8");
 }
 
@@ -131,7 +131,7 @@ static void release(vkllm_device *dev, vkllm_buffer *b)
 typedef struct { uint32_t rps, ks, lanes, stage; } tuning;
 static const tuning auto_tuning[] = { { 0, 0, 0, 0 } };
 /* --q8 variants: (rows per workgroup, rows per lane, lanes per row); 0 = the op's choice */
-typedef struct { uint32_t rows, rpl, lanes; } q8_tuning;
+typedef struct { uint32_t rows, rpl, lanes, variant; } q8_tuning;
 static const q8_tuning *q8_tv;
 static size_t q8_n_tv;
 static uint32_t q8_pro;
@@ -245,10 +245,15 @@ static void bench_case(vkllm_device *dev, const char *what, vkllm_dtype t, uint3
             if (vkllm_ref_matvec_q8(t, w0, n_out, n_in, x, k.x_elems, k.pro, gh, 1e-5f, n_in, qref, n_out, NULL, 0, n_vec))
                 bu_die(dev, "vkllm_ref_matvec_q8");
             static const char *pn[] = { "", " +rmsnorm", " +swiglu" };
-            for (size_t vi = 0; vi < q8_n_tv; vi++) {
+            /* the list twice, the second time backwards: the spread between the two timings of a
+             * variant shows the run-to-run noise (large on the H100, see docs/BENCHMARKS.md) */
+            size_t n_rounds = q8_n_tv > 1 ? 2 : 1;
+            for (size_t ri = 0; ri < n_rounds * q8_n_tv; ri++) {
+                size_t vi = ri < q8_n_tv ? ri : 2 * q8_n_tv - 1 - ri;
                 k.q_rows = q8_tv[vi].rows;
                 k.q_rpl = q8_tv[vi].rpl;
                 k.q_lanes = q8_tv[vi].lanes;
+                k.q_variant = q8_tv[vi].variant;
                 if (k.q_lanes > f->subgroup_size) continue;
                 { /* a variant the op refuses (workgroup too large, shared memory) is reported, not fatal */
                     vkllm_chain *tc;
@@ -257,7 +262,7 @@ static void bench_case(vkllm_device *dev, const char *what, vkllm_dtype t, uint3
                     vkllm_matvec_q8_args ta = { .w = { k.w, 0 }, .type = t, .n_out = n_out, .n_in = n_in, .x = { k.x, 0 }, .y = { k.y, 0 },
                                                 .n_vec = n_vec, .x_stride = k.x_elems, .y_stride = n_out, .prologue = k.pro,
                                                 .norm = { k.g, 0 }, .up_offset = k.pro == VKLLM_MVQ_SWIGLU ? n_in : 0, .rows_per_wg = k.q_rows,
-                                                .rows_per_lane = k.q_rpl, .lanes_per_row = k.q_lanes };
+                                                .rows_per_lane = k.q_rpl, .lanes_per_row = k.q_lanes, .variant = k.q_variant };
                     vkllm_status st = vkllm_op_matvec_q8(tc, &ta);
                     vkllm_chain_end(tc);
                     vkllm_chain_destroy(tc);
@@ -274,11 +279,12 @@ static void bench_case(vkllm_device *dev, const char *what, vkllm_dtype t, uint3
                 double e = bu_nmse(out, qref, ny);
                 char kname[80];
                 if (k.q_rows || k.q_rpl || k.q_lanes)
-                    snprintf(kname, sizeof kname, "matvec_q8_%s%s w%u r%u l%u", vkllm_dtype_name(t), pn[k.pro], k.q_rows, k.q_rpl, k.q_lanes);
+                    snprintf(kname, sizeof kname, "matvec_q8_%s%s w%u r%u l%u%s", vkllm_dtype_name(t), pn[k.pro], k.q_rows, k.q_rpl, k.q_lanes,
+                             k.q_variant ? " nopf" : "");
                 else
-                    snprintf(kname, sizeof kname, "matvec_q8_%s%s (default)", vkllm_dtype_name(t), pn[k.pro]);
+                    snprintf(kname, sizeof kname, "matvec_q8_%s%s (default%s)", vkllm_dtype_name(t), pn[k.pro], k.q_variant ? ", nopf" : "");
                 bu_report(kname, shape, wbytes, flops, med, mn, e);
-                if (!(e <= 1e-8)) {
+                if (!(e <= 1e-5)) { /* tests/gpu/test_matvec_q8.c says why not 1e-8: codes flipped at rounding edges */
                     fprintf(stderr, "bench-matvec: %s %s is WRONG (NMSE %.3e)\n", kname, shape, e);
                     exit(1);
                 }
@@ -319,17 +325,13 @@ int main(int argc, char **argv)
             { "output", VKLLM_DTYPE_Q6_K, 100352, 5120, VKLLM_MVQ_RMSNORM },  { "o", VKLLM_DTYPE_Q8_0, 5120, 5120, VKLLM_MVQ_NONE },
             { "o", VKLLM_DTYPE_Q4_0, 5120, 5120, VKLLM_MVQ_NONE },
         };
-        q8_tuning tv[40];
-        size_t n_tv = 0;
-        tv[n_tv++] = (q8_tuning){ 0, 0, 0 };
-        if (!bu_quick) {
-            static const uint32_t rows[] = { 4, 8, 16, 32, 64 }, lanes[] = { 8, 16, 32 }, rpls[] = { 1, 2, 4 };
-            for (size_t i = 0; i < 5; i++)
-                for (size_t j = 0; j < 3; j++)
-                    for (size_t l = 0; l < 3; l++)
-                        if (rows[i] >= rpls[l] && !(lanes[j] == 8 && rpls[l] != 2) && !(rows[i] == 4 && rpls[l] == 1))
-                            tv[n_tv++] = (q8_tuning){ rows[i], rpls[l], lanes[j] };
-        }
+        /* the default, without prefetch, and the shapes that led in the first H100 sweep (rows per
+         * workgroup 4..64 x rows per lane 1/2/4 x lanes 8/16/32: 1 or 2 rows per lane, 256 invocations) */
+        static const q8_tuning all_tv[] = { { 0, 0, 0, 0 },  { 0, 0, 0, VKLLM_MVQ_NO_PREFETCH }, { 8, 1, 32, 0 }, { 16, 1, 16, 0 },
+                                            { 16, 1, 32, 0 }, { 16, 2, 32, 0 }, { 32, 2, 16, 0 }, { 32, 1, 32, 0 },
+                                            { 64, 2, 8, 0 }, { 64, 2, 16, 0 } };
+        const q8_tuning *tv = all_tv;
+        size_t n_tv = bu_quick ? 2 : sizeof all_tv / sizeof all_tv[0];
         q8_tv = tv;
         q8_n_tv = n_tv;
         for (size_t s = 0; s < sizeof qs / sizeof qs[0]; s++) {
@@ -339,7 +341,7 @@ int main(int argc, char **argv)
         q8_n_tv = 0;
         q8_pro = 0;
         /* a few vectors at once, default shape only */
-        static const q8_tuning def[] = { { 0, 0, 0 } };
+        static const q8_tuning def[] = { { 0, 0, 0, 0 } };
         q8_tv = def;
         q8_n_tv = 1;
         q8_pro = VKLLM_MVQ_RMSNORM;

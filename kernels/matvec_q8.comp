@@ -49,6 +49,7 @@ layout(constant_id = 4) const uint NV = 1;
 layout(constant_id = 5) const uint HAS_RES = 0;
 layout(constant_id = 6) const uint PRO = 0;   // 0 none, 1 rmsnorm, 2 swiglu
 layout(constant_id = 7) const uint NIN = 256; // n_in (sizes the shared arrays)
+layout(constant_id = 8) const uint PF = 1;    // next step's weights loaded during this step's arithmetic
 
 layout(std430, binding = 0) readonly buffer W4 { uvec4 w4[]; };
 layout(std430, binding = 1) readonly buffer X4 { vec4 x4[]; };
@@ -93,50 +94,73 @@ float rnd(float v)
 }
 
 // ---- prologue: x' = P(x[v]) quantized into xq/xds/xh (8 lanes per 32-element block) ----
+// RMSNorm takes two passes over x (sum of squares, then x'): one L2 read each where x fits in 16
+// vec4 registers per lane (XRN below), else x is read twice. (Quantizing x * g in one pass and
+// scaling the results by 1/rms at the end, the quantization being scale-invariant, moves more codes
+// across rounding edges against the reference, which quantizes x' itself; not kept.)
+const uint WGS = (ROWS / R) * C;               // = gl_WorkGroupSize.x
+const uint XRN = (NIN / 4u + WGS - 1u) / WGS;  // vec4s of x per lane
+
+// elements 4e..4e+3 of vector v (x' values a): the 8 lanes of a 32-block meet through shuffles
+void quant4(uint v, uint e, vec4 a)
+{
+    float amax = max(max(abs(a.x), abs(a.y)), max(abs(a.z), abs(a.w)));
+    amax = max(amax, subgroupShuffleXor(amax, 1u));
+    amax = max(amax, subgroupShuffleXor(amax, 2u));
+    amax = max(amax, subgroupShuffleXor(amax, 4u));
+    const float d = amax / 127.0;
+    const float id = amax != 0.0 ? 1.0 / d : 0.0;
+    const vec4 qf = clamp(vec4(rnd(a.x * id), rnd(a.y * id), rnd(a.z * id), rnd(a.w * id)), -127.0, 127.0);
+    const ivec4 q = ivec4(qf);
+    int s = (q.x + q.y) + (q.z + q.w);
+    s += subgroupShuffleXor(s, 1u);
+    s += subgroupShuffleXor(s, 2u); // sum of this 16-element half
+    const int so = subgroupShuffleXor(s, 4u);
+    const uint k = e & 7u, blk = e >> 3;
+    const uint word = uint(q.x & 255) | (uint(q.y & 255) << 8) | (uint(q.z & 255) << 16) | (uint(q.w & 255) << 24);
+    // 4 lanes fill one uvec4: gather the words to the first of them
+    const uint w1 = subgroupShuffleXor(word, 1u), w2 = subgroupShuffleXor(word, 2u), w3 = subgroupShuffleXor(word, 3u);
+    if ((k & 3u) == 0u) xq[v * (NIN / 16u) + (e >> 2)] = uvec4(word, w1, w2, w3);
+    if (k == 0u) {
+        xds[v * NB + blk] = vec2(d, d * float(s + so));
+        xh[v * NB + blk] = (s & 0xffff) | (so << 16);
+    }
+}
+
+// WGS is a multiple of 8 and a group of 8 lanes sits inside one subgroup (the loops keep the 8
+// lanes of a block together: NIN / 4 is a multiple of 8)
 void prologue(uint tid)
 {
-    const uint WGS = gl_WorkGroupSize.x;
     for (uint v = 0; v < NV; v++) {
         const uint xb = (v * p.x_stride) >> 2; // vec4 index of the vector
-        float scale = 1.0;
-        if (PRO == 1u) {
+        if (PRO == 1u && XRN <= 16u) {
+            vec4 xr[16];
             float ss = 0.0;
-            for (uint i = tid; i < NIN / 4u; i += WGS) {
-                const vec4 a = x4[xb + i];
+            for (uint k = 0; k < XRN; k++) {
+                const uint e = tid + k * WGS;
+                xr[k] = e < NIN / 4u ? x4[xb + e] : vec4(0.0);
+                ss += dot(xr[k], xr[k]);
+            }
+            const float scale = inversesqrt(workgroup_sum(ss) / float(NIN) + p.eps);
+            for (uint k = 0; k < XRN; k++) {
+                const uint e = tid + k * WGS;
+                if (e < NIN / 4u) quant4(v, e, xr[k] * scale * g4[e]);
+            }
+        } else if (PRO == 1u) {
+            float ss = 0.0;
+            for (uint e = tid; e < NIN / 4u; e += WGS) {
+                const vec4 a = x4[xb + e];
                 ss += dot(a, a);
             }
-            scale = inversesqrt(workgroup_sum(ss) / float(NIN) + p.eps);
-        }
-        // WGS is a multiple of 8 and a group of 8 lanes sits inside one subgroup
-        for (uint e = tid; e < NIN / 4u; e += WGS) {
-            vec4 a = x4[xb + e];
-            if (PRO == 1u) {
-                a = a * scale * g4[e];
-            } else if (PRO == 2u) {
-                const vec4 u = x4[xb + (p.up_offset >> 2) + e];
-                a = a / (1.0 + exp(-a)) * u;
+            const float scale = inversesqrt(workgroup_sum(ss) / float(NIN) + p.eps);
+            for (uint e = tid; e < NIN / 4u; e += WGS) quant4(v, e, x4[xb + e] * scale * g4[e]);
+        } else if (PRO == 2u) {
+            for (uint e = tid; e < NIN / 4u; e += WGS) {
+                const vec4 a = x4[xb + e], u = x4[xb + (p.up_offset >> 2) + e];
+                quant4(v, e, a / (1.0 + exp(-a)) * u);
             }
-            float amax = max(max(abs(a.x), abs(a.y)), max(abs(a.z), abs(a.w)));
-            amax = max(amax, subgroupShuffleXor(amax, 1u));
-            amax = max(amax, subgroupShuffleXor(amax, 2u));
-            amax = max(amax, subgroupShuffleXor(amax, 4u));
-            const float d = amax / 127.0;
-            const float id = amax != 0.0 ? 1.0 / d : 0.0;
-            const vec4 qf = clamp(vec4(rnd(a.x * id), rnd(a.y * id), rnd(a.z * id), rnd(a.w * id)), -127.0, 127.0);
-            const ivec4 q = ivec4(qf);
-            int s = (q.x + q.y) + (q.z + q.w);
-            s += subgroupShuffleXor(s, 1u);
-            s += subgroupShuffleXor(s, 2u); // sum of this 16-element half
-            const int so = subgroupShuffleXor(s, 4u);
-            const uint k = e & 7u, blk = e >> 3;
-            const uint word = uint(q.x & 255) | (uint(q.y & 255) << 8) | (uint(q.z & 255) << 16) | (uint(q.w & 255) << 24);
-            // 4 lanes fill one uvec4: gather the words to the first of them
-            const uint w1 = subgroupShuffleXor(word, 1u), w2 = subgroupShuffleXor(word, 2u), w3 = subgroupShuffleXor(word, 3u);
-            if ((k & 3u) == 0u) xq[v * (NIN / 16u) + (e >> 2)] = uvec4(word, w1, w2, w3);
-            if (k == 0u) {
-                xds[v * NB + blk] = vec2(d, d * float(s + so));
-                xh[v * NB + blk] = (s & 0xffff) | (so << 16);
-            }
+        } else {
+            for (uint e = tid; e < NIN / 4u; e += WGS) quant4(v, e, x4[xb + e]);
         }
     }
 }
@@ -429,6 +453,13 @@ void main()
     load(0u, min(lane, UNITS - 1u));
     prologue(tid);
     barrier();
+    if (PF == 0u) {
+        if (lane < UNITS) compute(0u, lane);
+        for (uint u = lane + C; u < UNITS; u += C) {
+            load(0u, u);
+            compute(0u, u);
+        }
+    } else
     for (uint u = lane; u < UNITS; u += 2u * C) {
         load(1u, min(u + C, UNITS - 1u));
         compute(0u, u);
@@ -441,6 +472,15 @@ void main()
     prologue(tid);
     barrier();
     // group-uniform steps (every lane of a subgroup runs the same count: same n_in for all rows)
+    if (PF == 0u)
+        for (uint ub = 0; ub < UNITS; ub += C) {
+            if (ub > 0u) load(0u, ub);
+            commit(0u);
+            subgroupBarrier();
+            if (ub + lane < UNITS) compute(ub + lane);
+            subgroupBarrier();
+        }
+    else
     for (uint ub = 0; ub < UNITS; ub += 2u * C) {
         commit(0u);
         subgroupBarrier();

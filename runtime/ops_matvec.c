@@ -241,30 +241,44 @@ static const char *q8_refusal(const vkllm_device *dev, vkllm_dtype t, uint32_t n
     return NULL;
 }
 
-/* Default launch shape, shrunk (rows per workgroup halved) until the shared memory fits; rows 0 if
- * nothing does. */
-static q8_shape q8_choose(const vkllm_device *dev, vkllm_dtype t, uint32_t n_in, uint32_t n_vec, uint32_t rows_wg,
+/* Launch shape: the overrides where given, else from the H100 sweep of bench-matvec --q8
+ * (docs/BENCHMARKS.md): rows per workgroup the largest of 64, 32, 16, 8 that still gives 512
+ * workgroups (4 per SM on the H100: fewer, larger workgroups lost on the 5120-row matrices, more,
+ * smaller ones repeat the prologue's read of x more often), 2 rows per lane group from 32 rows on
+ * (1 below), and lanes per row for 256 invocations. Rows per workgroup are halved until the shared
+ * memory fits; rows 0 if nothing does. */
+static q8_shape q8_choose(const vkllm_device *dev, vkllm_dtype t, uint32_t n_in, uint32_t n_vec, uint32_t n_out, uint32_t rows_wg,
                           uint32_t rpl, uint32_t lanes)
 {
-    uint32_t sg = dev->f.subgroup_size;
+    uint32_t sg = dev->f.subgroup_size, cmax = sg < 32 ? sg : 32;
     q8_shape s;
-    /* a whole subgroup per row group (up to 32 lanes), 16 for Q6_K (its quarter-block units stage
-     * 1.7 KB per row per 32 lanes), 2 rows per lane group, 16 rows per workgroup: the first H100
-     * guess, see docs/BENCHMARKS.md for the sweep */
-    s.c = lanes ? lanes : (sg < 32 ? sg : 32);
-    if (!lanes && t == VKLLM_DTYPE_Q6_K && s.c > 16) s.c = 16;
-    s.r = rpl ? rpl : 2;
-    s.rows = rows_wg ? rows_wg : 16;
-    if (s.rows < s.r) s.rows = s.r;
-    while (!rows_wg && s.rows > s.r && q8_smem(t, n_in, n_vec, s) > dev->f.max_shared_memory) s.rows /= 2;
-    if (q8_smem(t, n_in, n_vec, s) > dev->f.max_shared_memory) s.rows = 0;
+    s.rows = rows_wg;
+    if (!s.rows) {
+        s.rows = 64;
+        while (s.rows > 8 && n_out / s.rows < 512) s.rows /= 2;
+    }
+    for (;;) {
+        s.r = rpl ? rpl : s.rows >= 32 ? 2 : 1;
+        if (s.rows < s.r) s.rows = s.r;
+        if (lanes) {
+            s.c = lanes;
+        } else {
+            s.c = 256 * s.r / s.rows;
+            if (s.c > cmax) s.c = cmax;
+            if (s.c < 8) s.c = 8;
+        }
+        if (q8_smem(t, n_in, n_vec, s) <= dev->f.max_shared_memory) return s;
+        if (rows_wg || s.rows <= s.r) break;
+        s.rows /= 2;
+    }
+    s.rows = 0;
     return s;
 }
 
 int vkllm_matvec_q8_supported(const vkllm_device *dev, vkllm_dtype type, uint32_t n_in, uint32_t n_vec)
 {
     if (!dev || q8_refusal(dev, type, n_in, n_vec)) return 0;
-    return q8_choose(dev, type, n_in, n_vec, 0, 0, 0).rows != 0;
+    return q8_choose(dev, type, n_in, n_vec, 0, 0, 0, 0).rows != 0;
 }
 
 void vkllm_matvec_q8_cost(const vkllm_matvec_q8_args *a, uint64_t *bytes, uint64_t *flops)
@@ -307,7 +321,7 @@ vkllm_status vkllm_op_matvec_q8(vkllm_chain *chain, const vkllm_matvec_q8_args *
                           a->lanes_per_row, sg);
     if (a->rows_per_lane > 4)
         return vkllm_fail(dev, VKLLM_ERROR_INVALID_ARGUMENT, "matvec_q8: rows_per_lane %u (1..4)", a->rows_per_lane);
-    q8_shape sh = q8_choose(dev, a->type, a->n_in, a->n_vec, a->rows_per_wg, a->rows_per_lane, a->lanes_per_row);
+    q8_shape sh = q8_choose(dev, a->type, a->n_in, a->n_vec, a->n_out, a->rows_per_wg, a->rows_per_lane, a->lanes_per_row);
     if (sh.rows % sh.r || (uint64_t)sh.rows / sh.r * sh.c > dev->f.max_workgroup_invocations)
         return vkllm_fail(dev, VKLLM_ERROR_INVALID_ARGUMENT,
                           "matvec_q8: rows_per_wg %u must be a multiple of rows_per_lane %u with (rows / rows_per_lane) x %u lanes <= %u invocations",
@@ -353,8 +367,11 @@ vkllm_status vkllm_op_matvec_q8(vkllm_chain *chain, const vkllm_matvec_q8_args *
     }
 
     uint32_t wg = sh.rows / sh.r * sh.c;
-    vkllm_pipeline_desc pd = { .kernel = kernel, .n_bindings = 5, .push_size = 28, .n_spec = 8,
-                               .spec = { wg, sh.rows, sh.r, sh.c, a->n_vec, (uint32_t)has_res, a->prologue, a->n_in } };
+    if (a->variant > 1)
+        return vkllm_fail(dev, VKLLM_ERROR_INVALID_ARGUMENT, "matvec_q8: variant %u (0 or VKLLM_MVQ_NO_PREFETCH)", a->variant);
+    uint32_t pf = !(a->variant & VKLLM_MVQ_NO_PREFETCH);
+    vkllm_pipeline_desc pd = { .kernel = kernel, .n_bindings = 5, .push_size = 28, .n_spec = 9,
+                               .spec = { wg, sh.rows, sh.r, sh.c, a->n_vec, (uint32_t)has_res, a->prologue, a->n_in, pf } };
     vkllm_pipeline *p;
     vkllm_status s = vkllm_pipeline_get(dev, &pd, &p);
     if (s) return s;

@@ -64,8 +64,9 @@ static vkllm_status check(vkllm_device *dev, vkllm_chain *chain, rng *r, vkllm_d
 }
 
 /* The 8-bit activation mat-vec with its RMSNorm prologue, Q4_K 67x512, against vkllm_ref_matvec_q8.
- * Bound as in tests/gpu/test_matvec_q8.c: NMSE <= 1e-8 (exact integer dots; float32 against double
- * accumulation and rare codes on the other side of a rounding edge). */
+ * Bound as in tests/gpu/test_matvec_q8.c: NMSE <= 1e-5 (exact integer dots and float32 against double
+ * accumulation: 1e-14; but a code on the other side of a rounding edge than in the reference, from the
+ * float32 prologue, adds ~1e-6 at n = 512). */
 static vkllm_status check_q8(vkllm_device *dev, vkllm_chain *chain, rng *r, vkllm_selfcheck_result *res)
 {
     const vkllm_dtype t = VKLLM_DTYPE_Q4_K;
@@ -105,7 +106,7 @@ static vkllm_status check_q8(vkllm_device *dev, vkllm_chain *chain, rng *r, vkll
         res->kernel = "matvec_q8_q4_k";
         snprintf(res->shape, sizeof res->shape, "%ux%u %s n_vec=1 +rmsnorm", n_out, n_in, vkllm_dtype_name(t));
         res->nmse = nmse(out, ref, n_out);
-        res->bound = 1e-8;
+        res->bound = 1e-5;
     }
     vkllm_buffer_free(dev, &bw); vkllm_buffer_free(dev, &bx); vkllm_buffer_free(dev, &bg); vkllm_buffer_free(dev, &by);
     free(wf); free(x); free(g); free(ref); free(out); free(w);

@@ -3,13 +3,13 @@
  * in place), n_vec 1..4, awkward row counts, the tuning shapes, and what must be refused.
  * Weights: vkllm_quantize of random normals (a random scale per row; for large shapes quantized
  * blocks of a pool at pseudo-random places, as tests/gpu/test_matvec.c).
- * Bound: NMSE <= 1e-8 against the reference of the same quantization (n_out >= 16). The integer dots
- * are exact; what differs is float32 against double accumulation (per unit of 32-64 elements, then
- * over units and lanes: ~sqrt(n) * 2^-24 relative, NMSE 1e-14..1e-12), and codes that flip by one
- * where the GPU's x' (prologue in float32, exp and division within a few ulp) or d = amax / 127 lands
- * on the other side of a rounding edge than the reference's: about 1e-5 of the elements, each
- * moving y by |w| * d_x, NMSE ~1e-10 at n_in 5120 (measured 1e-15..1e-10 here, see the report of the
- * run). A wrong element, block, scale or sum gives NMSE of order 1e-3 or more.
+ * Bound: NMSE <= 1e-5 against the reference of the same quantization (n_out >= 16). The integer dots
+ * are exact; float32 against double accumulation costs ~sqrt(n) * 2^-24 relative (NMSE 1e-14..1e-13
+ * measured). But a code that lands on the other side of a rounding edge than in the reference (the
+ * GPU's x' from a float32 prologue, exp and division within a few ulp, against x' in double: about
+ * 1e-5 of the elements with a prologue) moves every row by w * d_x, NMSE (d_x / sigma_x)^2 / n per
+ * flipped code: 1e-7 (Gaussian x) to 3e-7 (SwiGLU's tails) at n = 5120, 6e-6 at n = 256; seen in
+ * about one vector in a hundred. A wrong block, scale or sum gives 1e-3 or more.
  * With fewer than 16 outputs every element must satisfy
  * |out - ref| <= 1e-5 * (sum_i |w_i * d_x * q_i| + |r|) + 2 * max_i |w_i| * max d_x (float32 summation
  * plus two flipped codes).
@@ -27,7 +27,7 @@
 #include "vkllm/ref.h"
 #include "vkllm/ref_matvec.h"
 
-#define BOUND 1e-8
+#define BOUND 1e-5
 #define SANE 1e-3
 
 static const vkllm_dtype q8_types[] = { VKLLM_DTYPE_Q4_K, VKLLM_DTYPE_Q5_K, VKLLM_DTYPE_Q6_K, VKLLM_DTYPE_Q8_0, VKLLM_DTYPE_Q4_0 };
@@ -72,7 +72,7 @@ static const char *pro_name[] = { "none", "rmsnorm", "swiglu" };
 static const char *res_name[] = { "none", "separate", "in-place" };
 
 /* Tuning overrides for the next run_case calls (0 = the op's choice). */
-static uint32_t tune_rows, tune_rpl, tune_lanes;
+static uint32_t tune_rows, tune_rpl, tune_lanes, tune_variant;
 static double worst_nmse, worst_sane; /* reported at the end of each test */
 
 static void run_case(vkllm_device *dev, vkllm_dtype t, uint32_t n_out, uint32_t n_in, uint32_t n_vec, uint32_t pro, res_mode rm,
@@ -139,7 +139,8 @@ static void run_case(vkllm_device *dev, vkllm_dtype t, uint32_t n_out, uint32_t 
     vkllm_matvec_q8_args a = { .w = tu_view(&bw), .type = t, .n_out = n_out, .n_in = n_in, .x = tu_view(&bx), .y = tu_view(&by),
                                .n_vec = n_vec, .x_stride = xs, .y_stride = ys, .r_stride = ys, .prologue = pro,
                                .norm = tu_view(&bg), .eps = 1e-5f, .up_offset = up,
-                               .rows_per_wg = tune_rows, .rows_per_lane = tune_rpl, .lanes_per_row = tune_lanes };
+                               .rows_per_wg = tune_rows, .rows_per_lane = tune_rpl, .lanes_per_row = tune_lanes,
+                               .variant = tune_variant };
     if (rm == RES_SEPARATE) a.residual = tu_view(&br);
     if (rm == RES_IN_PLACE) a.residual = tu_view(&by);
     vkllm_status s = vkllm_op_matvec_q8(c, &a);
@@ -253,7 +254,7 @@ static void test_q8_phi(void **state)
 }
 
 /* The tuning shapes the benchmark sweeps (rows per workgroup 2..64, rows per lane 1..4, lanes 8..the
- * subgroup size), each on every type once. */
+ * subgroup size), each on every type once, and the variants of vkllm_matvec_q8_args.variant. */
 static void test_q8_tuning(void **state)
 {
     (void)state;
@@ -272,6 +273,13 @@ static void test_q8_tuning(void **state)
         run_case(dev, q8_types[i % N_TYPES], 131, 512, 1 + (uint32_t)(i % 2), (uint32_t)(i % 3), (res_mode)(i % 3), 0, 0, ++id);
     }
     tune_rows = tune_rpl = tune_lanes = 0;
+    /* the no-prefetch variant on a direct and a staged type */
+    for (uint32_t v = 1; v < 3; v++) {
+        tune_variant = VKLLM_MVQ_NO_PREFETCH;
+        run_case(dev, VKLLM_DTYPE_Q4_K, 67, 1024, 1 + v % 2, VKLLM_MVQ_RMSNORM, (res_mode)(v % 3), 0, 0, ++id);
+        run_case(dev, VKLLM_DTYPE_Q6_K, 67, 1024, 1 + v % 2, VKLLM_MVQ_RMSNORM, (res_mode)(v % 3), 0, 0, ++id);
+    }
+    tune_variant = 0;
     report("tuning");
     tu_device_close(dev);
 }

@@ -75,7 +75,10 @@ typedef struct vkllm_matvec_q8_args {
     uint32_t rows_per_wg;   /* tuning override, 0 = chosen from device and shape */
     uint32_t rows_per_lane; /* tuning: rows each lane group keeps (1..4), 0 = 2 */
     uint32_t lanes_per_row; /* tuning: lanes sharing a row, power of two, 8..subgroup size; 0 = chosen */
+    uint32_t variant;       /* experiments (benchmarks, tests): VKLLM_MVQ_NO_PREFETCH; 0 = default */
 } vkllm_matvec_q8_args;
+/* variant bit: load each step's weights only when it starts (no second register set in flight) */
+enum { VKLLM_MVQ_NO_PREFETCH = 1 };
 vkllm_status vkllm_op_matvec_q8(vkllm_chain *chain, const vkllm_matvec_q8_args *a);
 /* 1 when vkllm_op_matvec_q8 can run this type/shape/n_vec on dev (int dot feature present, type
  * supported, n_in a whole number of blocks, shared memory fits), else 0. */
