@@ -41,7 +41,7 @@
 // H100 (driver 580, Phi-4 40/10 x 128, one row, bench-attn with the GPU warmed up; docs/BENCHMARKS.md):
 // one pass ctx 512 9.9 us, 4096 17.6 us (38% of the 3.16 TB/s read ceiling), 16384 39.9 us (66%);
 // split + merge with the same splits 13.5 / 20.1 / 42.6 us (the merge dispatch ~5.5 us). From 8192
-// to 16384 the extra 42 MB stream at 2.9 TB/s: what is left is a fixed ~11 us per call (dispatch and
+// to 16384 the extra 42 MB stream at 3.0 TB/s: what is left is a fixed ~12 us per call (dispatch and
 // timestamps, first loads, the counter and the merge tail). The 184 us once measured at 16384 was the
 // GPU at 345-465 MHz after a second of idle (host-side uploads), not this kernel.
 #extension GL_GOOGLE_include_directive : require
