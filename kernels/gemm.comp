@@ -34,6 +34,13 @@
 //   two-deep register prefetch) and 10 (f16 W only: 1 = W tiles by tensor loads straight from the
 //   buffer, 2 = X too, converted from an fp32 accumulator-use tile; tuning experiments, both slower
 //   on the H100). Shared memory: NBUF * (BM + BN) * (BK + 8) * 2 B. Host defaults: ops_gemm.c.
+// COOPMAT == 2 and WDECODE == 1 (modules gemm_cm2d_*): nothing staged by us. Each k-step loads the
+//   BN x BK tile of W straight from the GGUF blocks by coopMatLoadTensorNV with a tensor layout of
+//   1 x QB blocks and a decode function per format (below: a buffer_reference to one block, the
+//   element's place in it, fp16 out), and the fp32 X tile by a tensor load converted to fp16; see
+//   its main() for the arrangement. Tile: spec constants 8, 6, 7 as above, 9: 2 = next step's loads
+//   before this step's product, 1 = not. Needs bufferDeviceAddress (the driver turns the W binding
+//   into a physical pointer) and 16-bit storage/int16 (the block structs).
 //
 // Per call: reads N * row_bytes (W, once from DRAM when the M tiles of one W tile share L2) +
 // 4 * M * K * ceil(N / BN) (X, mostly from L2) + 4 * M * N (R), writes 4 * M * N; 2 * M * N * K FLOPs
@@ -48,6 +55,14 @@
 #endif
 #if COOPMAT == 2
 #extension GL_NV_cooperative_matrix2 : require
+#endif
+#ifndef WDECODE
+#define WDECODE 0
+#endif
+#if WDECODE
+#extension GL_EXT_buffer_reference : require
+#extension GL_EXT_shader_16bit_storage : require
+#extension GL_EXT_shader_explicit_arithmetic_types_int16 : require
 #endif
 
 layout(local_size_x_id = 0) in;
@@ -88,6 +103,84 @@ layout(push_constant) uniform Params {
 
 #define BLK_BUF_U32 w32
 #include "common/blocks.glsl"
+
+#if WDECODE && WTYPE != 1
+// ---------------------------------------------------------------- decode functions (cm2 tensor loads)
+// One struct per block (its size is the block's byte size, so the driver's pointer arithmetic
+// block index * sizeof lands on the block), W element (row n, k) at block (n, k / QB), index k % QB.
+// Values are computed in float32 as in common/blocks.glsl (subnormal-safe scales) and rounded to fp16
+// once, so this path rounds W exactly as the staged kernel does.
+#if WTYPE == 12 || WTYPE == 13
+#define DEC_WORDS 1
+#endif
+#if DEC_WORDS
+// Q4_K 144 B / Q5_K 176 B: 16-byte vectors, 16-byte aligned when the tensor is (GGUF aligns to 32, a
+// binding to 256). The 16-byte header (d, dmin, 12 scale bytes) is one vector load.
+layout(buffer_reference, std430, buffer_reference_align = 16) readonly buffer WBlk { uvec4 q[WTYPE == 12 ? 9 : 11]; };
+uint dec_byte(const in WBlk b, uint k) { return (b.q[k >> 4][(k >> 2) & 3u] >> ((k & 3u) << 3)) & 0xffu; }
+// byte j of the scales (bytes 4..15 of the header)
+uint hdr_byte(uvec4 hd, uint j) { return (hd[1u + (j >> 2)] >> ((j & 3u) << 3)) & 0xffu; }
+// (d * sc, dmin * m) of sub-block s.
+vec2 dec_kfac(const in WBlk b, uint s)
+{
+    const uvec4 hd = b.q[0];
+    uint sc, m;
+    if (s < 4u) {
+        sc = hdr_byte(hd, s) & 63u;
+        m = hdr_byte(hd, s + 4u) & 63u;
+    } else {
+        const uint lo = hdr_byte(hd, s + 4u);
+        sc = (lo & 15u) | ((hdr_byte(hd, s - 4u) >> 6) << 4);
+        m = (lo >> 4) | ((hdr_byte(hd, s) >> 6) << 4);
+    }
+    return vec2(blk_half(hd.x) * float(sc), blk_half(hd.x >> 16) * float(m));
+}
+#elif WTYPE == 0
+layout(buffer_reference, std430, buffer_reference_align = 4) readonly buffer WBlk { float v; };
+#else
+// Q8_0 34 B, Q4_0 18 B, Q6_K 210 B, BF16 2 B: halfwords (the blocks start on any even byte).
+layout(buffer_reference, std430, buffer_reference_align = 2) readonly buffer WBlk {
+    uint16_t h[WTYPE == 8 ? 17 : WTYPE == 2 ? 9 : WTYPE == 14 ? 105 : 1];
+};
+uint dec_byte(const in WBlk b, uint k) { return (uint(b.h[k >> 1]) >> ((k & 1u) << 3)) & 0xffu; }
+#endif
+
+float16_t w_decode(const in WBlk b, const in uint blk[2], const in uint at[2])
+{
+    const uint i = at[1];
+#if WTYPE == 0
+    return float16_t(b.v);
+#elif WTYPE == 30
+    return float16_t(uintBitsToFloat(uint(b.h[0]) << 16));
+#elif WTYPE == 8
+    const int q = bitfieldExtract(int(dec_byte(b, 2u + i)), 0, 8);
+    return float16_t(blk_half(uint(b.h[0])) * float(q));
+#elif WTYPE == 2
+    const uint q = (dec_byte(b, 2u + (i & 15u)) >> ((i >> 4) << 2)) & 15u;
+    return float16_t(blk_half(uint(b.h[0])) * (float(q) - 8.0));
+#elif WTYPE == 12
+    const vec2 f = dec_kfac(b, i >> 5);
+    const uint q = (dec_byte(b, 16u + ((i >> 6) << 5) + (i & 31u)) >> (((i >> 5) & 1u) << 2)) & 15u;
+    return float16_t(f.x * float(q) - f.y);
+#elif WTYPE == 13
+    const uint s = i >> 5;
+    const vec2 f = dec_kfac(b, s);
+    const uint lo = (dec_byte(b, 48u + ((i >> 6) << 5) + (i & 31u)) >> ((s & 1u) << 2)) & 15u;
+    const uint hi = (dec_byte(b, 16u + (i & 31u)) >> s) & 1u;
+    return float16_t(f.x * float(lo | (hi << 4)) - f.y);
+#elif WTYPE == 14
+    const uint t = i >> 7, g = (i >> 5) & 3u, l = i & 31u;
+    const uint lo = (dec_byte(b, (t << 6) + ((g & 1u) << 5) + l) >> ((g >> 1) << 2)) & 15u;
+    const uint hi = (dec_byte(b, 128u + (t << 5) + l) >> (g << 1)) & 3u;
+    const int sc = bitfieldExtract(int(dec_byte(b, 192u + (i >> 4))), 0, 8);
+    return float16_t(blk_half(uint(b.h[104])) * float(sc) * (float(lo | (hi << 4)) - 32.0));
+#else
+#error "no decode function for this WTYPE"
+#endif
+}
+// elements per block along k
+const uint DEC_QB = WTYPE == 12 || WTYPE == 13 || WTYPE == 14 ? 256u : WTYPE == 8 || WTYPE == 2 ? 32u : 1u;
+#endif
 
 // Eight consecutive weights W[n][k .. k+7]; k % 8 == 0 and k + 8 <= K (so they lie in one block).
 void w_dequant8(uint n, uint k, out vec4 a, out vec4 b)
@@ -222,8 +315,13 @@ void main()
 const uint BM = COOPMAT == 2 ? CM_BM : 128u, BN = CM_BN, BK = CM_BK;
 const uint NBUF = COOPMAT == 2 ? (CM_NBUF == 1u ? 1u : 2u) : 2u; // shared buffers (CM_NBUF 3: two, plus two register sets)
 // cm2 with fp16 weights can leave the W tile (and the X tile) to the driver's tensor loads
+#if WDECODE
+const bool W_DIRECT = true; // neither is staged by us (fetch/stash unused)
+const bool X_DIRECT = true;
+#else
 const bool W_DIRECT = COOPMAT == 2 && WTYPE == 1 && CM_DIRECT != 0u;
 const bool X_DIRECT = COOPMAT == 2 && WTYPE == 1 && CM_DIRECT == 2u;
+#endif
 const uint WM = 2u, WN = 4u;               // subgroup grid
 const uint SM = BM / WM, SN = BN / WN;     // 64 x 32 (or 64 x 64) per subgroup
 const uint TM = SM / CM_M, TN = SN / CM_N; // accumulator tiles per subgroup
@@ -346,6 +444,91 @@ void main()
             subgroupMemoryBarrierShared();
             subgroupBarrier();
         }
+}
+#elif WDECODE
+// ---------------------------------------------------------------- NV cooperative_matrix2, W by decode loads
+// Computed transposed, Y^T = W X^T: W is operand A (BN x BK, its rows are A's rows, read with no
+// view), X^T operand B (BK x BM: a tensor load of the fp32 X tile through a transposing view into an
+// accumulator-use matrix, converted to fp16), and the BN x BM accumulator goes out through a
+// transposing view. Nothing of ours in shared memory, no barrier of ours. CM_NBUF 2 (default): the
+// tiles of step k+1 are loaded before the product of step k (register double buffering); 1: not.
+// H100 history: W as operand B through a transposing view, and X staged in shared memory beside the
+// decode loads, both gave wrong results (NMSE ~1) with X staged; with X by tensor loads correct but
+// 15-28 TFLOP/s against 53-106 for the staged kernel (bench-gemm, Phi-4 shapes, M 512/2048).
+void main()
+{
+    const uint m0 = gl_WorkGroupID.x * BM, n0 = gl_WorkGroupID.y * BN;
+    coopmat<float, gl_ScopeWorkgroup, BN, BM, gl_MatrixUseAccumulator> acc =
+        coopmat<float, gl_ScopeWorkgroup, BN, BM, gl_MatrixUseAccumulator>(0.0);
+    const uint nk = p.K / BK;
+    tensorViewNV<2, false, 1, 0> tr = createTensorViewNV(2, false, 1, 0);
+    // Two copies of each layout: clamped (ragged edge tiles) and unclamped, which spares the
+    // per-element bounds checks where the whole tile lies inside (every tile but the last row/column).
+    tensorLayoutNV<2, gl_CooperativeMatrixClampModeConstantNV> lw = createTensorLayoutNV(2, gl_CooperativeMatrixClampModeConstantNV);
+    tensorLayoutNV<2> lwu = createTensorLayoutNV(2);
+    tensorLayoutNV<2, gl_CooperativeMatrixClampModeConstantNV> lx = createTensorLayoutNV(2, gl_CooperativeMatrixClampModeConstantNV);
+    tensorLayoutNV<2> lxu = createTensorLayoutNV(2);
+#if WTYPE != 1
+    // strides in blocks (implicit: K / QB per row, rows are whole blocks back to back)
+    lw = setTensorLayoutBlockSizeNV(lw, 1, DEC_QB);
+    lw = setTensorLayoutDimensionNV(lw, p.N, p.K);
+    lwu = setTensorLayoutBlockSizeNV(lwu, 1, DEC_QB);
+    lwu = setTensorLayoutDimensionNV(lwu, p.N, p.K);
+#define LOAD_W(a, L, kt) coopMatLoadTensorNV(a, w32, 0, sliceTensorLayoutNV(L, n0, BN, (kt) * BK, BK), w_decode)
+#else
+    lw = setTensorLayoutDimensionNV(lw, p.N, p.K);
+    lw = setTensorLayoutStrideNV(lw, p.row_h, 1);
+    lwu = setTensorLayoutDimensionNV(lwu, p.N, p.K);
+    lwu = setTensorLayoutStrideNV(lwu, p.row_h, 1);
+#define LOAD_W(a, L, kt) coopMatLoadTensorNV(a, wh, 0, sliceTensorLayoutNV(L, n0, BN, (kt) * BK, BK))
+#endif
+    lx = setTensorLayoutDimensionNV(lx, p.M, p.K);
+    lx = setTensorLayoutStrideNV(lx, p.x_stride, 1);
+    lxu = setTensorLayoutDimensionNV(lxu, p.M, p.K);
+    lxu = setTensorLayoutStrideNV(lxu, p.x_stride, 1);
+    const bool inside = n0 + BN <= p.N && m0 + BM <= p.M; // uniform over the workgroup
+#define LOAD_X(xf, L, kt) coopMatLoadTensorNV(xf, x, 0, sliceTensorLayoutNV(L, m0, BM, (kt) * BK, BK), tr)
+#define DEC_LOOP(LW, LX)                                                                                                  \
+    if (CM_NBUF == 2u) {                                                                                                  \
+        coopmat<float16_t, gl_ScopeWorkgroup, BN, BK, gl_MatrixUseA> a, an;                                               \
+        coopmat<float, gl_ScopeWorkgroup, BK, BM, gl_MatrixUseAccumulator> xf, xn;                                        \
+        LOAD_W(a, LW, 0u);                                                                                                \
+        LOAD_X(xf, LX, 0u);                                                                                               \
+        for (uint kt = 0u; kt < nk; kt++) {                                                                               \
+            if (kt + 1u < nk) {                                                                                           \
+                LOAD_W(an, LW, kt + 1u);                                                                                  \
+                LOAD_X(xn, LX, kt + 1u);                                                                                  \
+            }                                                                                                             \
+            coopmat<float16_t, gl_ScopeWorkgroup, BK, BM, gl_MatrixUseB> b = coopmat<float16_t, gl_ScopeWorkgroup, BK, BM, gl_MatrixUseB>(xf); \
+            acc = coopMatMulAdd(a, b, acc);                                                                               \
+            a = an;                                                                                                       \
+            xf = xn;                                                                                                      \
+        }                                                                                                                 \
+    } else {                                                                                                              \
+        for (uint kt = 0u; kt < nk; kt++) {                                                                               \
+            coopmat<float16_t, gl_ScopeWorkgroup, BN, BK, gl_MatrixUseA> a;                                               \
+            LOAD_W(a, LW, kt);                                                                                            \
+            coopmat<float, gl_ScopeWorkgroup, BK, BM, gl_MatrixUseAccumulator> xf;                                        \
+            LOAD_X(xf, LX, kt);                                                                                           \
+            coopmat<float16_t, gl_ScopeWorkgroup, BK, BM, gl_MatrixUseB> b = coopmat<float16_t, gl_ScopeWorkgroup, BK, BM, gl_MatrixUseB>(xf); \
+            acc = coopMatMulAdd(a, b, acc);                                                                               \
+        }                                                                                                                 \
+    }
+    if (inside) { DEC_LOOP(lwu, lxu) }
+    else { DEC_LOOP(lw, lx) }
+
+    tensorLayoutNV<2, gl_CooperativeMatrixClampModeConstantNV> ly = createTensorLayoutNV(2, gl_CooperativeMatrixClampModeConstantNV);
+    ly = setTensorLayoutDimensionNV(ly, p.M, p.N);
+    ly = setTensorLayoutStrideNV(ly, p.y_stride, 1);
+    if (p.has_res != 0u) {
+        tensorLayoutNV<2, gl_CooperativeMatrixClampModeConstantNV> lr = createTensorLayoutNV(2, gl_CooperativeMatrixClampModeConstantNV);
+        lr = setTensorLayoutDimensionNV(lr, p.M, p.N);
+        lr = setTensorLayoutStrideNV(lr, p.r_stride, 1);
+        coopmat<float, gl_ScopeWorkgroup, BN, BM, gl_MatrixUseAccumulator> res;
+        coopMatLoadTensorNV(res, r, 0, sliceTensorLayoutNV(lr, m0, BM, n0, BN), tr);
+        acc = acc + res;
+    }
+    coopMatStoreTensorNV(acc, y, 0, sliceTensorLayoutNV(ly, m0, BM, n0, BN), tr);
 }
 #else
 // ---------------------------------------------------------------- NV cooperative_matrix2, workgroup scope

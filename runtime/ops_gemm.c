@@ -33,7 +33,7 @@ static const char *type_suffix(vkllm_dtype t)
  * (s: one shared buffer, two barriers per step) picks any tile for the cooperative_matrix2 kernel
  * (tuning; the KHR kernel takes only 128 or 256 W rows and ignores it). Read per call, so a benchmark
  * can compare tiles in one process. cm2 = 1: for the cooperative_matrix2 kernel. */
-typedef struct { uint32_t bm, bn, bk, nbuf, direct; } cm_tile_t;
+typedef struct { uint32_t bm, bn, bk, nbuf, direct, decode; } cm_tile_t;
 
 /* Default cooperative_matrix2 tiles, from bench-gemm --cm2-tiles on the H100 (Phi-4 shapes, M = 512
  * and 2048): block-quantized W spends its staging time on dequantization, so few W rows per token row
@@ -41,26 +41,52 @@ typedef struct { uint32_t bm, bn, bk, nbuf, direct; } cm_tile_t;
  * f16/bf16/f32 W is a plain 16-byte load, so more W rows per X re-read and a deeper k-step win
  * (128 x 256 x 32, one buffer: 123-154 TFLOP/s in F16 against 100-110). M <= 64 takes 64 token rows so
  * that few padded rows are computed. */
-static cm_tile_t cm2_default_tile(vkllm_dtype type, uint32_t m)
+static cm_tile_t cm2_staged_tile(vkllm_dtype type, uint32_t m)
 {
     int plain = type == VKLLM_DTYPE_F16 || type == VKLLM_DTYPE_BF16 || type == VKLLM_DTYPE_F32;
-    if (m && m <= 64) return (cm_tile_t){ 64, 128, 32, 2, 0 };
-    return plain ? (cm_tile_t){ 128, 256, 32, 1, 0 } : (cm_tile_t){ 256, 128, 16, 2, 0 };
+    if (m && m <= 64) return (cm_tile_t){ 64, 128, 32, 2, 0, 0 };
+    return plain ? (cm_tile_t){ 128, 256, 32, 1, 0, 0 } : (cm_tile_t){ 256, 128, 16, 2, 0, 0 };
+}
+
+/* Tiles of the decode-load kernel (gemm_cm2d_*: W by tensor loads with a decode function, never
+ * staged by us). Not the default: see cm2_default_tile. */
+static cm_tile_t cm2_decode_tile(vkllm_dtype type, uint32_t m)
+{
+    (void)type;
+    if (m && m <= 64) return (cm_tile_t){ 64, 128, 32, 2, 0, 1 };
+    return (cm_tile_t){ 128, 128, 32, 2, 0, 1 };
+}
+
+/* $VKLLM_GEMM_CM2=staged|decode picks the cooperative_matrix2 kernel per call (tests and benchmarks
+ * compare both in one process); unset: the default below. */
+static int cm2_decode_wanted(void)
+{
+    const char *e = getenv("VKLLM_GEMM_CM2");
+    if (e && !strcmp(e, "decode")) return 1;
+    if (e && !strcmp(e, "staged")) return 0;
+    return 0; /* default: staged */
+}
+
+static cm_tile_t cm2_default_tile(vkllm_dtype type, uint32_t m)
+{
+    return cm2_decode_wanted() ? cm2_decode_tile(type, m) : cm2_staged_tile(type, m);
 }
 
 static cm_tile_t cm_tile_for(int cm2, vkllm_dtype type, uint32_t m)
 {
-    cm_tile_t t = { CM_BM, CM_BN, CM_BK, 2, 0 };
+    cm_tile_t t = { CM_BM, CM_BN, CM_BK, 2, 0, 0 };
     if (cm2) t = cm2_default_tile(type, m);
     const char *e = getenv("VKLLM_GEMM_CM_TILE");
     if (!e) return t;
-    if (!strcmp(e, "256")) return (cm_tile_t){ CM_BM, 256, 16, 2, 0 };
+    if (!strcmp(e, "256")) return (cm_tile_t){ CM_BM, 256, 16, 2, 0, 0 };
     unsigned bm, bn, bk;
     char sfx[8] = "";
     if (cm2 && sscanf(e, "%ux%ux%u%7s", &bm, &bn, &bk, sfx) >= 3) {
-        /* suffixes: s one buffer; p two buffers and a two-deep prefetch; g (f16 W only) W by tensor loads; G X too */
-        uint32_t direct = type != VKLLM_DTYPE_F16 ? 0 : strchr(sfx, 'G') ? 2 : strchr(sfx, 'g') ? 1 : 0;
-        return (cm_tile_t){ bm, bn, bk, strchr(sfx, 's') ? 1u : strchr(sfx, 'p') ? 3u : 2u, direct };
+        /* suffixes: s one buffer; p two buffers and a two-deep prefetch; g (f16 W only) W by tensor loads; G X too;
+         * d the decode-load kernel (nothing staged; s there: no loads one step ahead) */
+        uint32_t decode = strchr(sfx, 'd') != NULL;
+        uint32_t direct = decode || type != VKLLM_DTYPE_F16 ? 0 : strchr(sfx, 'G') ? 2 : strchr(sfx, 'g') ? 1 : 0;
+        return (cm_tile_t){ bm, bn, bk, strchr(sfx, 's') ? 1u : strchr(sfx, 'p') && !decode ? 3u : 2u, direct, decode };
     }
     return t;
 }
@@ -70,9 +96,10 @@ static cm_tile_t cm_tile_for(int cm2, vkllm_dtype type, uint32_t m)
  * the k-step divides K, and the tiles fit in shared memory. */
 static int cm2_tile_ok(const vkllm_features *f, cm_tile_t t, uint32_t n_in)
 {
-    return (t.bm == 64 || t.bm == 128 || t.bm == 256) && (t.bn == 64 || t.bn == 128 || t.bn == 256) &&
-           (t.bk == 16 || t.bk == 32 || t.bk == 64) && (t.nbuf >= 1 && t.nbuf <= 3) && t.bm * t.bk / 4 % CM2_WG == 0 &&
-           t.bn * t.bk / 8 % CM2_WG == 0 && t.bm * t.bn <= 128 * CM2_WG && n_in % t.bk == 0 &&
+    int dims = (t.bm == 64 || t.bm == 128 || t.bm == 256) && (t.bn == 64 || t.bn == 128 || t.bn == 256) &&
+               (t.bk == 16 || t.bk == 32 || t.bk == 64) && t.bm * t.bn <= 128 * CM2_WG && n_in % t.bk == 0;
+    if (t.decode) return dims && (t.nbuf == 1 || t.nbuf == 2); /* no shared memory of ours */
+    return dims && (t.nbuf >= 1 && t.nbuf <= 3) && t.bm * t.bk / 4 % CM2_WG == 0 && t.bn * t.bk / 8 % CM2_WG == 0 &&
            (t.nbuf == 1 ? 1u : 2u) * (t.bm + t.bn) * (t.bk + 8u) * 2u <= f->max_shared_memory;
 }
 
@@ -124,6 +151,39 @@ static const char *cm_kernel_name(vkllm_dtype t)
     return NULL;
 }
 
+static const char *cm2d_kernel_name(vkllm_dtype t)
+{
+    switch (t) {
+    case VKLLM_DTYPE_F32: return "gemm_cm2d_f32";
+    case VKLLM_DTYPE_F16: return "gemm_cm2d_f16";
+    case VKLLM_DTYPE_BF16: return "gemm_cm2d_bf16";
+    case VKLLM_DTYPE_Q8_0: return "gemm_cm2d_q8_0";
+    case VKLLM_DTYPE_Q4_0: return "gemm_cm2d_q4_0";
+    case VKLLM_DTYPE_Q4_K: return "gemm_cm2d_q4_k";
+    case VKLLM_DTYPE_Q5_K: return "gemm_cm2d_q5_k";
+    case VKLLM_DTYPE_Q6_K: return "gemm_cm2d_q6_k";
+    }
+    return NULL;
+}
+
+/* The decode-load kernel can run: it reaches W through a physical pointer (bufferDeviceAddress, which
+ * also gives every pool buffer its address) and declares its blocks with 16-bit members. */
+static int cm2d_ok(vkllm_device *dev, vkllm_dtype type)
+{
+    const vkllm_features *f = &dev->f;
+    const char *name = cm2d_kernel_name(type);
+    return name && f->buffer_device_address && f->shader_int16 && f->storage_16bit && vkllm_kernel_available(name);
+}
+
+/* The cooperative_matrix2 tile for this call: the asked-for (or default) one; a decode tile where the
+ * decode kernel cannot run falls back to the staged default. */
+static cm_tile_t cm2_tile(vkllm_device *dev, vkllm_dtype type, uint32_t m)
+{
+    cm_tile_t t = cm_tile_for(1, type, m);
+    if (t.decode && !cm2d_ok(dev, type)) t = cm2_staged_tile(type, m);
+    return t;
+}
+
 static const char *cm2_kernel_name(vkllm_dtype t)
 {
     switch (t) {
@@ -145,11 +205,11 @@ static const char *cm2_kernel_name(vkllm_dtype t)
 static int uses_cm2(vkllm_device *dev, vkllm_dtype type, uint32_t n_in, const char **kernel)
 {
     const vkllm_features *f = &dev->f;
-    const char *name = cm2_kernel_name(type);
+    cm_tile_t t = cm2_tile(dev, type, 0);
+    const char *name = t.decode ? cm2d_kernel_name(type) : cm2_kernel_name(type);
     /* the f16 kernel declares a 16-bit storage view of W (its optional tensor-load path) */
     int ok = name && f->coopmat2 && f->shader_fp16 && (type != VKLLM_DTYPE_F16 || f->storage_16bit) && cm2_allowed() && n_in % 32 == 0 &&
-             cm2_tile_ok(f, cm_tile_for(1, type, 0), n_in) && vkllm_kernel_available(name) &&
-             CM2_WG <= f->max_workgroup_invocations;
+             cm2_tile_ok(f, t, n_in) && vkllm_kernel_available(name) && CM2_WG <= f->max_workgroup_invocations;
     if (ok && kernel) *kernel = name;
     return ok;
 }
@@ -226,14 +286,15 @@ vkllm_status vkllm_op_gemm(vkllm_chain *chain, const vkllm_gemm_args *a)
     char kernel[32];
     vkllm_pipeline_desc pd = { .kernel = kernel, .n_bindings = 4, .push_size = 32, .n_spec = 11 };
     uint32_t bm, bn;
-    int cm2 = coop && !strncmp(cm_kernel, "gemm_cm2_", 9);
+    int cm2 = coop && !strncmp(cm_kernel, "gemm_cm2", 8);
     if (cm2) {
-        snprintf(kernel, sizeof kernel, "%s", cm_kernel);
         pd.spec[0] = CM2_WG;
         pd.spec[1] = pd.spec[2] = pd.spec[3] = 16; /* unused: the driver tiles the workgroup-scope product */
         pd.spec[5] = 4;                            /* unused */
-        cm_tile_t t = cm_tile_for(1, a->type, a->m);
-        if (!cm2_tile_ok(f, t, a->n_in)) t = cm_tile_for(1, a->type, 0); /* the small-M tile does not fit here */
+        cm_tile_t t = cm2_tile(dev, a->type, a->m);
+        if (!cm2_tile_ok(f, t, a->n_in)) t = cm2_tile(dev, a->type, 0); /* the small-M tile does not fit here */
+        /* the kernel of the tile actually used (uses_cm2 checked the M-independent one, same kind) */
+        snprintf(kernel, sizeof kernel, "%s", t.decode ? cm2d_kernel_name(a->type) : cm2_kernel_name(a->type));
         pd.spec[6] = t.bn;
         pd.spec[7] = t.bk;
         pd.spec[8] = t.bm;

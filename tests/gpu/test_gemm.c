@@ -5,8 +5,9 @@
  *   formulas; at most a fused multiply-add rounds differently, 1 ulp), products and sums are float32:
  *   the error is the summation-order rounding, relative ~sqrt(K) * 2^-24 per output (NMSE ~1e-12 at
  *   K = 8192). 1e-9 leaves margin; an indexing or tail bug gives NMSE of order 1.
- * - cooperative-matrix paths (KHR subgroup scope, and NV cooperative_matrix2 workgroup scope, both
- *   with the same fp16-rounded staged tiles and float32 accumulation): 1e-4. X and W are rounded to fp16 (relative error up to 2^-11 each,
+ * - cooperative-matrix paths (KHR subgroup scope, and NV cooperative_matrix2 workgroup scope with
+ *   staged tiles or with W decoded by its tensor loads; all with fp16-rounded X and W and float32
+ *   accumulation): 1e-4. X and W are rounded to fp16 (relative error up to 2^-11 each,
  *   accumulation in float32), which for independent random data gives NMSE about 2 * 2^-22 / 3 ~ 2e-7;
  *   real layers with correlated rows reach 1e-6..1e-5. The kernel cannot run on lavapipe (no
  *   cooperative matrix): those cases run only where the device has it and print a notice otherwise.
@@ -185,23 +186,47 @@ static void test_gemm_portable_shapes(void **state) { (void)state; shapes_all_ty
 
 /* Every cooperative-matrix kernel the device can run: the cooperative_matrix2 one (where the device has
  * VK_NV_cooperative_matrix2; VKLLM_GEMM_CM unset) and the KHR one (VKLLM_GEMM_CM=khr), each in both of
- * its W tiles (128 x 32, and 256 x 16 with VKLLM_GEMM_CM_TILE=256). On a device without cm2 the two
- * passes run the same KHR kernel. */
+ * its W tiles (128 x 32, and 256 x 16 with VKLLM_GEMM_CM_TILE=256); then the cooperative_matrix2
+ * decode-load kernel (gemm_cm2d_*, W by tensor loads with a decode function, VKLLM_GEMM_CM2=decode) in
+ * its default tiles (64 or 128 tokens x 128 x 32, loads one step ahead) and in 256 x 128 x 64 without
+ * the step-ahead loads (the 32-block cases with K % 64 != 0 fall back to the KHR kernel there, as the
+ * op does). On a device without cm2 the first two passes run the same KHR kernel and the decode
+ * passes are skipped. */
 static void each_coopmat_kernel(void (*body)(int, const char *), const char *test)
 {
-    static const char *const kinds[2] = { NULL, "khr" }, *const tiles[2] = { NULL, "256" };
+    static const struct { const char *cm, *cm2, *tile, *what; } pass[] = {
+        { NULL, NULL, NULL, "preferred, default tile" },     { NULL, NULL, "256", "preferred, 256-row W tile" },
+        { "khr", NULL, NULL, "KHR, default tile" },           { "khr", NULL, "256", "KHR, 256-row W tile" },
+        { NULL, "decode", NULL, "cm2 decode, default tile" }, { NULL, "decode", "256x128x64sd", "cm2 decode, 256x128x64, no prefetch" },
+    };
     char label[96];
-    for (int k = 0; k < 2; k++)
-        for (int t = 0; t < 2; t++) {
-            if (kinds[k]) setenv("VKLLM_GEMM_CM", kinds[k], 1);
-            else unsetenv("VKLLM_GEMM_CM");
-            if (tiles[t]) setenv("VKLLM_GEMM_CM_TILE", tiles[t], 1);
-            else unsetenv("VKLLM_GEMM_CM_TILE");
-            snprintf(label, sizeof label, "%s (%s, %s tile)", test, kinds[k] ? "KHR" : "preferred", tiles[t] ? "256-row W" : "default");
-            fprintf(stderr, "[ pass     ] %s\n", label); /* progress: these passes are long on a slow CPU reference */
-            body(1, label);
+    for (size_t k = 0; k < sizeof pass / sizeof pass[0]; k++) {
+        if (pass[k].cm) setenv("VKLLM_GEMM_CM", pass[k].cm, 1);
+        else unsetenv("VKLLM_GEMM_CM");
+        if (pass[k].cm2) setenv("VKLLM_GEMM_CM2", pass[k].cm2, 1);
+        else unsetenv("VKLLM_GEMM_CM2");
+        if (pass[k].tile) setenv("VKLLM_GEMM_CM_TILE", pass[k].tile, 1);
+        else unsetenv("VKLLM_GEMM_CM_TILE");
+        snprintf(label, sizeof label, "%s (%s)", test, pass[k].what);
+        /* $VKLLM_TEST_GEMM_PASSES=decode: only the decode-kernel passes (short validated GPU runs) */
+        const char *only = getenv("VKLLM_TEST_GEMM_PASSES");
+        if (only && !strcmp(only, "decode") && !pass[k].cm2) continue;
+        if (pass[k].cm2) { /* only where the decode kernel is what the op would run */
+            vkllm_device *dev = tu_device_open();
+            const char *kn = NULL;
+            int cm = vkllm_gemm_uses_coopmat(dev, VKLLM_DTYPE_Q4_K, 256, &kn);
+            tu_device_close(dev);
+            if (!cm || strncmp(kn, "gemm_cm2d_", 10)) {
+                fprintf(stderr, "[ notice   ] %s: no cooperative_matrix2 decode kernel here (no cm2, no "
+                                "bufferDeviceAddress, or not in this build): skipped\n", label);
+                continue;
+            }
         }
+        fprintf(stderr, "[ pass     ] %s\n", label); /* progress: these passes are long on a slow CPU reference */
+        body(1, label);
+    }
     unsetenv("VKLLM_GEMM_CM");
+    unsetenv("VKLLM_GEMM_CM2");
     unsetenv("VKLLM_GEMM_CM_TILE");
 }
 
