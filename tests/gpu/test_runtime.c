@@ -412,6 +412,24 @@ static void test_validation_catches_missing_barrier(void **state)
         vkllm_device_destroy(dev);
         fail_msg("validation is off: run under ctest (VKLLM_VALIDATE=1)");
     }
+    /* Layers of the 1.4 series track dispatches' storage-descriptor accesses only with a heuristic
+     * that is off by default and reports false hazards on sub-allocated buffers (runtime/device.c):
+     * there this check cannot be made. CI's 1.3 layer makes it. */
+    uint32_t nl = 0, spec = 0;
+    vkEnumerateInstanceLayerProperties(&nl, NULL);
+    VkLayerProperties *lp = calloc(nl ? nl : 1, sizeof *lp);
+    assert_non_null(lp);
+    vkEnumerateInstanceLayerProperties(&nl, lp);
+    for (uint32_t i = 0; i < nl; i++)
+        if (!strcmp(lp[i].layerName, "VK_LAYER_KHRONOS_validation")) spec = lp[i].specVersion;
+    free(lp);
+    if (VK_API_VERSION_MAJOR(spec) == 1 && VK_API_VERSION_MINOR(spec) >= 4) {
+        fprintf(stderr, "[ runtime  ] validation layer %u.%u.%u does not track dispatch storage accesses by default: missing-barrier "
+                        "check skipped (made with the 1.3 layers, as in CI)\n",
+                VK_API_VERSION_MAJOR(spec), VK_API_VERSION_MINOR(spec), VK_API_VERSION_PATCH(spec));
+        vkllm_device_destroy(dev);
+        skip();
+    }
     dev->quiet_validation = 1;
     const uint32_t n = 256;
     tu_fbuf bx = tu_fbuf_alloc(dev, n), bw = tu_fbuf_alloc(dev, n), b1 = tu_fbuf_alloc(dev, n), b2 = tu_fbuf_alloc(dev, n);
