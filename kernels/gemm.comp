@@ -452,9 +452,13 @@ void main()
 // accumulator-use matrix, converted to fp16), and the BN x BM accumulator goes out through a
 // transposing view. Nothing of ours in shared memory, no barrier of ours. CM_NBUF 2 (default): the
 // tiles of step k+1 are loaded before the product of step k (register double buffering); 1: not.
-// H100 history: W as operand B through a transposing view, and X staged in shared memory beside the
-// decode loads, both gave wrong results (NMSE ~1) with X staged; with X by tensor loads correct but
-// 15-28 TFLOP/s against 53-106 for the staged kernel (bench-gemm, Phi-4 shapes, M 512/2048).
+// H100 (driver 580.159.04, bench-gemm, Phi-4 shapes, M 512/2048): X staged in shared memory beside
+// the decode loads gave wrong results (NMSE ~1, with W as operand A or B); W as operand B through a
+// transposing view with X by tensor loads: correct, 12-20 TFLOP/s; this arrangement 12-28 (best tile
+// 256 x 128 x 32 with loads one step ahead, 27-28 in Q5_K), against 53-106 for the staged kernel in
+// the same runs. Unclamped interior loads gave +30% (128 x 128 x 32, Q5_K), the step-ahead loads
+// -6..-11% there (not measured without them at 256 x 128). The driver's pipeline compile of these
+// modules takes seconds each (the validated test timed out in it).
 void main()
 {
     const uint m0 = gl_WorkGroupID.x * BM, n0 = gl_WorkGroupID.y * BN;

@@ -49,16 +49,20 @@ static cm_tile_t cm2_staged_tile(vkllm_dtype type, uint32_t m)
 }
 
 /* Tiles of the decode-load kernel (gemm_cm2d_*: W by tensor loads with a decode function, never
- * staged by us). Not the default: see cm2_default_tile. */
+ * staged by us). H100 sweep (bench-gemm --mix, Q5_K 5120 -> 7680, M 512/2048, TFLOP/s): 256 x 128 x 32
+ * with loads one step ahead 27.0/27.6, 128 x 128 x 16 24.2/24.0, 128 x 128 x 32 without step-ahead
+ * loads 20.2/20.3 and with them 17.9/19.1, 128 x 256 x 64 8.0/8.1; the staged kernel 86.5/90.0 in the
+ * same run. Not the default: see cm2_decode_wanted. */
 static cm_tile_t cm2_decode_tile(vkllm_dtype type, uint32_t m)
 {
     (void)type;
     if (m && m <= 64) return (cm_tile_t){ 64, 128, 32, 2, 0, 1 };
-    return (cm_tile_t){ 128, 128, 32, 2, 0, 1 };
+    return (cm_tile_t){ 256, 128, 32, 2, 0, 1 };
 }
 
 /* $VKLLM_GEMM_CM2=staged|decode picks the cooperative_matrix2 kernel per call (tests and benchmarks
- * compare both in one process); unset: the default below. */
+ * compare both in one process); unset: the staged kernel, 3-5x faster on the H100 at every Phi-4 shape
+ * measured (decode 15-39 TFLOP/s, staged 53-106; driver 580.159.04). */
 static int cm2_decode_wanted(void)
 {
     const char *e = getenv("VKLLM_GEMM_CM2");

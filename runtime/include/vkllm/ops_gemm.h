@@ -22,7 +22,10 @@ extern "C" {
  * the portable one, for the whole device; VKLLM_GEMM_CM=khr the KHR kernel per call. The
  * cooperative-matrix paths round X and W to fp16 (NMSE ~1e-7..1e-5 against the float32 result), so
  * |X| and |W| must stay below 65504. Tuning, read per call: VKLLM_GEMM_CM_TILE=256 (128 x 256 x 16
- * tile, both kernels) or BMxBNxBK[s|p] (cooperative_matrix2 tile; see ops_gemm.c).
+ * tile, both kernels) or BMxBNxBK[s|p|d] (cooperative_matrix2 tile; d: the decode-load kernel; see
+ * ops_gemm.c); VKLLM_GEMM_CM2=decode the cooperative_matrix2 kernel that reads W by tensor loads with
+ * a decode function per block format (needs bufferDeviceAddress; slower than the default staged one
+ * on the H100), =staged the default.
  * name: dispatch name for profiling (NULL: the kernel's name). */
 typedef struct vkllm_gemm_args {
     vkllm_view w;
