@@ -21,6 +21,7 @@
  *              the bound of tests/gpu/test_matvec_q8.c). Weights bytes only are counted, as above. */
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "benchutil.h"
 #include "vkllm/ops_matvec.h"
@@ -98,6 +99,27 @@ static uint8_t *make_pool(vkllm_dtype t, size_t *unit_bytes, size_t *n_units)
 }
 
 static int sweep, diag, fresh, q8;
+
+/* --q8: the dispatches again until ms have passed before each timing (bu_time_dispatches warms up
+ * with one run). On the H100 the SM clock falls to 345-465 MHz while the host uploads (commit
+ * 5174a4a, bench-attn) and a run of a few ms does not bring it back: the first sweep of matvec_q8
+ * measured the same variant 2.5x apart within one run. */
+static void warm(vkllm_device *dev, uint32_t n, bu_record_fn record, void *user, double ms)
+{
+    if (bu_quick) return;
+    vkllm_chain *c;
+    BU_CK(dev, vkllm_chain_create(dev, NULL, &c));
+    BU_CK(dev, vkllm_chain_begin(c));
+    for (uint32_t i = 0; i < n; i++) record(c, i, user);
+    BU_CK(dev, vkllm_chain_end(c));
+    struct timespec w0, w1;
+    clock_gettime(CLOCK_MONOTONIC, &w0);
+    do {
+        BU_CK(dev, vkllm_chain_run(c));
+        clock_gettime(CLOCK_MONOTONIC, &w1);
+    } while ((double)(w1.tv_sec - w0.tv_sec) * 1e3 + (w1.tv_nsec - w0.tv_nsec) / 1e6 < ms);
+    vkllm_chain_destroy(c);
+}
 
 /* Buffers kept from case to case (grown when a case needs more), unless --fresh. With buffers
  * allocated per case the same kernel, variant and shape measured up to 5x apart between cases on
@@ -205,6 +227,7 @@ static void bench_case(vkllm_device *dev, const char *what, vkllm_dtype t, uint3
         rd_case rc = { &k, { 0 } };
         BU_CK(dev, vkllm_buffer_alloc(dev, VKLLM_MEM_DEVICE, 4096, &rc.dst));
         double med, mn;
+        if (q8) warm(dev, n_disp, rec_rd, &rc, 1000);
         bu_time_dispatches(dev, n_disp, rec_rd, &rc, &med, &mn);
         bu_report("stream_read of these weights", shape, wbytes & ~255ull, 0, med, mn, 0.0);
         vkllm_buffer_free(dev, &rc.dst);
@@ -217,6 +240,7 @@ static void bench_case(vkllm_device *dev, const char *what, vkllm_dtype t, uint3
         if (k.stage && t != VKLLM_DTYPE_Q6_K && t != VKLLM_DTYPE_Q8_0 && t != VKLLM_DTYPE_Q4_0) continue;
         BU_CK(dev, vkllm_buffer_fill(dev, &k.y, 0, k.y_stride_b, 0x7FC00000u));
         double med, mn;
+        if (q8) warm(dev, n_disp, rec_mv, &k, diag ? 200 : 1000);
         bu_time_dispatches(dev, n_disp, rec_mv, &k, &med, &mn);
         /* correctness of what was timed: copy 0 against the reference */
         BU_CK(dev, vkllm_buffer_read(dev, &k.y, 0, out, ny * 4));
@@ -274,6 +298,7 @@ static void bench_case(vkllm_device *dev, const char *what, vkllm_dtype t, uint3
                 }
                 BU_CK(dev, vkllm_buffer_fill(dev, &k.y, 0, k.y_stride_b, 0x7FC00000u));
                 double med, mn;
+                warm(dev, n_disp, rec_mvq8, &k, 200);
                 bu_time_dispatches(dev, n_disp, rec_mvq8, &k, &med, &mn);
                 BU_CK(dev, vkllm_buffer_read(dev, &k.y, 0, out, ny * 4));
                 double e = bu_nmse(out, qref, ny);
