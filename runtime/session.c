@@ -700,8 +700,8 @@ const char *vkllm_session_error(const vkllm_session *s) { return s ? vkllm_devic
 vkllm_status vkllm_session_set_profiling(vkllm_session *s, int on)
 {
     if (!s) return VKLLM_ERROR_INVALID_ARGUMENT;
-    on = on != 0;
-    if (on == s->timestamps) return VKLLM_OK;
+    if (on < 0) on = 0;
+    if (on == s->timestamps) return VKLLM_OK; /* any other mode (VKLLM_STAMPS_*) is checked by the chain */
     if (on && s->dev->f.timestamp_period_ns <= 0)
         return vkllm_fail(s->dev, VKLLM_ERROR_UNSUPPORTED, "profiling: the queue of '%s' has no timestamps", s->dev->f.name);
     /* Timestamp queries are recorded into the chains: record them again (the cache is untouched). */

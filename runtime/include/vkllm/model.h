@@ -54,7 +54,8 @@ struct vkllm_gguf *vkllm_model_gguf(const vkllm_model *m);
 typedef struct vkllm_session_options {
     uint32_t n_ctx;        /* 0 = the model's training context */
     uint32_t max_batch;    /* prefill batch size (default 512) */
-    int timestamps;        /* 1: profile every dispatch */
+    int timestamps;        /* 0 off; 1 a stamp pair around every dispatch; any VKLLM_STAMPS_* of chain.h
+                            * (VKLLM_STAMPS_SAMPLED(VKLLM_STAMPS_COMPUTE, 8): what vkllm profile uses) */
     int act_q8;            /* decode steps (one token): the mat-vecs of quantized weights take 8-bit
                             * activations and integer dot products, with the RMSNorm and SwiGLU before
                             * them fused in (vkllm_op_matvec_q8). 0 = where the device's packed 4x8

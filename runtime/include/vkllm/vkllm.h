@@ -68,8 +68,9 @@ VKLLM_API const char *vkllm_model_error(const vkllm_model *m);
 /* The same for a session (with one session per thread: that session's last error). NULL s: "no session". */
 VKLLM_API const char *vkllm_session_error(const vkllm_session *s);
 
-/* Turns per-dispatch GPU timestamps on or off for the session's next steps (the session option
- * `timestamps` sets it at creation). The recorded chains are recorded again (a few ms; the KV
+/* Turns per-dispatch GPU timestamps on (1, or a VKLLM_STAMPS_* mode of vkllm/chain.h such as the
+ * sampled one: each step stamps one layer group in k, for under 1% of a decode step) or off (0)
+ * for the session's next steps (the session option `timestamps` sets it at creation). The recorded chains are recorded again (a few ms; the KV
  * cache and position are kept). With it on, vkllm_session_timings() gives after each prefill or
  * decode one vkllm_timing per dispatch (name like "L3.ffn_down", start and duration in ns, bytes
  * and FLOPs the kernel must move and do) and vkllm_session_last_gpu_ns() the step's GPU time;
