@@ -241,44 +241,38 @@ static const char *q8_refusal(const vkllm_device *dev, vkllm_dtype t, uint32_t n
     return NULL;
 }
 
-/* Launch shape: the overrides where given, else from the H100 sweep of bench-matvec --q8
- * (docs/BENCHMARKS.md): rows per workgroup the largest of 64, 32, 16, 8 that still gives 512
- * workgroups (4 per SM on the H100: fewer, larger workgroups lost on the 5120-row matrices, more,
- * smaller ones repeat the prologue's read of x more often), 2 rows per lane group from 32 rows on
- * (1 below), and lanes per row for 256 invocations. Rows per workgroup are halved until the shared
- * memory fits; rows 0 if nothing does. */
+/* Launch shape: the overrides where given, else the best of the H100 sweep (bench-matvec --q8 with
+ * warm-up, commit 83bb64b, docs/BENCHMARKS.md; the two passes of each variant agreed within 1%):
+ * 64 rows per workgroup, 2 rows per lane group, 16 lanes per row for Q4_K/Q5_K/Q4_0 (qkv 19.0 us
+ * against 22-28 for the others, gate_up 56 against 58-78, o within 3% of the best); Q8_0 16 x 1 x 32
+ * (its staging leaves no room for 64 rows of 16 lanes); Q6_K 64 x 2 x 8 for long matrices (output
+ * 211 us against 227-340) and 16 x 1 x 16 otherwise (down 85 against 94). Lanes are capped at the
+ * subgroup size; rows per workgroup are halved until the shared memory fits; rows 0 if nothing does. */
 static q8_shape q8_choose(const vkllm_device *dev, vkllm_dtype t, uint32_t n_in, uint32_t n_vec, uint32_t n_out, uint32_t rows_wg,
                           uint32_t rpl, uint32_t lanes)
 {
     uint32_t sg = dev->f.subgroup_size, cmax = sg < 32 ? sg : 32;
-    q8_shape s;
-    s.rows = rows_wg;
-    if (!s.rows) {
-        s.rows = 64;
-        while (s.rows > 8 && n_out / s.rows < 512) s.rows /= 2;
-    }
-    for (;;) {
-        s.r = rpl ? rpl : s.rows >= 32 ? 2 : 1;
-        if (s.rows < s.r) s.rows = s.r;
-        if (lanes) {
-            s.c = lanes;
-        } else {
-            s.c = 256 * s.r / s.rows;
-            if (s.c > cmax) s.c = cmax;
-            if (s.c < 8) s.c = 8;
+    q8_shape d = { 64, 2, 16 };
+    if (t == VKLLM_DTYPE_Q8_0) d = (q8_shape){ 16, 1, 32 };
+    if (t == VKLLM_DTYPE_Q6_K) d = n_out >= 32768 ? (q8_shape){ 64, 2, 8 } : (q8_shape){ 16, 1, 16 };
+    q8_shape s = { rows_wg ? rows_wg : d.rows, rpl ? rpl : d.r, lanes ? lanes : (d.c < cmax ? d.c : cmax) };
+    if (s.rows < s.r) s.rows = s.r;
+    while (q8_smem(t, n_in, n_vec, s) > dev->f.max_shared_memory) {
+        if (rows_wg || s.rows <= s.r) {
+            s.rows = 0;
+            break;
         }
-        if (q8_smem(t, n_in, n_vec, s) <= dev->f.max_shared_memory) return s;
-        if (rows_wg || s.rows <= s.r) break;
         s.rows /= 2;
+        if (s.rows < s.r) s.rows = s.r;
     }
-    s.rows = 0;
     return s;
 }
 
 int vkllm_matvec_q8_supported(const vkllm_device *dev, vkllm_dtype type, uint32_t n_in, uint32_t n_vec)
 {
     if (!dev || q8_refusal(dev, type, n_in, n_vec)) return 0;
-    return q8_choose(dev, type, n_in, n_vec, 0, 0, 0, 0).rows != 0;
+    /* both default shapes (Q6_K's depends on n_out) */
+    return q8_choose(dev, type, n_in, n_vec, 0, 0, 0, 0).rows != 0 && q8_choose(dev, type, n_in, n_vec, UINT32_MAX, 0, 0, 0).rows != 0;
 }
 
 void vkllm_matvec_q8_cost(const vkllm_matvec_q8_args *a, uint64_t *bytes, uint64_t *flops)
