@@ -18,7 +18,8 @@
  *              Q6_K + SwiGLU, output Q6_K + RMSNorm), each next to the float kernel on the same
  *              weights, over rows per workgroup x lanes per row x rows per lane (the first row of
  *              each shape is the default choice); checked against vkllm_ref_matvec_q8 (NMSE <= 1e-5,
- *              the bound of tests/gpu/test_matvec_q8.c). Weights bytes only are counted, as above. */
+ *              the bound of tests/gpu/test_matvec_q8.c). Weights bytes only are counted, as above.
+ *     --q8-defaults  as --q8 with the default shape only (with and without prefetch). */
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -98,7 +99,7 @@ static uint8_t *make_pool(vkllm_dtype t, size_t *unit_bytes, size_t *n_units)
     return pool;
 }
 
-static int sweep, diag, fresh, q8;
+static int sweep, diag, fresh, q8, q8_defaults;
 
 /* --q8: the dispatches again until ms have passed before each timing (bu_time_dispatches warms up
  * with one run). On the H100 the SM clock falls to 345-465 MHz while the host uploads (commit
@@ -331,6 +332,7 @@ int main(int argc, char **argv)
         else if (!strcmp(argv[i], "--diag")) diag = 1;
         else if (!strcmp(argv[i], "--fresh")) fresh = 1;
         else if (!strcmp(argv[i], "--q8")) q8 = 1;
+        else if (!strcmp(argv[i], "--q8-defaults")) q8 = q8_defaults = 1;
         else argv[n++] = argv[i];
     }
     vkllm_device *dev = bu_open(n, argv, "bench-matvec");
@@ -356,7 +358,7 @@ int main(int argc, char **argv)
                                             { 16, 1, 32, 0 }, { 16, 2, 32, 0 }, { 32, 2, 16, 0 }, { 32, 1, 32, 0 },
                                             { 64, 2, 8, 0 }, { 64, 2, 16, 0 } };
         const q8_tuning *tv = all_tv;
-        size_t n_tv = bu_quick ? 2 : sizeof all_tv / sizeof all_tv[0];
+        size_t n_tv = bu_quick || q8_defaults ? 2 : sizeof all_tv / sizeof all_tv[0];
         q8_tv = tv;
         q8_n_tv = n_tv;
         for (size_t s = 0; s < sizeof qs / sizeof qs[0]; s++) {
