@@ -35,6 +35,17 @@
 // Per call: reads the weight bytes once from memory, x (4*NIN*NV bytes, x2 for SwiGLU) once per
 // workgroup (from L2 after the first), writes 4*n_out*NV bytes (+ reads as many of r);
 // FLOPs 2*n_in*n_out*NV. The benchmark divides the weight bytes by time.
+//
+// H100 (bench-matvec --q8 with warm-up, commit 83bb64b; docs/BENCHMARKS.md): far from the 85% aimed
+// at. Best shapes: gate_up Q4_K + RMSNorm 56 us = 58% of the read ceiling (float kernel 73 us, a
+// streaming read of the same weights 37 us = 88%), qkv Q5_K 19 us = 45% (float 27, stream 13),
+// o Q4_K 14.4 us = 32% (float 17.3, stream 9.9 = 47%: small dispatches stay far from the ceiling),
+// output Q6_K 211 us = 63% (float 214, stream 136), down Q6_K + SwiGLU 85 us = 28% (float 50: slower).
+// What limits it, as far as measured: not the instruction count (~2.5 per weight byte); the second
+// register set (PF) gained -1..25% (output most); more rows per workgroup won where the prologue's read of x is
+// large against the weights (down reads 143 KB of gate/up per workgroup for 16 x 14.7 KB of weights).
+// Next: quantize x once into a global buffer in the dispatch before (rmsnorm/swiglu + quantize) so
+// each workgroup reads 1.1 bytes per element instead of 4-8, and split long rows over workgroups.
 #extension GL_GOOGLE_include_directive : require
 #extension GL_KHR_shader_subgroup_basic : require
 #extension GL_KHR_shader_subgroup_shuffle : require
