@@ -165,8 +165,10 @@ static vkllm_status record_forward(vkllm_session *s, vkllm_chain *c, uint32_t M,
         vkllm_buffer *cpl = cp ? &cp->b[l * CP_PER_LAYER] : NULL;
         /* With 8-bit activations the norms and the SwiGLU run inside the next mat-vec; a capture
          * still runs them on their own, only to fill its checkpoints. */
-        const int q8_qkv = q8(s, &L->qkv, M), q8_o = q8(s, &L->o, M), q8_up = q8(s, &L->up, M),
-                  q8_down = q8(s, &L->down, M);
+        /* ffn_down stays on the float kernel after the SwiGLU dispatch: with the SwiGLU as its
+         * prologue every workgroup reads 2 n_ff floats (143 KB for Phi-4) besides ~235 KB of weights,
+         * and on the H100 that measured 85 us against 50 + 4.6 (bench-matvec --q8, BENCHMARKS.md) */
+        const int q8_qkv = q8(s, &L->qkv, M), q8_o = q8(s, &L->o, M), q8_up = q8(s, &L->up, M), q8_down = 0;
         vkllm_buffer xn = cp ? cpl[CP_ATTN_NORM] : a->xn;
         snprintf(name, sizeof name, "L%02u.attn_norm", l);
         vkllm_rmsnorm_args rn = { V(x, 0), V(L->attn_norm.buf, 0), V(xn, 0), E, M, E, E, hp->rms_eps, name };

@@ -184,7 +184,7 @@ static void append(void *user, int layer, const char *name, const float *data, u
  * the first rounded inputs agree to ~1e-14, but once the fp16 KV cache has moved the GPU's values
  * by ~3e-4 relative (NMSE ~1e-7), a few percent of the 8-bit codes land one step (amax/127 of
  * their block of 32) from the reference's: NMSE ~1e-6..1e-5 after one product, growing through the
- * layers (measured on lavapipe, tiny models: worst 1.7e-4 on ffn_out, 7e-5 on the logits). */
+ * layers (measured on lavapipe, tiny models: worst 8e-5 per checkpoint, 5e-5 on the logits). */
 static void check_q8(vkllm_mkmodel_ftype ft, const char *tname, uint64_t case_id)
 {
     char path[] = "/tmp/vkllm-test-model-XXXXXX";

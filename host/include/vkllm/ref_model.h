@@ -40,8 +40,9 @@ typedef struct vkllm_ref_model_options {
                             * llama.cpp mask) applies by default; note that current llama.cpp ignores
                             * Phi's window (it warns "Phi SWA is currently disabled"), so compare
                             * with it beyond the window only with this set */
-    int act_q8;            /* 1: in calls of one token, the input rows of every Q4_K/Q5_K/Q6_K/Q8_0/Q4_0
-                            * weight are first rounded to 8 bits per 32 elements
+    int act_q8;            /* 1: in calls of one token, the input rows of the QKV, attn_output, ffn_up and
+                            * output weights that are Q4_K/Q5_K/Q6_K/Q8_0/Q4_0 (not ffn_down) are first
+                            * rounded to 8 bits per 32 elements
                             * (vkllm_ref_quantize_q8_act), as the runtime's decode mat-vec does with
                             * vkllm_session_options.act_q8 on; 0: float inputs everywhere */
 } vkllm_ref_model_options;

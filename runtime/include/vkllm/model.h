@@ -57,8 +57,8 @@ typedef struct vkllm_session_options {
     int timestamps;        /* 0 off; 1 a stamp pair around every dispatch; any VKLLM_STAMPS_* of chain.h
                             * (VKLLM_STAMPS_SAMPLED(VKLLM_STAMPS_COMPUTE, 8): what vkllm profile uses) */
     int act_q8;            /* decode steps (one token): the mat-vecs of quantized weights take 8-bit
-                            * activations and integer dot products, with the RMSNorm and SwiGLU before
-                            * them fused in (vkllm_op_matvec_q8). 0 = where the device's packed 4x8
+                            * activations and integer dot products, with the RMSNorm before them fused
+                            * in (vkllm_op_matvec_q8; QKV, attn_output, ffn_up, output; not ffn_down). 0 = where the device's packed 4x8
                             * integer dot product is accelerated, 1 = wherever it runs, -1 = never */
 } vkllm_session_options;
 
