@@ -380,7 +380,7 @@ static void test_longrope_in_reference(void **state)
     const int32_t tok[6] = { 5, 6, 7, 8, 9, 10 };
     for (int longctx = 0; longctx < 2; longctx++) {
         vkllm_ref_model *m;
-        vkllm_ref_model_options o = { longctx ? 129 : 128, 0, 0 };
+        vkllm_ref_model_options o = { longctx ? 129 : 128, 0, 0, 0 };
         if (vkllm_ref_model_create(g, &hp, &o, &m, err, sizeof err) != VKLLM_OK) fail_msg("%s", err);
         q_grab c = { NULL, NULL };
         OK(vkllm_ref_model_forward(m, tok, T, 0, NULL, 0, grab, &c));

@@ -187,7 +187,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "mkfixtures: --ctx %" PRIu64 " is shorter than the %" PRIu32 " tokens\n", ctx, n_tok);
         goto out;
     }
-    vkllm_ref_model_options opt = { ctx ? (uint32_t)ctx : n_tok, (uint64_t)(max_gib * (double)(1ull << 30)), no_window };
+    vkllm_ref_model_options opt = { ctx ? (uint32_t)ctx : n_tok, (uint64_t)(max_gib * (double)(1ull << 30)), no_window, 0 };
     if (vkllm_ref_model_create(g, &hp, &opt, &m, err, sizeof err) != VKLLM_OK) {
         fprintf(stderr, "mkfixtures: %s: %s\n", model, err);
         goto out;
