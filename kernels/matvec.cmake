@@ -10,3 +10,10 @@ foreach(t Q8_0 Q4_0 Q4_K Q5_K Q6_K)
   string(TOLOWER ${t} lt)
   vkllm_add_kernel(matvec_q8_${lt} SOURCE matvec_q8.comp DEFINES ${t}=1 REQUIRES intdot)
 endforeach()
+# The same with x pre-quantized once per layer input (XG=1: codes and scales from the global buffer
+# that kernels/quant_q8.comp writes; no shared x, no prologue).
+foreach(t Q8_0 Q4_0 Q4_K Q5_K Q6_K)
+  string(TOLOWER ${t} lt)
+  vkllm_add_kernel(matvec_q8x_${lt} SOURCE matvec_q8.comp DEFINES ${t}=1 XG=1 REQUIRES intdot)
+endforeach()
+vkllm_add_kernel(quant_q8 SOURCE quant_q8.comp)

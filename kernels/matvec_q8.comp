@@ -44,13 +44,20 @@
 // What limits it, as far as measured: not the instruction count (~2.5 per weight byte); the second
 // register set (PF) gained -1..25% (output most); more rows per workgroup won where the prologue's read of x is
 // large against the weights (down reads 143 KB of gate/up per workgroup for 16 x 14.7 KB of weights).
-// Next: quantize x once into a global buffer in the dispatch before (rmsnorm/swiglu + quantize) so
-// each workgroup reads 1.1 bytes per element instead of 4-8, and split long rows over workgroups.
+// Next: split long rows over workgroups.
+// XG=1 (modules matvec_q8x_*): x comes pre-quantized from a global buffer written by quant_q8.comp
+// (binding 1: codes [NV][NIN] bytes, then (d, d*sum(q)) [NV][NIN/32] vec2, then the int16 half sums
+// [NV][NIN/32]; layout in ops_matvec.h): no shared x, no prologue, no workgroup barrier, the lanes read
+// their codes straight from L2 (1.375 bytes per element per workgroup instead of 4-8). PRO is ignored.
+// The prologue and quantization are in common/q8act.glsl, shared with quant_q8.comp.
 #extension GL_GOOGLE_include_directive : require
 #extension GL_KHR_shader_subgroup_basic : require
 #extension GL_KHR_shader_subgroup_shuffle : require
 #extension GL_KHR_shader_subgroup_arithmetic : require
 #extension GL_EXT_integer_dot_product : require
+#ifndef XG
+#define XG 0
+#endif
 
 layout(local_size_x_id = 0) in; // = (ROWS / R) * C
 layout(constant_id = 1) const uint ROWS = 16; // rows per workgroup
@@ -63,7 +70,14 @@ layout(constant_id = 7) const uint NIN = 256; // n_in (sizes the shared arrays)
 layout(constant_id = 8) const uint PF = 1;    // next step's weights loaded during this step's arithmetic
 
 layout(std430, binding = 0) readonly buffer W4 { uvec4 w4[]; };
+#if XG
+// one buffer view read as its three parts (aliased declarations of one binding)
+layout(std430, binding = 1) readonly buffer XQ { uvec4 gq[]; };
+layout(std430, binding = 1) readonly buffer XD { vec2 gd[]; };
+layout(std430, binding = 1) readonly buffer XH { int gh[]; };
+#else
 layout(std430, binding = 1) readonly buffer X4 { vec4 x4[]; };
+#endif
 layout(std430, binding = 2) buffer Y { float y[]; };
 layout(std430, binding = 3) readonly buffer Res { float res[]; };
 layout(std430, binding = 4) readonly buffer G4 { vec4 g4[]; };
@@ -79,11 +93,21 @@ layout(push_constant) uniform Params {
 } p;
 
 #include "common/reduce.glsl"
+#include "common/q8act.glsl"
 
 const uint NB = NIN / 32u;           // x blocks per vector
+#if XG
+#define XQ(i) gq[i]
+#define XDS(i) gd[NV * NIN / 8u + (i)]
+#define XH(i) gh[NV * NIN / 4u + NV * NB * 2u + (i)]
+#else
 shared uvec4 xq[NV * NIN / 16u];     // x codes, 16 per uvec4; vector v at v * NIN / 16
 shared vec2 xds[NV * NB];            // (d, d * sum(q)) per x block
 shared int xh[NV * NB];              // the two 16-element sums of q, int16 each (Q6_K)
+#define XQ(i) xq[i]
+#define XDS(i) xds[i]
+#define XH(i) xh[i]
+#endif
 
 // float(s) for |s| < 2^22 in two full-rate instructions
 float fI(int s) { return intBitsToFloat(s + 0x4B400000) - 12582912.0; }
@@ -97,13 +121,6 @@ float half1(uint x)
     return (x & 0x8000u) != 0u ? -m : m;
 }
 
-// round half away from zero, as C's roundf (GLSL round() leaves .5 to the implementation)
-float rnd(float v)
-{
-    const float t = trunc(v);
-    return abs(v - t) >= 0.5 ? t + sign(v) : t;
-}
-
 // ---- prologue: x' = P(x[v]) quantized into xq/xds/xh (8 lanes per 32-element block) ----
 // RMSNorm takes two passes over x (sum of squares, then x'): one L2 read each where x fits in 16
 // vec4 registers per lane (XRN below), else x is read twice. (Quantizing x * g in one pass and
@@ -112,29 +129,18 @@ float rnd(float v)
 const uint WGS = (ROWS / R) * C;               // = gl_WorkGroupSize.x
 const uint XRN = (NIN / 4u + WGS - 1u) / WGS;  // vec4s of x per lane
 
+#if !XG
 // elements 4e..4e+3 of vector v (x' values a): the 8 lanes of a 32-block meet through shuffles
 void quant4(uint v, uint e, vec4 a)
 {
-    float amax = max(max(abs(a.x), abs(a.y)), max(abs(a.z), abs(a.w)));
-    amax = max(amax, subgroupShuffleXor(amax, 1u));
-    amax = max(amax, subgroupShuffleXor(amax, 2u));
-    amax = max(amax, subgroupShuffleXor(amax, 4u));
-    const float d = amax / 127.0;
-    const float id = amax != 0.0 ? 1.0 / d : 0.0;
-    const vec4 qf = clamp(vec4(rnd(a.x * id), rnd(a.y * id), rnd(a.z * id), rnd(a.w * id)), -127.0, 127.0);
-    const ivec4 q = ivec4(qf);
-    int s = (q.x + q.y) + (q.z + q.w);
-    s += subgroupShuffleXor(s, 1u);
-    s += subgroupShuffleXor(s, 2u); // sum of this 16-element half
-    const int so = subgroupShuffleXor(s, 4u);
+    const q8_quad q = q8_quant4(a);
     const uint k = e & 7u, blk = e >> 3;
-    const uint word = uint(q.x & 255) | (uint(q.y & 255) << 8) | (uint(q.z & 255) << 16) | (uint(q.w & 255) << 24);
     // 4 lanes fill one uvec4: gather the words to the first of them
-    const uint w1 = subgroupShuffleXor(word, 1u), w2 = subgroupShuffleXor(word, 2u), w3 = subgroupShuffleXor(word, 3u);
-    if ((k & 3u) == 0u) xq[v * (NIN / 16u) + (e >> 2)] = uvec4(word, w1, w2, w3);
+    const uint w1 = subgroupShuffleXor(q.word, 1u), w2 = subgroupShuffleXor(q.word, 2u), w3 = subgroupShuffleXor(q.word, 3u);
+    if ((k & 3u) == 0u) xq[v * (NIN / 16u) + (e >> 2)] = uvec4(q.word, w1, w2, w3);
     if (k == 0u) {
-        xds[v * NB + blk] = vec2(d, d * float(s + so));
-        xh[v * NB + blk] = (s & 0xffff) | (so << 16);
+        xds[v * NB + blk] = q8_ds(q);
+        xh[v * NB + blk] = q8_h(q);
     }
 }
 
@@ -152,10 +158,10 @@ void prologue(uint tid)
                 xr[k] = e < NIN / 4u ? x4[xb + e] : vec4(0.0);
                 ss += dot(xr[k], xr[k]);
             }
-            const float scale = inversesqrt(workgroup_sum(ss) / float(NIN) + p.eps);
+            const float scale = q8_rms_scale(workgroup_sum(ss), NIN, p.eps);
             for (uint k = 0; k < XRN; k++) {
                 const uint e = tid + k * WGS;
-                if (e < NIN / 4u) quant4(v, e, xr[k] * scale * g4[e]);
+                if (e < NIN / 4u) quant4(v, e, q8_rms(xr[k], scale, g4[e]));
             }
         } else if (PRO == 1u) {
             float ss = 0.0;
@@ -163,18 +169,19 @@ void prologue(uint tid)
                 const vec4 a = x4[xb + e];
                 ss += dot(a, a);
             }
-            const float scale = inversesqrt(workgroup_sum(ss) / float(NIN) + p.eps);
-            for (uint e = tid; e < NIN / 4u; e += WGS) quant4(v, e, x4[xb + e] * scale * g4[e]);
+            const float scale = q8_rms_scale(workgroup_sum(ss), NIN, p.eps);
+            for (uint e = tid; e < NIN / 4u; e += WGS) quant4(v, e, q8_rms(x4[xb + e], scale, g4[e]));
         } else if (PRO == 2u) {
             for (uint e = tid; e < NIN / 4u; e += WGS) {
                 const vec4 a = x4[xb + e], u = x4[xb + (p.up_offset >> 2) + e];
-                quant4(v, e, a / (1.0 + exp(-a)) * u);
+                quant4(v, e, q8_swiglu(a, u));
             }
         } else {
             for (uint e = tid; e < NIN / 4u; e += WGS) quant4(v, e, x4[xb + e]);
         }
     }
 }
+#endif
 
 // ---- weights ----
 uint grp;      // this lane's group
@@ -241,8 +248,8 @@ void compute(uint k, uint u)
 #endif
     for (uint v = 0; v < NV; v++) {
         const uint xi = v * (NIN / 16u) + b * 16u + g * 4u; // low half: xi, xi+1; high: xi+2, xi+3
-        const uvec4 xl0 = xq[xi], xl1 = xq[xi + 1u], xh0 = xq[xi + 2u], xh1 = xq[xi + 3u];
-        const vec2 e0 = xds[v * NB + b * 8u + 2u * g], e1 = xds[v * NB + b * 8u + 2u * g + 1u];
+        const uvec4 xl0 = XQ(xi), xl1 = XQ(xi + 1u), xh0 = XQ(xi + 2u), xh1 = XQ(xi + 3u);
+        const vec2 e0 = XDS(v * NB + b * 8u + 2u * g), e1 = XDS(v * NB + b * 8u + 2u * g + 1u);
         for (uint r = 0; r < R; r++) {
 #if defined(Q4_K)
             const uvec4 l0 = wq0[k][r] & 0x0f0f0f0fu, l1 = wq1[k][r] & 0x0f0f0f0fu;
@@ -377,9 +384,9 @@ void compute(uint u)
         const uint xb = v * NB + b * 8u + 4u * t; // x block of group 0
         const uint xi = v * (NIN / 16u) + b * 16u + 8u * t + (j & 1u); // x uvec4 of group 0; group g at + 2g
         for (uint gg = 0; gg < 4u; gg++) {
-            const uvec4 xv = xq[xi + 2u * gg];
-            const float dx = xds[xb + gg].x;
-            const int hs = xh[xb + gg], s16 = (j & 1u) != 0u ? hs >> 16 : bitfieldExtract(hs, 0, 16);
+            const uvec4 xv = XQ(xi + 2u * gg);
+            const float dx = XDS(xb + gg).x;
+            const int hs = XH(xb + gg), s16 = (j & 1u) != 0u ? hs >> 16 : bitfieldExtract(hs, 0, 16);
             for (uint r = 0; r < R; r++) {
                 int s = -32 * s16; // codes are q + 32
                 s = dotPacked4x8AccSatEXT(int(c[r * 4u + gg].x), int(xv.x), s);
@@ -410,8 +417,8 @@ void compute(uint u)
     }
     for (uint v = 0; v < NV; v++) {
         const uint xi = v * (NIN / 16u) + b * 2u;
-        const uvec4 x0 = xq[xi], x1 = xq[xi + 1u];
-        const vec2 e = xds[v * NB + b];
+        const uvec4 x0 = XQ(xi), x1 = XQ(xi + 1u);
+        const vec2 e = XDS(v * NB + b);
         for (uint r = 0; r < R; r++) {
             int s = 0;
 #if defined(Q8_0)
@@ -462,8 +469,10 @@ void main()
     // the first unit's loads in flight during the prologue; then each step loads the next one
     // into the other register set before its arithmetic
     load(0u, min(lane, UNITS - 1u));
+#if !XG
     prologue(tid);
     barrier();
+#endif
     if (PF == 0u) {
         if (lane < UNITS) compute(0u, lane);
         for (uint u = lane + C; u < UNITS; u += C) {
@@ -480,8 +489,10 @@ void main()
     }
 #else
     load(0u, 0u);
+#if !XG
     prologue(tid);
     barrier();
+#endif
     // group-uniform steps (every lane of a subgroup runs the same count: same n_in for all rows)
     if (PF == 0u)
         for (uint ub = 0; ub < UNITS; ub += C) {

@@ -210,14 +210,27 @@ static const char *q8_kernel_name(vkllm_dtype t)
     }
 }
 
+/* the XG=1 modules: x pre-quantized in a global buffer (vkllm_matvec_q8_args.xq) */
+static const char *q8x_kernel_name(vkllm_dtype t)
+{
+    switch (t) {
+    case VKLLM_DTYPE_Q8_0: return "matvec_q8x_q8_0";
+    case VKLLM_DTYPE_Q4_0: return "matvec_q8x_q4_0";
+    case VKLLM_DTYPE_Q4_K: return "matvec_q8x_q4_k";
+    case VKLLM_DTYPE_Q5_K: return "matvec_q8x_q5_k";
+    case VKLLM_DTYPE_Q6_K: return "matvec_q8x_q6_k";
+    default: return NULL;
+    }
+}
+
 /* Shape of one launch: rows per workgroup, rows per lane group, lanes per row. */
 typedef struct { uint32_t rows, r, c; } q8_shape;
 
 /* Shared memory of the kernel (its arrays, in bytes): x codes and per-32 (d, d*sum) and int16 sums,
  * reduce.glsl's partials, and for the 2-byte-aligned types the staging regions. */
-static uint64_t q8_smem(vkllm_dtype t, uint32_t n_in, uint32_t n_vec, q8_shape s)
+static uint64_t q8_smem(vkllm_dtype t, uint32_t n_in, uint32_t n_vec, q8_shape s, int xg)
 {
-    uint64_t nb = n_in / 32, bytes = (uint64_t)n_vec * (n_in + nb * 12) + 256 * 4;
+    uint64_t nb = n_in / 32, bytes = (xg ? 0 : (uint64_t)n_vec * (n_in + nb * 12)) + 256 * 4;
     uint32_t upb = 0, bhw = 0;
     if (t == VKLLM_DTYPE_Q6_K) upb = 4, bhw = 105;
     if (t == VKLLM_DTYPE_Q8_0) upb = 1, bhw = 17;
@@ -249,7 +262,7 @@ static const char *q8_refusal(const vkllm_device *dev, vkllm_dtype t, uint32_t n
  * 211 us against 227-340) and 16 x 1 x 16 otherwise (down 85 against 94). Lanes are capped at the
  * subgroup size; rows per workgroup are halved until the shared memory fits; rows 0 if nothing does. */
 static q8_shape q8_choose(const vkllm_device *dev, vkllm_dtype t, uint32_t n_in, uint32_t n_vec, uint32_t n_out, uint32_t rows_wg,
-                          uint32_t rpl, uint32_t lanes)
+                          uint32_t rpl, uint32_t lanes, int xg)
 {
     uint32_t sg = dev->f.subgroup_size, cmax = sg < 32 ? sg : 32;
     q8_shape d = { 64, 2, 16 };
@@ -257,7 +270,7 @@ static q8_shape q8_choose(const vkllm_device *dev, vkllm_dtype t, uint32_t n_in,
     if (t == VKLLM_DTYPE_Q6_K) d = n_out >= 32768 ? (q8_shape){ 64, 2, 8 } : (q8_shape){ 16, 1, 16 };
     q8_shape s = { rows_wg ? rows_wg : d.rows, rpl ? rpl : d.r, lanes ? lanes : (d.c < cmax ? d.c : cmax) };
     if (s.rows < s.r) s.rows = s.r;
-    while (q8_smem(t, n_in, n_vec, s) > dev->f.max_shared_memory) {
+    while (q8_smem(t, n_in, n_vec, s, xg) > dev->f.max_shared_memory) {
         if (rows_wg || s.rows <= s.r) {
             s.rows = 0;
             break;
@@ -272,16 +285,108 @@ int vkllm_matvec_q8_supported(const vkllm_device *dev, vkllm_dtype type, uint32_
 {
     if (!dev || q8_refusal(dev, type, n_in, n_vec)) return 0;
     /* both default shapes (Q6_K's depends on n_out) */
-    return q8_choose(dev, type, n_in, n_vec, 0, 0, 0, 0).rows != 0 && q8_choose(dev, type, n_in, n_vec, UINT32_MAX, 0, 0, 0).rows != 0;
+    return q8_choose(dev, type, n_in, n_vec, 0, 0, 0, 0, 0).rows != 0 && q8_choose(dev, type, n_in, n_vec, UINT32_MAX, 0, 0, 0, 0).rows != 0;
 }
 
 void vkllm_matvec_q8_cost(const vkllm_matvec_q8_args *a, uint64_t *bytes, uint64_t *flops)
 {
     uint64_t wb = vkllm_matvec_weight_bytes(a->type, a->n_out, a->n_in);
     int res = a->residual.buf.block != NULL;
-    uint64_t xr = 4ull * a->n_vec * a->n_in * (a->prologue == VKLLM_MVQ_SWIGLU ? 2 : 1) + (a->prologue == VKLLM_MVQ_RMSNORM ? 4ull * a->n_in : 0);
+    uint64_t xr = a->xq.buf.block ? vkllm_q8_act_bytes(a->n_in, a->n_vec)
+                                  : 4ull * a->n_vec * a->n_in * (a->prologue == VKLLM_MVQ_SWIGLU ? 2 : 1) +
+                                        (a->prologue == VKLLM_MVQ_RMSNORM ? 4ull * a->n_in : 0);
     if (bytes) *bytes = wb ? wb + xr + 4ull * a->n_vec * a->n_out * (res ? 2 : 1) : 0;
     if (flops) *flops = wb ? 2ull * a->n_vec * a->n_in * a->n_out + (res ? (uint64_t)a->n_vec * a->n_out : 0) : 0;
+}
+
+/* Checks of the tuning overrides and the launch shape shared by both paths; 0 with *sh set, else the failure. */
+static vkllm_status q8_shape_for(vkllm_device *dev, const vkllm_matvec_q8_args *a, int xg, q8_shape *sh)
+{
+    uint32_t sg = dev->f.subgroup_size;
+    if (a->lanes_per_row && (a->lanes_per_row < 8 || a->lanes_per_row > sg || (a->lanes_per_row & (a->lanes_per_row - 1))))
+        return vkllm_fail(dev, VKLLM_ERROR_INVALID_ARGUMENT, "matvec_q8: lanes_per_row %u must be a power of two in 8..%u (subgroup size)",
+                          a->lanes_per_row, sg);
+    if (a->rows_per_lane > 4)
+        return vkllm_fail(dev, VKLLM_ERROR_INVALID_ARGUMENT, "matvec_q8: rows_per_lane %u (1..4)", a->rows_per_lane);
+    *sh = q8_choose(dev, a->type, a->n_in, a->n_vec, a->n_out, a->rows_per_wg, a->rows_per_lane, a->lanes_per_row, xg);
+    if (sh->rows % sh->r || (uint64_t)sh->rows / sh->r * sh->c > dev->f.max_workgroup_invocations)
+        return vkllm_fail(dev, VKLLM_ERROR_INVALID_ARGUMENT,
+                          "matvec_q8: rows_per_wg %u must be a multiple of rows_per_lane %u with (rows / rows_per_lane) x %u lanes <= %u invocations",
+                          sh->rows, sh->r, sh->c, dev->f.max_workgroup_invocations);
+    if (!sh->rows || q8_smem(a->type, a->n_in, a->n_vec, *sh, xg) > dev->f.max_shared_memory)
+        return vkllm_fail(dev, VKLLM_ERROR_UNSUPPORTED, "matvec_q8: %s n_in %u x n_vec %u does not fit the device's %u bytes of shared memory",
+                          vkllm_dtype_name(a->type), a->n_in, a->n_vec, dev->f.max_shared_memory);
+    return VKLLM_OK;
+}
+
+/* vkllm_op_matvec_q8 with x pre-quantized (a->xq): the same launch and bindings, the codes view at binding 1. */
+static vkllm_status matvec_q8_xq(vkllm_device *dev, vkllm_chain *chain, const vkllm_matvec_q8_args *a, const char *kernel)
+{
+    const char *tn = vkllm_dtype_name(a->type);
+    int has_res = a->residual.buf.block != NULL;
+    if (a->y_stride < a->n_out || (has_res && a->r_stride < a->n_out))
+        return vkllm_fail(dev, VKLLM_ERROR_INVALID_ARGUMENT, "matvec_q8: strides y %u / r %u are smaller than n_out %u", a->y_stride,
+                          a->r_stride, a->n_out);
+    if (abs_off(a->w) % 16 || abs_off(a->xq) % 16)
+        return vkllm_fail(dev, VKLLM_ERROR_INVALID_ARGUMENT, "matvec_q8: weight and xq offsets must be multiples of 16 bytes");
+    uint64_t qbytes = vkllm_q8_act_bytes(a->n_in, a->n_vec);
+    if (a->xq.offset + qbytes > a->xq.buf.size)
+        return vkllm_fail(dev, VKLLM_ERROR_OUT_OF_RANGE, "matvec_q8: xq needs %llu bytes (vkllm_q8_act_bytes(%u, %u)), its view has %llu",
+                          (unsigned long long)qbytes, a->n_in, a->n_vec, (unsigned long long)(a->xq.buf.size - a->xq.offset));
+    q8_shape sh = { 0, 0, 0 };
+    vkllm_status s = q8_shape_for(dev, a, 1, &sh);
+    if (s) return s;
+    uint64_t wbytes = vkllm_matvec_weight_bytes(a->type, a->n_out, a->n_in);
+    uint64_t ybytes = ((uint64_t)(a->n_vec - 1) * a->y_stride + a->n_out) * 4;
+    uint64_t rbytes = has_res ? ((uint64_t)(a->n_vec - 1) * a->r_stride + a->n_out) * 4 : 0;
+    int staged = a->type == VKLLM_DTYPE_Q6_K || a->type == VKLLM_DTYPE_Q8_0 || a->type == VKLLM_DTYPE_Q4_0;
+    uint64_t wbind = staged ? (wbytes + 15) & ~15ull : wbytes;
+    uint64_t range = dev->f.max_storage_buffer_range;
+    if (range > (1ull << 32) - 16) range = (1ull << 32) - 16;
+    if (wbind > range || qbytes > range || ybytes > range || rbytes > range)
+        return vkllm_fail(dev, VKLLM_ERROR_TOO_LARGE,
+                          "matvec_q8: a binding exceeds the device's maxStorageBufferRange of %llu bytes (weights %llu = %u x %u %s, "
+                          "y %llu): split the tensor into row ranges",
+                          (unsigned long long)range, (unsigned long long)wbind, a->n_out, a->n_in, tn, (unsigned long long)ybytes);
+    if (a->w.offset + wbind > a->w.buf.size)
+        return vkllm_fail(dev, VKLLM_ERROR_OUT_OF_RANGE,
+                          "matvec_q8: the %llu-byte %s tensor is read in 16-byte chunks and needs %llu bytes from its offset, the buffer "
+                          "has %llu: allocate it rounded up to 16 bytes",
+                          (unsigned long long)wbytes, tn, (unsigned long long)wbind, (unsigned long long)(a->w.buf.size - a->w.offset));
+    int in_place = 0;
+    if (has_res && a->residual.buf.block == a->y.buf.block) {
+        uint64_t r0 = abs_off(a->residual), y0 = abs_off(a->y);
+        if (r0 == y0 && a->r_stride == a->y_stride)
+            in_place = 1;
+        else if (r0 < y0 + ybytes && y0 < r0 + rbytes)
+            return vkllm_fail(dev, VKLLM_ERROR_INVALID_ARGUMENT, "matvec_q8: residual overlaps y without being y itself (same offset and stride)");
+    }
+    if (a->y.buf.block == a->xq.buf.block) {
+        uint64_t q0 = abs_off(a->xq), y0 = abs_off(a->y);
+        if (q0 < y0 + ybytes && y0 < q0 + qbytes)
+            return vkllm_fail(dev, VKLLM_ERROR_INVALID_ARGUMENT, "matvec_q8: y overlaps xq (every workgroup reads the whole xq)");
+    }
+    if (a->variant > 1)
+        return vkllm_fail(dev, VKLLM_ERROR_INVALID_ARGUMENT, "matvec_q8: variant %u (0 or VKLLM_MVQ_NO_PREFETCH)", a->variant);
+    uint32_t wg = sh.rows / sh.r * sh.c, pf = !(a->variant & VKLLM_MVQ_NO_PREFETCH);
+    vkllm_pipeline_desc pd = { .kernel = kernel, .n_bindings = 5, .push_size = 28, .n_spec = 9,
+                               .spec = { wg, sh.rows, sh.r, sh.c, a->n_vec, (uint32_t)has_res, 0, a->n_in, pf } };
+    vkllm_pipeline *p;
+    if ((s = vkllm_pipeline_get(dev, &pd, &p))) return s;
+    uint64_t row_bytes = wbytes / a->n_out;
+    struct { uint32_t n_out, row_c, xs, ys, rs, up; float eps; } push = {
+        a->n_out, (uint32_t)(staged ? row_bytes / 2 : row_bytes / 16), 0, a->y_stride, has_res ? a->r_stride : 0, 0, 0.0f };
+    uint64_t bytes, flops;
+    vkllm_matvec_q8_cost(a, &bytes, &flops);
+    vkllm_binding bq = bind(a->xq, qbytes, VKLLM_READ);
+    vkllm_dispatch d = { .pipeline = p, .name = a->name ? a->name : kernel, .n_bindings = 5,
+                         .bindings = { bind(a->w, wbind, VKLLM_READ), bq,
+                                       bind(a->y, ybytes, in_place ? VKLLM_READ_WRITE : VKLLM_WRITE),
+                                       /* absent residual and the unused gain: xq stands in, never read */
+                                       has_res ? bind(a->residual, rbytes, VKLLM_READ) : bq, bq },
+                         .push = &push, .bytes = bytes, .flops = flops };
+    grid_2d(dev, ((uint64_t)a->n_out + sh.rows - 1) / sh.rows, d.groups);
+    return vkllm_chain_dispatch(chain, &d);
 }
 
 vkllm_status vkllm_op_matvec_q8(vkllm_chain *chain, const vkllm_matvec_q8_args *a)
@@ -292,8 +397,12 @@ vkllm_status vkllm_op_matvec_q8(vkllm_chain *chain, const vkllm_matvec_q8_args *
     if (why)
         return vkllm_fail(dev, VKLLM_ERROR_UNSUPPORTED, "matvec_q8: %s (type %s, n_in %u, n_vec %u): use vkllm_op_matvec", why,
                           vkllm_dtype_valid((int)a->type) ? vkllm_dtype_name(a->type) : "?", a->n_in, a->n_vec);
-    const char *kernel = q8_kernel_name(a->type), *tn = vkllm_dtype_name(a->type);
+    const int xg = a->xq.buf.block != NULL;
+    const char *kernel = xg ? q8x_kernel_name(a->type) : q8_kernel_name(a->type), *tn = vkllm_dtype_name(a->type);
+    if (xg && !vkllm_kernel_available(kernel))
+        return vkllm_fail(dev, VKLLM_ERROR_UNSUPPORTED, "matvec_q8: %s is not in this build: use x and a prologue instead of xq", kernel);
     if (a->n_out == 0) return vkllm_fail(dev, VKLLM_ERROR_INVALID_ARGUMENT, "matvec_q8: n_out is 0");
+    if (xg) return matvec_q8_xq(dev, chain, a, kernel);
     if (a->prologue > VKLLM_MVQ_SWIGLU)
         return vkllm_fail(dev, VKLLM_ERROR_INVALID_ARGUMENT, "matvec_q8: prologue %u is not VKLLM_MVQ_NONE/RMSNORM/SWIGLU", a->prologue);
     int swiglu = a->prologue == VKLLM_MVQ_SWIGLU, rms = a->prologue == VKLLM_MVQ_RMSNORM;
@@ -315,16 +424,16 @@ vkllm_status vkllm_op_matvec_q8(vkllm_chain *chain, const vkllm_matvec_q8_args *
                           a->lanes_per_row, sg);
     if (a->rows_per_lane > 4)
         return vkllm_fail(dev, VKLLM_ERROR_INVALID_ARGUMENT, "matvec_q8: rows_per_lane %u (1..4)", a->rows_per_lane);
-    q8_shape sh = q8_choose(dev, a->type, a->n_in, a->n_vec, a->n_out, a->rows_per_wg, a->rows_per_lane, a->lanes_per_row);
+    q8_shape sh = q8_choose(dev, a->type, a->n_in, a->n_vec, a->n_out, a->rows_per_wg, a->rows_per_lane, a->lanes_per_row, 0);
     if (sh.rows % sh.r || (uint64_t)sh.rows / sh.r * sh.c > dev->f.max_workgroup_invocations)
         return vkllm_fail(dev, VKLLM_ERROR_INVALID_ARGUMENT,
                           "matvec_q8: rows_per_wg %u must be a multiple of rows_per_lane %u with (rows / rows_per_lane) x %u lanes <= %u invocations",
                           sh.rows, sh.r, sh.c, dev->f.max_workgroup_invocations);
-    if (!sh.rows || q8_smem(a->type, a->n_in, a->n_vec, sh) > dev->f.max_shared_memory)
+    if (!sh.rows || q8_smem(a->type, a->n_in, a->n_vec, sh, 0) > dev->f.max_shared_memory)
         return vkllm_fail(dev, VKLLM_ERROR_UNSUPPORTED,
                           "matvec_q8: %s n_in %u x n_vec %u needs %llu bytes of shared memory, the device has %u: use vkllm_op_matvec "
                           "(vkllm_matvec_q8_supported says so beforehand)",
-                          tn, a->n_in, a->n_vec, (unsigned long long)q8_smem(a->type, a->n_in, a->n_vec, sh.rows ? sh : (q8_shape){ 2, 2, sh.c }),
+                          tn, a->n_in, a->n_vec, (unsigned long long)q8_smem(a->type, a->n_in, a->n_vec, sh.rows ? sh : (q8_shape){ 2, 2, sh.c }, 0),
                           dev->f.max_shared_memory);
 
     uint64_t wbytes = vkllm_matvec_weight_bytes(a->type, a->n_out, a->n_in);
@@ -384,5 +493,73 @@ vkllm_status vkllm_op_matvec_q8(vkllm_chain *chain, const vkllm_matvec_q8_args *
                                        rms ? bind(a->norm, 4ull * a->n_in, VKLLM_READ) : bx },
                          .push = &push, .bytes = bytes, .flops = flops };
     grid_2d(dev, ((uint64_t)a->n_out + sh.rows - 1) / sh.rows, d.groups);
+    return vkllm_chain_dispatch(chain, &d);
+}
+
+/* ---- x quantized once per layer input (kernels/quant_q8.comp) ---- */
+
+uint64_t vkllm_q8_act_bytes(uint32_t n_in, uint32_t n_vec)
+{
+    if (n_in % 32) return 0;
+    return (uint64_t)n_vec * (n_in + (uint64_t)n_in / 32 * 12);
+}
+
+void vkllm_quantize_q8_cost(const vkllm_quantize_q8_args *a, uint64_t *bytes, uint64_t *flops)
+{
+    uint64_t xr = 4ull * a->n_vec * a->n_in * (a->prologue == VKLLM_MVQ_SWIGLU ? 2 : 1) + (a->prologue == VKLLM_MVQ_RMSNORM ? 4ull * a->n_in : 0);
+    if (bytes) *bytes = xr + vkllm_q8_act_bytes(a->n_in, a->n_vec);
+    if (flops) *flops = 8ull * a->n_in * a->n_vec;
+}
+
+vkllm_status vkllm_op_quantize_q8(vkllm_chain *chain, const vkllm_quantize_q8_args *a)
+{
+    vkllm_device *dev = vkllm_chain_device(chain);
+    if (!dev || !a) return VKLLM_ERROR_INVALID_ARGUMENT;
+    if (dev->f.subgroup_size < 8)
+        return vkllm_fail(dev, VKLLM_ERROR_UNSUPPORTED, "quantize_q8: the subgroup size %u is below 8 (a block is 8 lanes)", dev->f.subgroup_size);
+    if (a->n_in == 0 || a->n_in % 32 || a->n_vec == 0 || a->n_vec > 8)
+        return vkllm_fail(dev, VKLLM_ERROR_INVALID_ARGUMENT, "quantize_q8: n_in %u must be a positive multiple of 32 and n_vec %u in 1..8",
+                          a->n_in, a->n_vec);
+    if (a->prologue > VKLLM_MVQ_SWIGLU)
+        return vkllm_fail(dev, VKLLM_ERROR_INVALID_ARGUMENT, "quantize_q8: prologue %u is not VKLLM_MVQ_NONE/RMSNORM/SWIGLU", a->prologue);
+    int swiglu = a->prologue == VKLLM_MVQ_SWIGLU, rms = a->prologue == VKLLM_MVQ_RMSNORM;
+    uint64_t x_used = (uint64_t)a->n_in + (swiglu ? a->up_offset : 0);
+    if (a->x_stride < x_used || a->x_stride % 4 || (swiglu && a->up_offset % 4))
+        return vkllm_fail(dev, VKLLM_ERROR_INVALID_ARGUMENT,
+                          "quantize_q8: x_stride %u must be a multiple of 4 and >= %llu, up_offset %u a multiple of 4", a->x_stride,
+                          (unsigned long long)x_used, a->up_offset);
+    if (rms && !a->norm.buf.block) return vkllm_fail(dev, VKLLM_ERROR_INVALID_ARGUMENT, "quantize_q8: RMSNORM needs the gain view norm");
+    if (abs_off(a->x) % 16 || abs_off(a->out) % 16 || (rms && abs_off(a->norm) % 16))
+        return vkllm_fail(dev, VKLLM_ERROR_INVALID_ARGUMENT, "quantize_q8: x, out and norm offsets must be multiples of 16 bytes");
+    uint64_t xbytes = ((uint64_t)(a->n_vec - 1) * a->x_stride + x_used) * 4, qbytes = vkllm_q8_act_bytes(a->n_in, a->n_vec);
+    if (a->out.offset + qbytes > a->out.buf.size)
+        return vkllm_fail(dev, VKLLM_ERROR_OUT_OF_RANGE, "quantize_q8: out needs %llu bytes (vkllm_q8_act_bytes(%u, %u)), its view has %llu",
+                          (unsigned long long)qbytes, a->n_in, a->n_vec, (unsigned long long)(a->out.buf.size - a->out.offset));
+    if (xbytes > dev->f.max_storage_buffer_range)
+        return vkllm_fail(dev, VKLLM_ERROR_TOO_LARGE, "quantize_q8: x (%llu bytes) exceeds maxStorageBufferRange %llu",
+                          (unsigned long long)xbytes, (unsigned long long)dev->f.max_storage_buffer_range);
+    if (a->out.buf.block == a->x.buf.block) {
+        uint64_t x0 = abs_off(a->x), q0 = abs_off(a->out);
+        if (x0 < q0 + qbytes && q0 < x0 + xbytes)
+            return vkllm_fail(dev, VKLLM_ERROR_INVALID_ARGUMENT, "quantize_q8: out overlaps x");
+    }
+    /* 256 lanes (1024 elements) per workgroup: Phi-4's 5120 / 17920 inputs give 5 / 18 workgroups,
+     * each re-reading the 20 KB x for RMSNorm from L2 rather than a second pass or atomics */
+    uint32_t wgs = dev->f.max_workgroup_invocations < 256 ? dev->f.max_workgroup_invocations & ~7u : 256;
+    vkllm_pipeline_desc pd = { .kernel = "quant_q8", .n_bindings = 3, .push_size = 20, .n_spec = 2, .spec = { wgs, a->prologue } };
+    vkllm_pipeline *p;
+    vkllm_status s = vkllm_pipeline_get(dev, &pd, &p);
+    if (s) return s;
+    struct { uint32_t n_in, n_vec, xs, up; float eps; } push = { a->n_in, a->n_vec, a->x_stride, swiglu ? a->up_offset : 0, a->eps };
+    uint64_t bytes, flops;
+    vkllm_quantize_q8_cost(a, &bytes, &flops);
+    vkllm_binding bx = bind(a->x, xbytes, VKLLM_READ);
+    vkllm_dispatch d = { .pipeline = p, .name = a->name ? a->name : "quant_q8", .n_bindings = 3,
+                         .bindings = { bx, rms ? bind(a->norm, 4ull * a->n_in, VKLLM_READ) : bx /* unused gain: x stands in */,
+                                       bind(a->out, qbytes, VKLLM_WRITE) },
+                         .push = &push, .bytes = bytes, .flops = flops };
+    d.groups[0] = (a->n_in / 4 + wgs - 1) / wgs;
+    d.groups[1] = a->n_vec;
+    d.groups[2] = 1;
     return vkllm_chain_dispatch(chain, &d);
 }

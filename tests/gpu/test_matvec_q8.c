@@ -17,8 +17,17 @@
  * x') NMSE <= 1e-3: rounding to 1/127 of each block's amax adds noise of variance (amax/127)^2 / 12
  * per element, NMSE ~3e-5 for Gaussian x (amax ~2.5 sigma) and more for SwiGLU's heavier tails
  * (measured up to 3e-4 at 17 outputs); a broken quantization (wrong scale, lost sign) gives 1e-2 or
- * more. */
+ * more.
+ * x quantized once (vkllm_op_quantize_q8, then vkllm_op_matvec_q8 with xq; test_q8_global): the
+ * product has the same bounds as above (same codes up to the same rounding-edge flips), and the
+ * quantized buffer is checked against vkllm_ref_quantize_q8_act of the reference's x' directly:
+ * codes equal except at most 2 + 1 per thousand that differ by one (the flips above, float32 x'
+ * against double), each scale d within 2e-5 relative of the reference's (amax / 127 of an x' that
+ * is within a few float32 ulp, the RMSNorm's float32 sum of squares over up to 8192 elements
+ * ~ sqrt(n) ulp: 1e-5 at most; a wrong block or element gives O(1)), d * sum(q) within 1e-6
+ * relative of the buffer's own d times the sum of its own codes, the two int16 half sums exact. */
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -73,6 +82,56 @@ static const char *res_name[] = { "none", "separate", "in-place" };
 
 /* Tuning overrides for the next run_case calls (0 = the op's choice). */
 static uint32_t tune_rows, tune_rpl, tune_lanes, tune_variant;
+static int use_xq; /* 1: quantize_q8 into a global buffer, then matvec_q8 reading it (xq) */
+static double worst_dq; /* worst relative scale difference of the quantized buffer */
+static uint64_t flips_seen, codes_seen;
+
+/* The quantized buffer (layout of ops_matvec.h) against vkllm_ref_quantize_q8_act of x' (xp). */
+static void check_xq(const uint8_t *qb, const float *xp, uint32_t n_in, uint32_t n_vec, const char *what)
+{
+    const uint32_t nb = n_in / 32;
+    int8_t *q = malloc(n_in);
+    float *d = malloc((size_t)nb * 4);
+    assert_non_null(q); assert_non_null(d);
+    uint64_t flips = 0;
+    for (uint32_t v = 0; v < n_vec; v++) {
+        vkllm_ref_quantize_q8_act(xp + (size_t)v * n_in, n_in, q, d);
+        const int8_t *gq = (const int8_t *)qb + (size_t)v * n_in;
+        for (uint32_t i = 0; i < n_in; i++) {
+            if (gq[i] == q[i]) continue;
+            if (abs(gq[i] - q[i]) > 1)
+                fail_msg("quantize_q8 %s: vector %u code %u is %d, reference %d (seed VKLLM_SEED=%llu)", what, v, i, gq[i], q[i],
+                         (unsigned long long)tu_seed());
+            flips++;
+        }
+        for (uint32_t b = 0; b < nb; b++) {
+            float ds[2];
+            int32_t h;
+            memcpy(ds, qb + (size_t)n_vec * n_in + ((size_t)v * nb + b) * 8, 8);
+            memcpy(&h, qb + (size_t)n_vec * n_in + (size_t)n_vec * nb * 8 + ((size_t)v * nb + b) * 4, 4);
+            double rel = d[b] != 0 ? fabs((double)ds[0] - d[b]) / d[b] : fabs(ds[0]);
+            if (!(rel <= 2e-5))
+                fail_msg("quantize_q8 %s: vector %u block %u d = %.9g, reference %.9g (seed VKLLM_SEED=%llu)", what, v, b, ds[0], d[b],
+                         (unsigned long long)tu_seed());
+            if (rel > worst_dq) worst_dq = rel;
+            int s0 = 0, s1 = 0;
+            for (uint32_t i = 0; i < 16; i++) s0 += gq[b * 32 + i], s1 += gq[b * 32 + 16 + i];
+            if ((int16_t)(h & 0xffff) != s0 || (h >> 16) != s1)
+                fail_msg("quantize_q8 %s: vector %u block %u half sums %d %d, codes give %d %d", what, v, b, (int16_t)(h & 0xffff), h >> 16,
+                         s0, s1);
+            double want = (double)ds[0] * (s0 + s1);
+            if (!(fabs(ds[1] - want) <= 1e-6 * fabs((double)ds[0]) * (abs(s0 + s1) + 1)))
+                fail_msg("quantize_q8 %s: vector %u block %u d*sum = %.9g, d * sum of its codes %.9g", what, v, b, ds[1], want);
+        }
+    }
+    if (flips > 2 + (uint64_t)n_in * n_vec / 1000)
+        fail_msg("quantize_q8 %s: %llu codes of %u differ by one from the reference (seed VKLLM_SEED=%llu)", what, (unsigned long long)flips,
+                 n_in * n_vec, (unsigned long long)tu_seed());
+    flips_seen += flips;
+    codes_seen += (uint64_t)n_in * n_vec;
+    free(q);
+    free(d);
+}
 static double worst_nmse, worst_sane; /* reported at the end of each test */
 
 static void run_case(vkllm_device *dev, vkllm_dtype t, uint32_t n_out, uint32_t n_in, uint32_t n_vec, uint32_t pro, res_mode rm,
@@ -143,12 +202,36 @@ static void run_case(vkllm_device *dev, vkllm_dtype t, uint32_t n_out, uint32_t 
                                .variant = tune_variant };
     if (rm == RES_SEPARATE) a.residual = tu_view(&br);
     if (rm == RES_IN_PLACE) a.residual = tu_view(&by);
-    vkllm_status s = vkllm_op_matvec_q8(c, &a);
+    const uint64_t qbytes = vkllm_q8_act_bytes(n_in, n_vec);
+    tu_fbuf bq = { { 0 }, 0 };
+    vkllm_status s;
+    if (use_xq) {
+        bq = tu_fbuf_alloc(dev, qbytes / 4);
+        tu_fbuf_poison(dev, &bq);
+        vkllm_quantize_q8_args qa = { .x = tu_view(&bx), .out = tu_view(&bq), .n_in = n_in, .n_vec = n_vec, .x_stride = xs,
+                                      .prologue = pro, .norm = tu_view(&bg), .eps = 1e-5f, .up_offset = up };
+        if ((s = vkllm_op_quantize_q8(c, &qa))) fail_msg("quantize_q8 %ux%u: %s", n_in, n_vec, vkllm_device_error(dev));
+        a.xq = tu_view(&bq);
+        /* ignored with xq: a prologue the kernel would have to refuse, no gain */
+        a.prologue = 7;
+        a.norm = (vkllm_view){ { 0 }, 0 };
+    }
+    s = vkllm_op_matvec_q8(c, &a);
     if (s) fail_msg("matvec_q8 %s %ux%u: %s", vkllm_dtype_name(t), n_out, n_in, vkllm_device_error(dev));
     assert_int_equal(vkllm_chain_end(c), VKLLM_OK);
     assert_int_equal(vkllm_chain_run(c), VKLLM_OK);
     vkllm_chain_destroy(c);
     tu_fbuf_download(dev, &by, out);
+    if (use_xq) {
+        uint8_t *qh = malloc(qbytes);
+        assert_non_null(qh);
+        tu_fbuf_download(dev, &bq, (float *)qh);
+        char what[96];
+        snprintf(what, sizeof what, "n_in=%u n_vec=%u %s", n_in, n_vec, pro_name[pro]);
+        check_xq(qh, xp, n_in, n_vec, what);
+        free(qh);
+        tu_fbuf_free(dev, &bq);
+    }
 
     float *wrow = malloc((size_t)n_in * 4), *xd = malloc((size_t)n_in / 32 * 4);
     int8_t *xq = malloc(n_in);
@@ -331,6 +414,72 @@ static void test_q8_refused(void **state)
     tu_device_close(dev);
 }
 
+/* x quantized once: quantize_q8 then matvec_q8 reading xq, every type x prologue x residual at
+ * awkward shapes, the Phi shapes, and what must be refused. */
+static void test_q8_global(void **state)
+{
+    (void)state;
+    vkllm_device *dev = tu_device_open();
+    if (!vkllm_matvec_q8_supported(dev, VKLLM_DTYPE_Q4_K, 256, 1) || !vkllm_kernel_available("matvec_q8x_q4_k")) {
+        tu_device_close(dev);
+        skip();
+    }
+    use_xq = 1;
+    static const uint32_t outs[] = { 257, 17, 3, 1 };
+    uint64_t id = 6000;
+    for (size_t ti = 0; ti < N_TYPES; ti++) {
+        vkllm_dtype t = q8_types[ti];
+        int k = vkllm_dtype_block_elems(t) == 256;
+        const uint32_t ins[3] = { k ? 256 : 32, k ? 512 : 96, 2048 };
+        for (uint32_t pro = 0; pro < 3; pro++) {
+            id++;
+            uint32_t rm = (uint32_t)((id + ti) % 3), n_vec = 1 + (uint32_t)(id % 3);
+            uint32_t n_out = outs[(id + pro) % 4], n_in = ins[(pro + ti) % 3];
+            if ((uint64_t)n_out * n_in > 150000) n_out = 41;
+            run_case(dev, t, n_out, n_in, n_vec, pro, (res_mode)rm, id % 5 == 0 ? 4 : 0, id % 4 == 1 ? 5 : 0, id);
+        }
+    }
+    /* Phi-4's inputs: qkv/gate-up/output after RMSNorm (5120), o (5120, none), down (17920, SwiGLU) */
+    run_case(dev, VKLLM_DTYPE_Q4_K, 64, 5120, 1, VKLLM_MVQ_RMSNORM, RES_NONE, 0, 0, 6101);
+    run_case(dev, VKLLM_DTYPE_Q5_K, 48, 5120, 1, VKLLM_MVQ_NONE, RES_IN_PLACE, 0, 0, 6102);
+    run_case(dev, VKLLM_DTYPE_Q6_K, 24, 17920, 1, VKLLM_MVQ_SWIGLU, RES_IN_PLACE, 0, 0, 6103);
+    tune_variant = VKLLM_MVQ_NO_PREFETCH;
+    run_case(dev, VKLLM_DTYPE_Q4_K, 67, 1024, 2, VKLLM_MVQ_RMSNORM, RES_SEPARATE, 0, 0, 6104);
+    tune_variant = 0;
+    use_xq = 0;
+    report("global");
+    print_message("quantize_q8: %llu of %llu codes flipped against the double-precision x', worst scale difference %.3e (bound 2e-5)\n",
+                  (unsigned long long)flips_seen, (unsigned long long)codes_seen, worst_dq);
+
+    /* refusals: xq misaligned or too small; quantize_q8 partial block, bad prologue, no gain */
+    tu_fbuf b = tu_fbuf_alloc(dev, 4096);
+    vkllm_chain *c;
+    assert_int_equal(vkllm_chain_create(dev, NULL, &c), VKLLM_OK);
+    assert_int_equal(vkllm_chain_begin(c), VKLLM_OK);
+    vkllm_matvec_q8_args a = { .w = tu_view(&b), .type = VKLLM_DTYPE_Q4_K, .n_out = 1, .n_in = 256, .y = tu_view(&b), .n_vec = 1,
+                               .y_stride = 1, .xq = tu_view(&b) };
+    a.y.offset = 8192;
+    a.xq.offset = 4;
+    assert_int_equal(vkllm_op_matvec_q8(c, &a), VKLLM_ERROR_INVALID_ARGUMENT);
+    a.xq.offset = 16384 - 16;
+    assert_int_equal(vkllm_op_matvec_q8(c, &a), VKLLM_ERROR_OUT_OF_RANGE);
+    assert_non_null(strstr(vkllm_device_error(dev), "vkllm_q8_act_bytes"));
+    vkllm_quantize_q8_args qa = { .x = tu_view(&b), .out = tu_view(&b), .n_in = 48, .n_vec = 1, .x_stride = 48 };
+    qa.out.offset = 8192;
+    assert_int_equal(vkllm_op_quantize_q8(c, &qa), VKLLM_ERROR_INVALID_ARGUMENT);
+    qa.n_in = qa.x_stride = 64;
+    qa.prologue = 3;
+    assert_int_equal(vkllm_op_quantize_q8(c, &qa), VKLLM_ERROR_INVALID_ARGUMENT);
+    qa.prologue = VKLLM_MVQ_RMSNORM;
+    assert_int_equal(vkllm_op_quantize_q8(c, &qa), VKLLM_ERROR_INVALID_ARGUMENT);
+    assert_int_equal(vkllm_q8_act_bytes(48, 1), 0);
+    assert_int_equal(vkllm_q8_act_bytes(5120, 2), 2 * (5120 + 160 * 12));
+    assert_int_equal(vkllm_chain_end(c), VKLLM_OK);
+    vkllm_chain_destroy(c);
+    tu_fbuf_free(dev, &b);
+    tu_device_close(dev);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -338,6 +487,7 @@ int main(void)
         cmocka_unit_test(test_q8_phi),
         cmocka_unit_test(test_q8_tuning),
         cmocka_unit_test(test_q8_refused),
+        cmocka_unit_test(test_q8_global),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

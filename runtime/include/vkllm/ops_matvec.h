@@ -76,6 +76,9 @@ typedef struct vkllm_matvec_q8_args {
     uint32_t rows_per_lane; /* tuning: rows each lane group keeps (1..4), 0 = 2 */
     uint32_t lanes_per_row; /* tuning: lanes sharing a row, power of two, 8..subgroup size; 0 = chosen */
     uint32_t variant;       /* experiments (benchmarks, tests): VKLLM_MVQ_NO_PREFETCH; 0 = default */
+    vkllm_view xq;          /* xq.buf.block != NULL: x pre-quantized by vkllm_op_quantize_q8 (same n_in and n_vec;
+                             * offset a multiple of 16 bytes): read from there, and x, x_stride, prologue, norm,
+                             * eps and up_offset are ignored (no prologue, no shared x: modules matvec_q8x_*) */
 } vkllm_matvec_q8_args;
 /* variant bit: load each step's weights only when it starts (no second register set in flight) */
 enum { VKLLM_MVQ_NO_PREFETCH = 1 };
@@ -86,6 +89,36 @@ int vkllm_matvec_q8_supported(const vkllm_device *dev, vkllm_dtype type, uint32_
 /* bytes = weight bytes + x read (2x for SWIGLU, + the gain for RMSNORM) + y written (+ residual read);
  * flops = 2*n_vec*n_in*n_out (+ n_vec*n_out with a residual). 0 for a bad type or partial block. */
 void vkllm_matvec_q8_cost(const vkllm_matvec_q8_args *a, uint64_t *bytes, uint64_t *flops);
+
+/* ---- x quantized once per layer input (kernels/quant_q8.comp) ----
+ * The prologue and quantization of vkllm_op_matvec_q8 in a dispatch of their own, written to a global
+ * buffer that any number of vkllm_op_matvec_q8 calls then read (vkllm_matvec_q8_args.xq) instead of
+ * each workgroup re-doing them: same arithmetic (kernels/common/q8act.glsl), same codes.
+ * Layout of out (n = n_in, NB = n / 32), dense (no stride):
+ *   bytes [0, n_vec n):              codes int8 [n_vec][n] (element i of vector v at byte v n + i)
+ *   then [n_vec n, + 8 n_vec NB):    float32 pairs (d, d * sum of the block's 32 codes) [n_vec][NB]
+ *   then 4 n_vec NB bytes:           int32 per block: sum of codes 0..15 (low 16 bits, signed) and
+ *                                    16..31 (high 16 bits) [n_vec][NB] (Q6_K's offset terms)
+ * vkllm_q8_act_bytes(n_in, n_vec) = n_vec * (n + 12 NB). */
+typedef struct vkllm_quantize_q8_args {
+    vkllm_view x;        /* float32, vector v at v * x_stride elements (offset a multiple of 16 bytes) */
+    vkllm_view out;      /* vkllm_q8_act_bytes(n_in, n_vec) bytes, offset a multiple of 16; must not overlap x */
+    uint32_t n_in;       /* a multiple of 32 */
+    uint32_t n_vec;      /* 1..8 (as vkllm_op_matvec_q8) */
+    uint32_t x_stride;   /* elements, a multiple of 4, >= n_in (+ up_offset for SWIGLU) */
+    uint32_t prologue;   /* VKLLM_MVQ_* */
+    vkllm_view norm;     /* RMSNORM: float32 gain g[n_in] */
+    float eps;           /* RMSNORM */
+    uint32_t up_offset;  /* SWIGLU, elements, a multiple of 4 */
+    const char *name;    /* dispatch name for profiling (NULL: "quant_q8") */
+} vkllm_quantize_q8_args;
+/* out = Q8(P(x)) in the layout above. VKLLM_ERROR_INVALID_ARGUMENT with a message for a bad shape,
+ * stride, alignment or a missing gain; VKLLM_ERROR_UNSUPPORTED where the device's subgroups are below 8. */
+vkllm_status vkllm_op_quantize_q8(vkllm_chain *chain, const vkllm_quantize_q8_args *a);
+/* Bytes of the quantized buffer for n_vec vectors of n_in elements (0 when n_in is not a multiple of 32). */
+uint64_t vkllm_q8_act_bytes(uint32_t n_in, uint32_t n_vec);
+/* bytes = x read (2x SWIGLU, + gain RMSNORM) + vkllm_q8_act_bytes written; flops ~ 8 n_in n_vec. */
+void vkllm_quantize_q8_cost(const vkllm_quantize_q8_args *a, uint64_t *bytes, uint64_t *flops);
 
 #ifdef __cplusplus
 }
