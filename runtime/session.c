@@ -36,6 +36,7 @@ typedef struct acts {
     vkllm_buffer gu;     /* (B, 2 n_ff) gate then up */
     vkllm_buffer act;    /* (B, n_ff) silu(gate) * up */
     vkllm_buffer logits; /* (L, n_vocab) L = 1, or B when capturing */
+    vkllm_buffer xq;     /* act_q8_global: one token's input quantized (vkllm_q8_act_bytes(max(n_embd, q_dim, n_ff), 1)) */
 } acts;
 
 typedef struct prefill_chain {
@@ -63,6 +64,7 @@ struct vkllm_session {
     uint64_t uses;
     int timestamps;
     int act_q8; /* decode steps use vkllm_op_matvec_q8 for the weights it supports */
+    int act_q8_global; /* with act_q8: each input quantized once into a.xq (quant_q8), ffn_down included */
     double last_gpu_ns;
     double host_ns; /* time spent preparing and submitting steps (not waiting), summed */
     vkllm_chain *last; /* the chain of the last step (for its timings) */
@@ -108,16 +110,27 @@ static int q8(const vkllm_session *s, const weight *w, uint32_t M)
     return s->act_q8 && M == 1 && vkllm_matvec_q8_supported(s->dev, w->type, w->cols, 1);
 }
 
-/* y = W P(x) (+ residual) for one token with 8-bit activations; P: VKLLM_MVQ_* with its gain / up offset. */
-static vkllm_status proj_q8(vkllm_chain *c, const weight *w, vkllm_view x, uint32_t x_stride, uint32_t prologue,
-                            const weight *gain, float eps, uint32_t up_offset, vkllm_view y, const vkllm_view *res,
-                            const char *name)
+/* y = W P(x) (+ residual) for one token with 8-bit activations; P: VKLLM_MVQ_* with its gain / up offset.
+ * act_q8_global: P and the quantization run once in a quant_q8 dispatch into a.xq, which the mat-vec
+ * reads instead of each of its workgroups re-doing them (same codes). */
+static vkllm_status proj_q8(const vkllm_session *s, vkllm_chain *c, const weight *w, vkllm_view x, uint32_t x_stride,
+                            uint32_t prologue, const weight *gain, float eps, uint32_t up_offset, vkllm_view y,
+                            const vkllm_view *res, const char *name)
 {
     vkllm_view none = { { 0 }, 0 };
     vkllm_matvec_q8_args a = { .w = V(w->buf, 0), .type = w->type, .n_out = w->rows, .n_in = w->cols, .x = x, .y = y,
                                .residual = res ? *res : none, .n_vec = 1, .x_stride = x_stride, .y_stride = w->rows,
                                .r_stride = w->rows, .prologue = prologue, .norm = gain ? V(gain->buf, 0) : none,
                                .eps = eps, .up_offset = up_offset, .name = name };
+    if (s->act_q8_global) {
+        char qn[112];
+        snprintf(qn, sizeof qn, "%.90s.quant_q8", name);
+        vkllm_quantize_q8_args q = { .x = x, .out = V(s->a.xq, 0), .n_in = w->cols, .n_vec = 1, .x_stride = x_stride,
+                                     .prologue = prologue, .norm = a.norm, .eps = eps, .up_offset = up_offset, .name = qn };
+        vkllm_status st = vkllm_op_quantize_q8(c, &q);
+        if (st) return st;
+        a.xq = V(s->a.xq, 0);
+    }
     return vkllm_op_matvec_q8(c, &a);
 }
 
@@ -168,13 +181,16 @@ static vkllm_status record_forward(vkllm_session *s, vkllm_chain *c, uint32_t M,
         /* ffn_down stays on the float kernel after the SwiGLU dispatch: with the SwiGLU as its
          * prologue every workgroup reads 2 n_ff floats (143 KB for Phi-4) besides ~235 KB of weights,
          * and on the H100 that measured 85 us against 50 + 4.6 (bench-matvec --q8, BENCHMARKS.md) */
-        const int q8_qkv = q8(s, &L->qkv, M), q8_o = q8(s, &L->o, M), q8_up = q8(s, &L->up, M), q8_down = 0;
+        /* With act_q8_global the SwiGLU and quantization are one small dispatch, and ffn_down reads
+         * 1.4 bytes per element from L2: it takes 8-bit inputs too (the opt-in path under measurement) */
+        const int q8_qkv = q8(s, &L->qkv, M), q8_o = q8(s, &L->o, M), q8_up = q8(s, &L->up, M);
+        const int q8_down = s->act_q8_global && q8(s, &L->down, M);
         vkllm_buffer xn = cp ? cpl[CP_ATTN_NORM] : a->xn;
         snprintf(name, sizeof name, "L%02u.attn_norm", l);
         vkllm_rmsnorm_args rn = { V(x, 0), V(L->attn_norm.buf, 0), V(xn, 0), E, M, E, E, hp->rms_eps, name };
         if ((!q8_qkv || cp) && (st = vkllm_op_rmsnorm(c, &rn))) return st;
         snprintf(name, sizeof name, "L%02u.attn_qkv.%s", l, tname(L->qkv.type));
-        st = q8_qkv ? proj_q8(c, &L->qkv, V(x, 0), E, VKLLM_MVQ_RMSNORM, &L->attn_norm, hp->rms_eps, 0, V(a->qkv, 0), NULL, name)
+        st = q8_qkv ? proj_q8(s, c, &L->qkv, V(x, 0), E, VKLLM_MVQ_RMSNORM, &L->attn_norm, hp->rms_eps, 0, V(a->qkv, 0), NULL, name)
                     : proj(c, &L->qkv, V(xn, 0), M, V(a->qkv, 0), NULL, name);
         if (st) return st;
         vkllm_buffer q = cp ? cpl[CP_Q] : a->q;
@@ -195,7 +211,7 @@ static vkllm_status record_forward(vkllm_session *s, vkllm_chain *c, uint32_t M,
         if (st) return st;
         snprintf(name, sizeof name, "L%02u.attn_output.%s", l, tname(L->o.type));
         if (cp) {
-            st = q8_o ? proj_q8(c, &L->o, V(at, 0), s->q_dim, VKLLM_MVQ_NONE, NULL, 0, 0, V(cpl[CP_ATTN_OUT], 0), NULL, name)
+            st = q8_o ? proj_q8(s, c, &L->o, V(at, 0), s->q_dim, VKLLM_MVQ_NONE, NULL, 0, 0, V(cpl[CP_ATTN_OUT], 0), NULL, name)
                       : proj(c, &L->o, V(at, 0), M, V(cpl[CP_ATTN_OUT], 0), NULL, name);
             if (st) return st;
             vkllm_add_args ad = { V(x, 0), V(cpl[CP_ATTN_OUT], 0), V(a->xmid, 0), M * E, "residual" };
@@ -203,7 +219,7 @@ static vkllm_status record_forward(vkllm_session *s, vkllm_chain *c, uint32_t M,
             x = a->xmid;
         } else {
             vkllm_view r = V(x, 0);
-            st = q8_o ? proj_q8(c, &L->o, V(at, 0), s->q_dim, VKLLM_MVQ_NONE, NULL, 0, 0, V(x, 0), &r, name)
+            st = q8_o ? proj_q8(s, c, &L->o, V(at, 0), s->q_dim, VKLLM_MVQ_NONE, NULL, 0, 0, V(x, 0), &r, name)
                       : proj(c, &L->o, V(at, 0), M, V(x, 0), &r, name);
             if (st) return st;
         }
@@ -212,7 +228,7 @@ static vkllm_status record_forward(vkllm_session *s, vkllm_chain *c, uint32_t M,
         vkllm_rmsnorm_args fn = { V(x, 0), V(L->ffn_norm.buf, 0), V(xn, 0), E, M, E, E, hp->rms_eps, name };
         if ((!q8_up || cp) && (st = vkllm_op_rmsnorm(c, &fn))) return st;
         snprintf(name, sizeof name, "L%02u.ffn_up.%s", l, tname(L->up.type));
-        st = q8_up ? proj_q8(c, &L->up, V(x, 0), E, VKLLM_MVQ_RMSNORM, &L->ffn_norm, hp->rms_eps, 0, V(a->gu, 0), NULL, name)
+        st = q8_up ? proj_q8(s, c, &L->up, V(x, 0), E, VKLLM_MVQ_RMSNORM, &L->ffn_norm, hp->rms_eps, 0, V(a->gu, 0), NULL, name)
                    : proj(c, &L->up, V(xn, 0), M, V(a->gu, 0), NULL, name);
         if (st) return st;
         vkllm_buffer act = cp ? cpl[CP_FFN_ACT] : a->act;
@@ -221,7 +237,7 @@ static vkllm_status record_forward(vkllm_session *s, vkllm_chain *c, uint32_t M,
         if ((!q8_down || cp) && (st = vkllm_op_swiglu(c, &sw))) return st;
         snprintf(name, sizeof name, "L%02u.ffn_down.%s", l, tname(L->down.type));
         if (cp) {
-            st = q8_down ? proj_q8(c, &L->down, V(a->gu, 0), 2 * hp->n_ff, VKLLM_MVQ_SWIGLU, NULL, 0, hp->n_ff,
+            st = q8_down ? proj_q8(s, c, &L->down, V(a->gu, 0), 2 * hp->n_ff, VKLLM_MVQ_SWIGLU, NULL, 0, hp->n_ff,
                                    V(cpl[CP_FFN_OUT], 0), NULL, name)
                          : proj(c, &L->down, V(act, 0), M, V(cpl[CP_FFN_OUT], 0), NULL, name);
             if (st) return st;
@@ -230,7 +246,7 @@ static vkllm_status record_forward(vkllm_session *s, vkllm_chain *c, uint32_t M,
             x = cpl[CP_OUT];
         } else {
             vkllm_view r = V(x, 0);
-            st = q8_down ? proj_q8(c, &L->down, V(a->gu, 0), 2 * hp->n_ff, VKLLM_MVQ_SWIGLU, NULL, 0, hp->n_ff, V(x, 0), &r, name)
+            st = q8_down ? proj_q8(s, c, &L->down, V(a->gu, 0), 2 * hp->n_ff, VKLLM_MVQ_SWIGLU, NULL, 0, hp->n_ff, V(x, 0), &r, name)
                          : proj(c, &L->down, V(act, 0), M, V(x, 0), &r, name);
             if (st) return st;
         }
@@ -249,7 +265,7 @@ static vkllm_status record_forward(vkllm_session *s, vkllm_chain *c, uint32_t M,
     if ((!q8_out || cp) && (st = vkllm_op_rmsnorm(c, &rn))) return st;
     snprintf(name, sizeof name, "output.%s", tname(m->output.type));
     if (q8_out) /* M == 1: the only row */
-        return proj_q8(c, &m->output, V(x, 0), E, VKLLM_MVQ_RMSNORM, &m->out_norm, hp->rms_eps, 0,
+        return proj_q8(s, c, &m->output, V(x, 0), E, VKLLM_MVQ_RMSNORM, &m->out_norm, hp->rms_eps, 0,
                        V(cp ? cp->logits : a->logits, 0), NULL, name);
     if (cp) return proj(c, &m->output, V(on, 0), M, V(cp->logits, 0), NULL, name);
     if (rows == 1) return proj(c, &m->output, V(on, 0), 1, V(a->logits, 0), NULL, name);
@@ -302,6 +318,10 @@ vkllm_status vkllm_session_create(vkllm_model *m, const vkllm_session_options *o
     {
         const int want = o ? o->act_q8 : 0;
         s->act_q8 = want >= 0 && dev->f.integer_dot && (want > 0 || dev->f.integer_dot_4x8_accel);
+        /* VKLLM_ACT_Q8_GLOBAL=0/1 overrides the option (so `vkllm bench` can compare the two) */
+        const char *env = getenv("VKLLM_ACT_Q8_GLOBAL");
+        const int global = env && *env ? atoi(env) != 0 : (o ? o->act_q8_global : 0);
+        s->act_q8_global = s->act_q8 && global && vkllm_kernel_available("quant_q8");
     }
     s->q_dim = hp->n_head * hp->head_dim;
     s->kv_dim = hp->n_head_kv * hp->head_dim;
@@ -356,6 +376,11 @@ vkllm_status vkllm_session_create(vkllm_model *m, const vkllm_session_options *o
     if (!st) st = alloc_dev(s, &s->a.gu, B * 2ull * hp->n_ff * 4);
     if (!st) st = alloc_dev(s, &s->a.act, B * hp->n_ff * 4);
     if (!st) st = alloc_dev(s, &s->a.logits, 4ull * hp->n_vocab);
+    if (!st && s->act_q8_global) {
+        uint64_t w = hp->n_embd > s->q_dim ? hp->n_embd : s->q_dim;
+        if (hp->n_ff > w) w = hp->n_ff;
+        st = alloc_dev(s, &s->a.xq, vkllm_q8_act_bytes((uint32_t)((w + 31) / 32 * 32), 1));
+    }
     if (!st) st = alloc_dev(s, &s->attn_scratch, vkllm_attn_decode_scratch_bytes(1, hp->n_head, hp->head_dim, s->n_ctx, 0));
     /* the one-pass decode attention's counters start at zero; every call leaves them so */
     if (!st) st = vkllm_buffer_fill(dev, &s->attn_scratch, 0, vkllm_attn_decode_counter_bytes(1, hp->n_head), 0);
@@ -386,7 +411,7 @@ void vkllm_session_destroy(vkllm_session *s)
     free(s->k);
     free(s->v);
     vkllm_buffer *bufs[] = { &s->table, &s->hparams, &s->dparams, &s->dout, &s->a.x, &s->a.xmid, &s->a.xn, &s->a.qkv,
-                             &s->a.q, &s->a.attn, &s->a.gu, &s->a.act, &s->a.logits, &s->attn_scratch,
+                             &s->a.q, &s->a.attn, &s->a.gu, &s->a.act, &s->a.logits, &s->a.xq, &s->attn_scratch,
                              &s->argmax_scratch, &s->topk_scratch };
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) vkllm_buffer_free(dev, bufs[i]);
     free(s);

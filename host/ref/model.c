@@ -135,7 +135,8 @@ vkllm_status vkllm_ref_model_create(vkllm_gguf *g, const vkllm_phi3_hparams *hp,
         L->q8_qkv = q8_type(t.layer[l].attn_qkv->type);
         L->q8_o = q8_type(t.layer[l].attn_output->type);
         L->q8_up = q8_type(t.layer[l].ffn_up->type);
-        L->q8_down = 0; /* the runtime keeps ffn_down on float inputs (runtime/session.c) */
+        /* the runtime keeps ffn_down on float inputs unless act_q8_global (runtime/session.c) */
+        L->q8_down = o.act_q8 == 2 && q8_type(t.layer[l].ffn_down->type);
     }
     vkllm_phi3_tensors_free(&t);
     if (!ok) {

@@ -184,8 +184,15 @@ static void append(void *user, int layer, const char *name, const float *data, u
  * the first rounded inputs agree to ~1e-14, but once the fp16 KV cache has moved the GPU's values
  * by ~3e-4 relative (NMSE ~1e-7), a few percent of the 8-bit codes land one step (amax/127 of
  * their block of 32) from the reference's: NMSE ~1e-6..1e-5 after one product, growing through the
- * layers (measured on lavapipe, tiny models: worst 8e-5 per checkpoint, 5e-5 on the logits). */
-static void check_q8(vkllm_mkmodel_ftype ft, const char *tname, uint64_t case_id)
+ * layers (measured on lavapipe, tiny models: worst 8e-5 per checkpoint, 5e-5 on the logits).
+ * global = 1: the same with vkllm_session_options.act_q8_global (each input quantized once by
+ * quant_q8, the mat-vecs reading its codes, ffn_down's SwiGLU output rounded too) against the
+ * reference's act_q8 = 2 (ffn_down's inputs rounded as well), the same bounds and reasons (lavapipe:
+ * worst 1.9e-4, at ffn_out: rounding ffn_down's input turns the upstream error of the SwiGLU output,
+ * NMSE ~1e-5 here, into code flips, P ~ 15% at these tiny widths; logits 6.7e-5); the last decode
+ * step's dispatches must include quant_q8 and as many matvec_q8x_* (the path was taken). The
+ * mat-vec's own agreement with the reference is tests/gpu/test_matvec_q8.c's (1e-13). */
+static void check_q8(vkllm_mkmodel_ftype ft, const char *tname, uint64_t case_id, int global)
 {
     char path[] = "/tmp/vkllm-test-model-XXXXXX";
     int fd = mkstemp(path);
@@ -205,7 +212,7 @@ static void check_q8(vkllm_mkmodel_ftype ft, const char *tname, uint64_t case_id
     if (vkllm_gguf_open(path, &g, err, sizeof err)) fail_msg("%s", err);
     vkllm_phi3_hparams hp;
     if (vkllm_phi3_read_hparams(g, &hp, err, sizeof err)) fail_msg("%s", err);
-    vkllm_ref_model_options ro = { .n_ctx = 256, .act_q8 = 1 };
+    vkllm_ref_model_options ro = { .n_ctx = 256, .act_q8 = global ? 2 : 1 };
     vkllm_ref_model *ref;
     if (vkllm_ref_model_create(g, &hp, &ro, &ref, err, sizeof err)) fail_msg("%s", err);
     const uint32_t NT = 9;
@@ -218,7 +225,7 @@ static void check_q8(vkllm_mkmodel_ftype ft, const char *tname, uint64_t case_id
     vkllm_model *m;
     vkllm_load_options lo = { .n_ctx = 256 };
     if (vkllm_model_load(dev, path, &lo, &m)) fail_msg("load: %s", vkllm_device_error(dev));
-    vkllm_session_options so = { .n_ctx = 256, .max_batch = 64, .act_q8 = 1 };
+    vkllm_session_options so = { .n_ctx = 256, .max_batch = 64, .act_q8 = 1, .timestamps = global, .act_q8_global = global };
     vkllm_session *s;
     if (vkllm_session_create(m, &so, &s)) fail_msg("session: %s", vkllm_device_error(dev));
     assert_int_equal(vkllm_session_act_q8(s), 1);
@@ -236,11 +243,11 @@ static void check_q8(vkllm_mkmodel_ftype ft, const char *tname, uint64_t case_id
         double e = tu_nmse(gd, want.e[i].data, (size_t)rows * width);
         if (e > worst) worst = e;
         tu_assert_nmse(gd, want.e[i].data, (size_t)rows * width, !strcmp(want.e[i].name, "logits") ? 2e-3 : bound,
-                       "%s q8 token-by-token L%d.%s", tname,
+                       "%s q8%s token-by-token L%d.%s", tname, global ? " global" : "",
                        want.e[i].layer, want.e[i].name);
     }
-    fprintf(stderr, "[ model    ] %-7s q8 token-by-token %d checkpoints, worst NMSE %.2e (bound %.0e)\n", tname, got.n,
-            worst, bound);
+    fprintf(stderr, "[ model    ] %-7s q8%s token-by-token %d checkpoints, worst NMSE %.2e (bound %.0e)\n", tname,
+            global ? " global" : "", got.n, worst, bound);
     store_free(&got);
 
     /* Greedy, teacher-forced: a 5-token prompt (unrounded on both sides: the GPU's 8-bit path is for
@@ -282,8 +289,20 @@ static void check_q8(vkllm_mkmodel_ftype ft, const char *tname, uint64_t case_id
         int32_t unused;
         if (vkllm_session_decode(s, rt, NULL, &unused, gl)) fail_msg("decode: %s", vkllm_device_error(dev));
     }
-    fprintf(stderr, "[ model    ] %-7s q8 greedy: %u steps, %u near-tie swaps within the error, worst logits NMSE %.2e\n", tname,
-            NG, swaps, worst_l);
+    fprintf(stderr, "[ model    ] %-7s q8%s greedy: %u steps, %u near-tie swaps within the error, worst logits NMSE %.2e\n", tname,
+            global ? " global" : "", NG, swaps, worst_l);
+    if (global) {
+        const vkllm_timing *t;
+        uint32_t n, nq = 0, nx = 0;
+        assert_int_equal(vkllm_session_timings(s, &t, &n), VKLLM_OK);
+        for (uint32_t i = 0; i < n; i++) {
+            if (t[i].kernel && !strcmp(t[i].kernel, "quant_q8")) nq++;
+            if (t[i].kernel && !strncmp(t[i].kernel, "matvec_q8x_", 11)) nx++;
+        }
+        if (nq == 0 || nx != nq)
+            fail_msg("%s q8 global: the decode step ran %u quant_q8 and %u matvec_q8x dispatches (want equal, > 0)", tname, nq, nx);
+        fprintf(stderr, "[ model    ] %-7s q8 global: %u quant_q8 + matvec_q8x pairs per decode step\n", tname, nq);
+    }
     free(rl);
     free(gl);
     vkllm_session_destroy(s);
@@ -295,9 +314,11 @@ static void check_q8(vkllm_mkmodel_ftype ft, const char *tname, uint64_t case_id
     unlink(path);
 }
 
-static void test_model_q8_q4_k_m(void **state) { (void)state; check_q8(VKLLM_MKMODEL_Q4_K_M, "q4_k_m", 6); }
-static void test_model_q8_q8_0(void **state) { (void)state; check_q8(VKLLM_MKMODEL_Q8_0, "q8_0", 7); }
-static void test_model_q8_q4_0(void **state) { (void)state; check_q8(VKLLM_MKMODEL_Q4_0, "q4_0", 8); }
+static void test_model_q8_q4_k_m(void **state) { (void)state; check_q8(VKLLM_MKMODEL_Q4_K_M, "q4_k_m", 6, 0); }
+static void test_model_q8_q8_0(void **state) { (void)state; check_q8(VKLLM_MKMODEL_Q8_0, "q8_0", 7, 0); }
+static void test_model_q8_q4_0(void **state) { (void)state; check_q8(VKLLM_MKMODEL_Q4_0, "q4_0", 8, 0); }
+static void test_model_q8g_q4_k_m(void **state) { (void)state; check_q8(VKLLM_MKMODEL_Q4_K_M, "q4_k_m", 9, 1); }
+static void test_model_q8g_q8_0(void **state) { (void)state; check_q8(VKLLM_MKMODEL_Q8_0, "q8_0", 10, 1); }
 
 static void test_model_f32(void **state) { (void)state; check_type(VKLLM_MKMODEL_F32, "f32", 1); }
 static void test_model_f16(void **state) { (void)state; check_type(VKLLM_MKMODEL_F16, "f16", 2); }
@@ -329,6 +350,7 @@ int main(void)
         cmocka_unit_test(test_model_f32),  cmocka_unit_test(test_model_f16),    cmocka_unit_test(test_model_q8_0),
         cmocka_unit_test(test_model_q4_0), cmocka_unit_test(test_model_q4_k_m), cmocka_unit_test(test_model_refusals),
         cmocka_unit_test(test_model_q8_q4_k_m), cmocka_unit_test(test_model_q8_q8_0), cmocka_unit_test(test_model_q8_q4_0),
+        cmocka_unit_test(test_model_q8g_q4_k_m), cmocka_unit_test(test_model_q8g_q8_0),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

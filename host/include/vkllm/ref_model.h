@@ -44,7 +44,8 @@ typedef struct vkllm_ref_model_options {
                             * output weights that are Q4_K/Q5_K/Q6_K/Q8_0/Q4_0 (not ffn_down) are first
                             * rounded to 8 bits per 32 elements
                             * (vkllm_ref_quantize_q8_act), as the runtime's decode mat-vec does with
-                            * vkllm_session_options.act_q8 on; 0: float inputs everywhere */
+                            * vkllm_session_options.act_q8 on; 2: the same and ffn_down's inputs too (the
+                            * runtime with vkllm_session_options.act_q8_global); 0: float inputs everywhere */
 } vkllm_ref_model_options;
 
 typedef struct vkllm_ref_model vkllm_ref_model;

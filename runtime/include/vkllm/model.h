@@ -60,6 +60,11 @@ typedef struct vkllm_session_options {
                             * activations and integer dot products, with the RMSNorm before them fused
                             * in (vkllm_op_matvec_q8; QKV, attn_output, ffn_up, output; not ffn_down). 0 = where the device's packed 4x8
                             * integer dot product is accelerated, 1 = wherever it runs, -1 = never */
+    int act_q8_global;     /* with act_q8 on: 1 = each one-token mat-vec input is quantized once (one
+                            * vkllm_op_quantize_q8 dispatch: RMSNorm / SwiGLU / none + Q8) and the
+                            * mat-vecs read its codes (vkllm_matvec_q8_args.xq), ffn_down included;
+                            * 0 = the prologue in every mat-vec workgroup. The environment variable
+                            * VKLLM_ACT_Q8_GLOBAL=0/1 overrides it. Opt-in while it is measured. */
 } vkllm_session_options;
 
 /* Allocates the KV cache (fp16) and scratch, builds the RoPE table for n_ctx, records the decode
