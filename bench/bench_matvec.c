@@ -19,7 +19,12 @@
  *              weights, over rows per workgroup x lanes per row x rows per lane (the first row of
  *              each shape is the default choice); checked against vkllm_ref_matvec_q8 (NMSE <= 1e-5,
  *              the bound of tests/gpu/test_matvec_q8.c). Weights bytes only are counted, as above.
- *     --q8-defaults  as --q8 with the default shape only (with and without prefetch). */
+ *              Each shape also times x quantized once (quant_q8 + matvec_q8x, vkllm_matvec_q8_args.xq,
+ *              the session's act_q8_global path) at the default shape: rows "quant_q8 ..." (the small
+ *              dispatch alone, its own bytes), "matvec_q8x_..." (the mat-vec alone) and "quant_q8 +
+ *              matvec_q8x_..." (first start to second end of each pair, the barrier between them
+ *              included; weight bytes, to compare with the prologue row "matvec_q8_... (default)").
+ *     --q8-defaults  as --q8 with the default shape only (with and without prefetch, and quantized once). */
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -39,7 +44,11 @@ typedef struct {
     /* --q8: prologue, tuning, the RMSNorm gain; x vectors are x_elems apart (2 n_in for SwiGLU) */
     uint32_t pro, q_rows, q_rpl, q_lanes, q_variant, x_elems;
     vkllm_buffer g;
+    vkllm_buffer xq; /* --q8, quantized once: vkllm_q8_act_bytes(n_in, n_vec) (one, L2-resident as in a decode step) */
 } mv_case;
+
+/* --q8 variant bit (this file's, not the op's): x quantized once by quant_q8, then matvec_q8 reading xq */
+#define XQ_ONCE 0x100u
 
 static void rec_mvq8(vkllm_chain *c, uint32_t i, void *u)
 {
@@ -51,6 +60,61 @@ static void rec_mvq8(vkllm_chain *c, uint32_t i, void *u)
                                .up_offset = k->pro == VKLLM_MVQ_SWIGLU ? k->n_in : 0, .rows_per_wg = k->q_rows,
                                .rows_per_lane = k->q_rpl, .lanes_per_row = k->q_lanes, .variant = k->q_variant };
     if (vkllm_op_matvec_q8(c, &a)) bu_die(k->dev, "vkllm_op_matvec_q8");
+}
+
+/* a pair: quant_q8 of copy j's x into xq, then the mat-vec reading it */
+static void rec_xq(vkllm_chain *c, uint32_t i, void *u)
+{
+    mv_case *k = u;
+    uint32_t j = i % k->copies;
+    vkllm_quantize_q8_args q = { .x = { k->x, j * k->x_stride_b }, .out = { k->xq, 0 }, .n_in = k->n_in, .n_vec = k->n_vec,
+                                 .x_stride = k->x_elems, .prologue = k->pro, .norm = { k->g, 0 }, .eps = 1e-5f,
+                                 .up_offset = k->pro == VKLLM_MVQ_SWIGLU ? k->n_in : 0 };
+    if (vkllm_op_quantize_q8(c, &q)) bu_die(k->dev, "vkllm_op_quantize_q8");
+    vkllm_matvec_q8_args a = { .w = { k->w, j * k->w_stride }, .type = k->type, .n_out = k->n_out, .n_in = k->n_in,
+                               .y = { k->y, 0 }, .n_vec = k->n_vec, .y_stride = k->n_out, .rows_per_wg = k->q_rows,
+                               .rows_per_lane = k->q_rpl, .lanes_per_row = k->q_lanes, .variant = k->q_variant & ~XQ_ONCE,
+                               .xq = { k->xq, 0 } };
+    if (vkllm_op_matvec_q8(c, &a)) bu_die(k->dev, "vkllm_op_matvec_q8 (xq)");
+}
+
+static int cmp_d(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* bu_time_dispatches for n pairs of rec_xq: medians and minima of [0] the quant_q8 dispatch, [1] the
+ * mat-vec, [2] the pair's span (quant start to mat-vec end, the barrier between them included). */
+static void time_pairs(vkllm_device *dev, uint32_t n, mv_case *k, double med[3], double mn[3])
+{
+    vkllm_chain_options o = { .timestamps = 1, .max_dispatches = 2 * n };
+    vkllm_chain *c;
+    BU_CK(dev, vkllm_chain_create(dev, &o, &c));
+    BU_CK(dev, vkllm_chain_begin(c));
+    for (uint32_t i = 0; i < n; i++) rec_xq(c, i, k);
+    BU_CK(dev, vkllm_chain_end(c));
+    BU_CK(dev, vkllm_chain_run(c));
+    BU_CK(dev, vkllm_chain_run(c));
+    const vkllm_timing *t;
+    uint32_t nt;
+    BU_CK(dev, vkllm_chain_timings(c, &t, &nt));
+    if (nt != 2 * n) bu_die(dev, "time_pairs: timing count");
+    double *d = malloc(3 * (size_t)n * sizeof *d);
+    if (!d) bu_die(dev, "out of memory");
+    for (uint32_t i = 0; i < n; i++) {
+        d[i] = t[2 * i].duration_ns;
+        d[n + i] = t[2 * i + 1].duration_ns;
+        d[2 * n + i] = t[2 * i + 1].start_ns + t[2 * i + 1].duration_ns - t[2 * i].start_ns;
+    }
+    for (int r = 0; r < 3; r++) {
+        double *x = d + (size_t)r * n;
+        qsort(x, n, sizeof *x, cmp_d);
+        med[r] = n % 2 ? x[n / 2] : 0.5 * (x[n / 2 - 1] + x[n / 2]);
+        mn[r] = x[0];
+    }
+    free(d);
+    vkllm_chain_destroy(c);
 }
 
 static void rec_mv(vkllm_chain *c, uint32_t i, void *u)
@@ -266,6 +330,7 @@ static void bench_case(vkllm_device *dev, const char *what, vkllm_dtype t, uint3
             float *gh = malloc((size_t)n_in * 4), *qref = malloc(ny * 4);
             if (!gh || !qref) bu_die(dev, "out of memory");
             k.g = bu_random_buffer(dev, (uint64_t)n_in * 4);
+            BU_CK(dev, vkllm_buffer_alloc(dev, VKLLM_MEM_DEVICE, vkllm_q8_act_bytes(n_in, n_vec), &k.xq));
             BU_CK(dev, vkllm_buffer_read(dev, &k.g, 0, gh, (uint64_t)n_in * 4));
             if (vkllm_ref_matvec_q8(t, w0, n_out, n_in, x, k.x_elems, k.pro, gh, 1e-5f, n_in, qref, n_out, NULL, 0, n_vec))
                 bu_die(dev, "vkllm_ref_matvec_q8");
@@ -287,7 +352,8 @@ static void bench_case(vkllm_device *dev, const char *what, vkllm_dtype t, uint3
                     vkllm_matvec_q8_args ta = { .w = { k.w, 0 }, .type = t, .n_out = n_out, .n_in = n_in, .x = { k.x, 0 }, .y = { k.y, 0 },
                                                 .n_vec = n_vec, .x_stride = k.x_elems, .y_stride = n_out, .prologue = k.pro,
                                                 .norm = { k.g, 0 }, .up_offset = k.pro == VKLLM_MVQ_SWIGLU ? n_in : 0, .rows_per_wg = k.q_rows,
-                                                .rows_per_lane = k.q_rpl, .lanes_per_row = k.q_lanes, .variant = k.q_variant };
+                                                .rows_per_lane = k.q_rpl, .lanes_per_row = k.q_lanes, .variant = k.q_variant & ~XQ_ONCE };
+                    if (k.q_variant & XQ_ONCE) ta.xq = (vkllm_view){ k.xq, 0 };
                     vkllm_status st = vkllm_op_matvec_q8(tc, &ta);
                     vkllm_chain_end(tc);
                     vkllm_chain_destroy(tc);
@@ -299,6 +365,28 @@ static void bench_case(vkllm_device *dev, const char *what, vkllm_dtype t, uint3
                 }
                 BU_CK(dev, vkllm_buffer_fill(dev, &k.y, 0, k.y_stride_b, 0x7FC00000u));
                 double med, mn;
+                if (k.q_variant & XQ_ONCE) {
+                    double pm[3], pn3[3];
+                    warm(dev, n_disp, rec_xq, &k, 200);
+                    time_pairs(dev, n_disp, &k, pm, pn3);
+                    BU_CK(dev, vkllm_buffer_read(dev, &k.y, 0, out, ny * 4));
+                    double e = bu_nmse(out, qref, ny);
+                    vkllm_quantize_q8_args qa = { .n_in = n_in, .n_vec = n_vec, .prologue = k.pro };
+                    uint64_t qbytes, qflops;
+                    vkllm_quantize_q8_cost(&qa, &qbytes, &qflops);
+                    char kname[96];
+                    snprintf(kname, sizeof kname, "quant_q8%s", pn[k.pro]);
+                    bu_report(kname, shape, qbytes, 0, pm[0], pn3[0], 0.0);
+                    snprintf(kname, sizeof kname, "matvec_q8x_%s%s", vkllm_dtype_name(t), k.q_variant & VKLLM_MVQ_NO_PREFETCH ? " nopf" : "");
+                    bu_report(kname, shape, wbytes, flops, pm[1], pn3[1], e);
+                    snprintf(kname, sizeof kname, "quant_q8%s + matvec_q8x_%s (pair)", pn[k.pro], vkllm_dtype_name(t));
+                    bu_report(kname, shape, wbytes, flops, pm[2], pn3[2], e);
+                    if (!(e <= 1e-5)) {
+                        fprintf(stderr, "bench-matvec: quant_q8 + matvec_q8x_%s %s is WRONG (NMSE %.3e)\n", vkllm_dtype_name(t), shape, e);
+                        exit(1);
+                    }
+                    continue;
+                }
                 warm(dev, n_disp, rec_mvq8, &k, 200);
                 bu_time_dispatches(dev, n_disp, rec_mvq8, &k, &med, &mn);
                 BU_CK(dev, vkllm_buffer_read(dev, &k.y, 0, out, ny * 4));
@@ -316,6 +404,7 @@ static void bench_case(vkllm_device *dev, const char *what, vkllm_dtype t, uint3
                 }
             }
             vkllm_buffer_free(dev, &k.g);
+            vkllm_buffer_free(dev, &k.xq);
             free(gh); free(qref);
         }
     }
@@ -354,11 +443,11 @@ int main(int argc, char **argv)
         };
         /* the default, without prefetch, and the shapes that led in the first H100 sweep (rows per
          * workgroup 4..64 x rows per lane 1/2/4 x lanes 8/16/32: 1 or 2 rows per lane, 256 invocations) */
-        static const q8_tuning all_tv[] = { { 0, 0, 0, 0 },  { 0, 0, 0, VKLLM_MVQ_NO_PREFETCH }, { 8, 1, 32, 0 }, { 16, 1, 16, 0 },
+        static const q8_tuning all_tv[] = { { 0, 0, 0, 0 },  { 0, 0, 0, VKLLM_MVQ_NO_PREFETCH }, { 0, 0, 0, XQ_ONCE }, { 8, 1, 32, 0 }, { 16, 1, 16, 0 },
                                             { 16, 1, 32, 0 }, { 16, 2, 32, 0 }, { 32, 2, 16, 0 }, { 32, 1, 32, 0 },
                                             { 64, 2, 8, 0 }, { 64, 2, 16, 0 } };
         const q8_tuning *tv = all_tv;
-        size_t n_tv = bu_quick || q8_defaults ? 2 : sizeof all_tv / sizeof all_tv[0];
+        size_t n_tv = bu_quick || q8_defaults ? 3 : sizeof all_tv / sizeof all_tv[0];
         q8_tv = tv;
         q8_n_tv = n_tv;
         for (size_t s = 0; s < sizeof qs / sizeof qs[0]; s++) {
@@ -368,9 +457,9 @@ int main(int argc, char **argv)
         q8_n_tv = 0;
         q8_pro = 0;
         /* a few vectors at once, default shape only */
-        static const q8_tuning def[] = { { 0, 0, 0, 0 } };
+        static const q8_tuning def[] = { { 0, 0, 0, 0 }, { 0, 0, 0, XQ_ONCE } };
         q8_tv = def;
-        q8_n_tv = 1;
+        q8_n_tv = 2;
         q8_pro = VKLLM_MVQ_RMSNORM;
         bench_case(dev, "gate_up", VKLLM_DTYPE_Q4_K, 35840 / div, 5120, 4, auto_tuning, 1);
         q8_n_tv = 0;
