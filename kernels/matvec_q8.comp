@@ -30,10 +30,11 @@
 // The first units' weights are loaded before the prologue (their latency overlaps it) and each
 // step's loads are issued before the previous step's arithmetic (two sets in flight per lane).
 // Shared memory: NV * (NIN bytes of codes + 12 bytes per 32) + the staging regions; the host refuses
-// what exceeds maxComputeSharedMemorySize (vkllm_matvec_q8_supported).
+// what exceeds maxComputeSharedMemorySize (vkllm_matvec_q8_supported). XG=1: the staging regions only.
 //
-// Per call: reads the weight bytes once from memory, x (4*NIN*NV bytes, x2 for SwiGLU) once per
-// workgroup (from L2 after the first), writes 4*n_out*NV bytes (+ reads as many of r);
+// Per call: reads the weight bytes once from memory, x (4*NIN*NV bytes, x2 for SwiGLU; XG=1: the
+// 1.375*NIN*NV bytes of codes and scales) once per workgroup (from L2 after the first), writes
+// 4*n_out*NV bytes (+ reads as many of r);
 // FLOPs 2*n_in*n_out*NV. The benchmark divides the weight bytes by time.
 //
 // H100 (bench-matvec --q8 with warm-up, commit 83bb64b; docs/BENCHMARKS.md): far from the 85% aimed
