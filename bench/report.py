@@ -54,12 +54,20 @@ def collect(d):
     m = CEIL.search(prof)
     if m:
         rep["matrix"] = {"tflops": float(m.group(2)), "how": m.group(3).strip(), "profile_read_ceiling_gbs": float(m.group(1))}
+    modes = []  # the overhead table's "on" columns, named by its header (compute, top, end, sampled ...)
     for line in prof.splitlines():
+        if line.startswith("| step | profiling off |"):
+            cells = [c.strip() for c in line.strip().strip("|").split("|")]
+            modes = [c for c in cells[2:] if c != "change"]
         m = OVER.match(line)
         if m:
             o = {"step": m.group(1), "off_ms": float(m.group(2)), "on_ms": float(m.group(3)), "change_pct": float(m.group(4))}
             if m.group(5):  # start stamps at the top of the pipe
                 o.update(on_top_ms=float(m.group(5)), change_top_pct=float(m.group(6)))
+            cells = [c.strip() for c in line.strip().strip("|").split("|")][2:]
+            o["modes"] = [{"mode": modes[i // 2] if i // 2 < len(modes) else f"mode {i // 2 + 1}",
+                           "on_ms": float(cells[i].split()[0]), "change_pct": float(cells[i + 1].rstrip("%"))}
+                          for i in range(0, len(cells) - 1, 2)]
             rep["overhead"].append(o)
     def tflops(r):
         return r.get("flops", 0) / (r["median_us"] * 1e6) if r.get("median_us", 0) > 0 else 0
@@ -100,11 +108,14 @@ def markdown(rep):
             w(f"| {e['test']} | {e['tps']:.2f} ± {e['sd']:.2f} |")
     if rep["overhead"]:
         w("\nProfiling overhead (`vkllm profile --overhead`: wall time with timestamp queries off and on, interleaved "
-          "rounds, medians; start stamps at the compute stage, and at the top of the pipe):\n")
-        w("| step | off | on, compute | change | on, top | change |\n|---|---:|---:|---:|---:|---:|")
+          "rounds, medians; each mode the profile measured: stamp pairs at the compute stage or the top of the pipe, "
+          "end stamps only, and the sampled modes, of which sampled compute is vkllm profile's default):\n")
+        names = [x["mode"] for x in rep["overhead"][0].get("modes", [])] or ["on, compute", "on, top"]
+        w("| step | off | " + " | ".join(f"{n} | change" for n in names) + " |\n|---|---:|" + "---:|---:|" * len(names))
         for o in rep["overhead"]:
-            top = (f"{o['on_top_ms']:.3f} ms | {o['change_top_pct']:+.2f}%" if "on_top_ms" in o else "- | -")
-            w(f"| {o['step']} | {o['off_ms']:.3f} ms | {o['on_ms']:.3f} ms | {o['change_pct']:+.2f}% | {top} |")
+            cols = o.get("modes") or [{"on_ms": o["on_ms"], "change_pct": o["change_pct"]}] + (
+                [{"on_ms": o["on_top_ms"], "change_pct": o["change_top_pct"]}] if "on_top_ms" in o else [])
+            w(f"| {o['step']} | {o['off_ms']:.3f} ms | " + " | ".join(f"{c['on_ms']:.3f} ms | {c['change_pct']:+.2f}%" for c in cols) + " |")
     if rep["kernels"]:
         w("\nKernels at their shapes (median of many dispatches; % of the streaming-read ceiling measured in the same "
           "process; TFLOP/s against the matrix rate above):\n")
