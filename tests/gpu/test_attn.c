@@ -306,6 +306,9 @@ static void test_attn_prefill(void **state)
         if (vkllm_attn_prefill_uses_coopmat(dev, cases[i].hd)) {
             attn_case cm = cases[i];
             cm.coopmat = 1;
+            /* the KHR cooperative-matrix kernel: where the device has cooperative_matrix2 the op
+             * would take attn_prefill_cm2 first (tests/gpu/test_attn_cm2.c covers that one) */
+            setenv("VKLLM_ATTN_PREFILL_CM2", "0", 1);
             run_attn(dev, &cm, 300 + i);
             /* two other tile shapes bench-attn measures (the key-tile and prefetch variants are
              * covered by the emulation below: under validation on the H100 every extra shape costs
@@ -316,6 +319,7 @@ static void test_attn_prefill(void **state)
                 run_attn(dev, &cm, 300 + i);
                 unsetenv("VKLLM_ATTN_PREFILL");
             }
+            unsetenv("VKLLM_ATTN_PREFILL_CM2");
         }
     }
     /* The cooperative-matrix kernel with emulated matrix operations, on every device: its tiling,
