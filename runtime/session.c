@@ -451,7 +451,7 @@ void vkllm_session_host_time(vkllm_session *s, double *ns, uint64_t *steps, int 
 }
 
 uint32_t vkllm_session_pos(const vkllm_session *s) { return s ? s->pos : 0; }
-int vkllm_session_act_q8(const vkllm_session *s) { return s ? s->act_q8 : 0; }
+int vkllm_session_act_q8(const vkllm_session *s) { return s && s->act_q8 ? 1 + (s->act_q8_global != 0) : 0; }
 uint32_t vkllm_session_n_ctx(const vkllm_session *s) { return s ? s->n_ctx : 0; }
 double vkllm_session_last_gpu_ns(const vkllm_session *s) { return s ? s->last_gpu_ns : 0; }
 
@@ -459,6 +459,12 @@ void vkllm_session_sizes(const vkllm_session *s, uint64_t *kv_bytes, uint64_t *s
 {
     if (kv_bytes) *kv_bytes = s ? vkllm_session_kv_estimate(&s->m->hp, s->n_ctx) : 0;
     if (scratch_bytes) *scratch_bytes = s ? vkllm_session_scratch_estimate(&s->m->hp, s->n_ctx, s->max_batch) : 0;
+    if (scratch_bytes && s && s->act_q8_global) { /* the quantized-input buffer (a.xq), allocated only then */
+        const vkllm_phi3_hparams *hp = &s->m->hp;
+        uint64_t w = hp->n_embd > s->q_dim ? hp->n_embd : s->q_dim;
+        if (hp->n_ff > w) w = hp->n_ff;
+        *scratch_bytes += vkllm_q8_act_bytes((uint32_t)((w + 31) / 32 * 32), 1);
+    }
 }
 
 static vkllm_status check_tokens(vkllm_session *s, const int32_t *tokens, uint32_t n)

@@ -164,8 +164,11 @@ int cmd_bench(int argc, char **argv)
         printf("\nhost time per decode step (writing parameters + vkQueueSubmit, no waiting): %.1f us = %.2f%% of the "
                "step's wall time\n",
                host_ns_all / steps_all / 1000.0, 100.0 * host_ns_all / gpu_wall_all);
-    printf("decode mat-vecs: %s\n", vkllm_session_act_q8(s) ? "8-bit activations and integer dot products, RMSNorm fused (QKV, ffn_up, output; --act-q8)"
-                                                              : "float32 activations (--act-q8 off, or not accelerated here)");
+    const int q8 = vkllm_session_act_q8(s);
+    printf("decode mat-vecs: %s\n",
+           q8 == 2 ? "8-bit activations and integer dot products, every input quantized once by quant_q8 (VKLLM_ACT_Q8_GLOBAL)"
+           : q8    ? "8-bit activations and integer dot products, RMSNorm fused (QKV, ffn_up, output; --act-q8)"
+                   : "float32 activations (--act-q8 off, or not accelerated here)");
     cli_memory_report(stdout, m, s);
     rc = cli_interrupted ? 1 : 0;
     goto done;

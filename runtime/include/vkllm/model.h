@@ -83,7 +83,8 @@ vkllm_status vkllm_session_rewind(vkllm_session *s, uint32_t pos);
 void vkllm_session_host_time(vkllm_session *s, double *ns, uint64_t *steps, int reset);
 /* Tokens in the cache, and the most it holds (0 for NULL s). */
 uint32_t vkllm_session_pos(const vkllm_session *s);
-/* 1 when the session's decode steps use 8-bit activations (vkllm_session_options.act_q8 resolved). */
+/* 1 when the session's decode steps use 8-bit activations (vkllm_session_options.act_q8 resolved), 2
+ * when each input is also quantized once into a buffer (act_q8_global), 0 otherwise. */
 int vkllm_session_act_q8(const vkllm_session *s);
 uint32_t vkllm_session_n_ctx(const vkllm_session *s);
 /* Bytes of the KV cache and of the scratch buffers. */
