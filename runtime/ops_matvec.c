@@ -314,27 +314,25 @@ static vkllm_status q8_shape_for(vkllm_device *dev, const vkllm_matvec_q8_args *
                           "matvec_q8: rows_per_wg %u must be a multiple of rows_per_lane %u with (rows / rows_per_lane) x %u lanes <= %u invocations",
                           sh->rows, sh->r, sh->c, dev->f.max_workgroup_invocations);
     if (!sh->rows || q8_smem(a->type, a->n_in, a->n_vec, *sh, xg) > dev->f.max_shared_memory)
-        return vkllm_fail(dev, VKLLM_ERROR_UNSUPPORTED, "matvec_q8: %s n_in %u x n_vec %u does not fit the device's %u bytes of shared memory",
-                          vkllm_dtype_name(a->type), a->n_in, a->n_vec, dev->f.max_shared_memory);
+        return vkllm_fail(dev, VKLLM_ERROR_UNSUPPORTED,
+                          "matvec_q8: %s n_in %u x n_vec %u needs %llu bytes of shared memory, the device has %u: use vkllm_op_matvec "
+                          "(vkllm_matvec_q8_supported says so beforehand)",
+                          vkllm_dtype_name(a->type), a->n_in, a->n_vec,
+                          (unsigned long long)q8_smem(a->type, a->n_in, a->n_vec, sh->rows ? *sh : (q8_shape){ 2, 2, sh->c }, xg),
+                          dev->f.max_shared_memory);
     return VKLLM_OK;
 }
 
-/* vkllm_op_matvec_q8 with x pre-quantized (a->xq): the same launch and bindings, the codes view at binding 1. */
-static vkllm_status matvec_q8_xq(vkllm_device *dev, vkllm_chain *chain, const vkllm_matvec_q8_args *a, const char *kernel)
+/* The checks and the dispatch both paths share, once each path has checked its own input: `in` is
+ * x (in_bytes of floats, prologue applied in the kernel) or the pre-quantized xq (xg = 1). */
+static vkllm_status q8_record(vkllm_device *dev, vkllm_chain *chain, const vkllm_matvec_q8_args *a, const char *kernel, int xg,
+                              vkllm_view in, uint64_t in_bytes)
 {
-    const char *tn = vkllm_dtype_name(a->type);
-    int has_res = a->residual.buf.block != NULL;
-    if (a->y_stride < a->n_out || (has_res && a->r_stride < a->n_out))
-        return vkllm_fail(dev, VKLLM_ERROR_INVALID_ARGUMENT, "matvec_q8: strides y %u / r %u are smaller than n_out %u", a->y_stride,
-                          a->r_stride, a->n_out);
-    if (abs_off(a->w) % 16 || abs_off(a->xq) % 16)
-        return vkllm_fail(dev, VKLLM_ERROR_INVALID_ARGUMENT, "matvec_q8: weight and xq offsets must be multiples of 16 bytes");
-    uint64_t qbytes = vkllm_q8_act_bytes(a->n_in, a->n_vec);
-    if (a->xq.offset + qbytes > a->xq.buf.size)
-        return vkllm_fail(dev, VKLLM_ERROR_OUT_OF_RANGE, "matvec_q8: xq needs %llu bytes (vkllm_q8_act_bytes(%u, %u)), its view has %llu",
-                          (unsigned long long)qbytes, a->n_in, a->n_vec, (unsigned long long)(a->xq.buf.size - a->xq.offset));
+    const char *tn = vkllm_dtype_name(a->type), *in_name = xg ? "xq" : "x";
+    const int has_res = a->residual.buf.block != NULL, rms = !xg && a->prologue == VKLLM_MVQ_RMSNORM;
+    const int swiglu = !xg && a->prologue == VKLLM_MVQ_SWIGLU;
     q8_shape sh = { 0, 0, 0 };
-    vkllm_status s = q8_shape_for(dev, a, 1, &sh);
+    vkllm_status s = q8_shape_for(dev, a, xg, &sh);
     if (s) return s;
     uint64_t wbytes = vkllm_matvec_weight_bytes(a->type, a->n_out, a->n_in);
     uint64_t ybytes = ((uint64_t)(a->n_vec - 1) * a->y_stride + a->n_out) * 4;
@@ -342,12 +340,13 @@ static vkllm_status matvec_q8_xq(vkllm_device *dev, vkllm_chain *chain, const vk
     int staged = a->type == VKLLM_DTYPE_Q6_K || a->type == VKLLM_DTYPE_Q8_0 || a->type == VKLLM_DTYPE_Q4_0;
     uint64_t wbind = staged ? (wbytes + 15) & ~15ull : wbytes;
     uint64_t range = dev->f.max_storage_buffer_range;
-    if (range > (1ull << 32) - 16) range = (1ull << 32) - 16;
-    if (wbind > range || qbytes > range || ybytes > range || rbytes > range)
+    if (range > (1ull << 32) - 16) range = (1ull << 32) - 16; /* chunk and halfword indices are 32-bit */
+    if (wbind > range || in_bytes > range || ybytes > range || rbytes > range)
         return vkllm_fail(dev, VKLLM_ERROR_TOO_LARGE,
-                          "matvec_q8: a binding exceeds the device's maxStorageBufferRange of %llu bytes (weights %llu = %u x %u %s, "
+                          "matvec_q8: a binding exceeds the device's maxStorageBufferRange of %llu bytes (weights %llu = %u x %u %s, %s %llu, "
                           "y %llu): split the tensor into row ranges",
-                          (unsigned long long)range, (unsigned long long)wbind, a->n_out, a->n_in, tn, (unsigned long long)ybytes);
+                          (unsigned long long)range, (unsigned long long)wbind, a->n_out, a->n_in, tn, in_name,
+                          (unsigned long long)in_bytes, (unsigned long long)ybytes);
     if (a->w.offset + wbind > a->w.buf.size)
         return vkllm_fail(dev, VKLLM_ERROR_OUT_OF_RANGE,
                           "matvec_q8: the %llu-byte %s tensor is read in 16-byte chunks and needs %llu bytes from its offset, the buffer "
@@ -361,29 +360,32 @@ static vkllm_status matvec_q8_xq(vkllm_device *dev, vkllm_chain *chain, const vk
         else if (r0 < y0 + ybytes && y0 < r0 + rbytes)
             return vkllm_fail(dev, VKLLM_ERROR_INVALID_ARGUMENT, "matvec_q8: residual overlaps y without being y itself (same offset and stride)");
     }
-    if (a->y.buf.block == a->xq.buf.block) {
-        uint64_t q0 = abs_off(a->xq), y0 = abs_off(a->y);
-        if (q0 < y0 + ybytes && y0 < q0 + qbytes)
-            return vkllm_fail(dev, VKLLM_ERROR_INVALID_ARGUMENT, "matvec_q8: y overlaps xq (every workgroup reads the whole xq)");
+    if (a->y.buf.block == in.buf.block) {
+        uint64_t i0 = abs_off(in), y0 = abs_off(a->y);
+        if (i0 < y0 + ybytes && y0 < i0 + in_bytes)
+            return vkllm_fail(dev, VKLLM_ERROR_INVALID_ARGUMENT, "matvec_q8: y overlaps %s (every workgroup reads the whole %s)", in_name,
+                              in_name);
     }
     if (a->variant > 1)
         return vkllm_fail(dev, VKLLM_ERROR_INVALID_ARGUMENT, "matvec_q8: variant %u (0 or VKLLM_MVQ_NO_PREFETCH)", a->variant);
     uint32_t wg = sh.rows / sh.r * sh.c, pf = !(a->variant & VKLLM_MVQ_NO_PREFETCH);
     vkllm_pipeline_desc pd = { .kernel = kernel, .n_bindings = 5, .push_size = 28, .n_spec = 9,
-                               .spec = { wg, sh.rows, sh.r, sh.c, a->n_vec, (uint32_t)has_res, 0, a->n_in, pf } };
+                               .spec = { wg, sh.rows, sh.r, sh.c, a->n_vec, (uint32_t)has_res, xg ? 0u : a->prologue, a->n_in, pf } };
     vkllm_pipeline *p;
     if ((s = vkllm_pipeline_get(dev, &pd, &p))) return s;
     uint64_t row_bytes = wbytes / a->n_out;
     struct { uint32_t n_out, row_c, xs, ys, rs, up; float eps; } push = {
-        a->n_out, (uint32_t)(staged ? row_bytes / 2 : row_bytes / 16), 0, a->y_stride, has_res ? a->r_stride : 0, 0, 0.0f };
+        a->n_out, (uint32_t)(staged ? row_bytes / 2 : row_bytes / 16), xg ? 0 : a->x_stride, a->y_stride, has_res ? a->r_stride : 0,
+        swiglu ? a->up_offset : 0, xg ? 0.0f : a->eps };
     uint64_t bytes, flops;
     vkllm_matvec_q8_cost(a, &bytes, &flops);
-    vkllm_binding bq = bind(a->xq, qbytes, VKLLM_READ);
+    vkllm_binding bi = bind(in, in_bytes, VKLLM_READ);
     vkllm_dispatch d = { .pipeline = p, .name = a->name ? a->name : kernel, .n_bindings = 5,
-                         .bindings = { bind(a->w, wbind, VKLLM_READ), bq,
+                         .bindings = { bind(a->w, wbind, VKLLM_READ), bi,
                                        bind(a->y, ybytes, in_place ? VKLLM_READ_WRITE : VKLLM_WRITE),
-                                       /* absent residual and the unused gain: xq stands in, never read */
-                                       has_res ? bind(a->residual, rbytes, VKLLM_READ) : bq, bq },
+                                       /* absent residual / gain: the input stands in, never read */
+                                       has_res ? bind(a->residual, rbytes, VKLLM_READ) : bi,
+                                       rms ? bind(a->norm, 4ull * a->n_in, VKLLM_READ) : bi },
                          .push = &push, .bytes = bytes, .flops = flops };
     grid_2d(dev, ((uint64_t)a->n_out + sh.rows - 1) / sh.rows, d.groups);
     return vkllm_chain_dispatch(chain, &d);
@@ -398,16 +400,27 @@ vkllm_status vkllm_op_matvec_q8(vkllm_chain *chain, const vkllm_matvec_q8_args *
         return vkllm_fail(dev, VKLLM_ERROR_UNSUPPORTED, "matvec_q8: %s (type %s, n_in %u, n_vec %u): use vkllm_op_matvec", why,
                           vkllm_dtype_valid((int)a->type) ? vkllm_dtype_name(a->type) : "?", a->n_in, a->n_vec);
     const int xg = a->xq.buf.block != NULL;
-    const char *kernel = xg ? q8x_kernel_name(a->type) : q8_kernel_name(a->type), *tn = vkllm_dtype_name(a->type);
+    const char *kernel = xg ? q8x_kernel_name(a->type) : q8_kernel_name(a->type);
     if (xg && !vkllm_kernel_available(kernel))
         return vkllm_fail(dev, VKLLM_ERROR_UNSUPPORTED, "matvec_q8: %s is not in this build: use x and a prologue instead of xq", kernel);
     if (a->n_out == 0) return vkllm_fail(dev, VKLLM_ERROR_INVALID_ARGUMENT, "matvec_q8: n_out is 0");
-    if (xg) return matvec_q8_xq(dev, chain, a, kernel);
+    const int has_res = a->residual.buf.block != NULL;
+    if (xg) { /* x pre-quantized (vkllm_op_quantize_q8): the codes view at binding 1 */
+        if (a->y_stride < a->n_out || (has_res && a->r_stride < a->n_out))
+            return vkllm_fail(dev, VKLLM_ERROR_INVALID_ARGUMENT, "matvec_q8: strides y %u / r %u are smaller than n_out %u", a->y_stride,
+                              a->r_stride, a->n_out);
+        if (abs_off(a->w) % 16 || abs_off(a->xq) % 16)
+            return vkllm_fail(dev, VKLLM_ERROR_INVALID_ARGUMENT, "matvec_q8: weight and xq offsets must be multiples of 16 bytes");
+        uint64_t qbytes = vkllm_q8_act_bytes(a->n_in, a->n_vec);
+        if (a->xq.offset + qbytes > a->xq.buf.size)
+            return vkllm_fail(dev, VKLLM_ERROR_OUT_OF_RANGE, "matvec_q8: xq needs %llu bytes (vkllm_q8_act_bytes(%u, %u)), its view has %llu",
+                              (unsigned long long)qbytes, a->n_in, a->n_vec, (unsigned long long)(a->xq.buf.size - a->xq.offset));
+        return q8_record(dev, chain, a, kernel, 1, a->xq, qbytes);
+    }
     if (a->prologue > VKLLM_MVQ_SWIGLU)
         return vkllm_fail(dev, VKLLM_ERROR_INVALID_ARGUMENT, "matvec_q8: prologue %u is not VKLLM_MVQ_NONE/RMSNORM/SWIGLU", a->prologue);
     int swiglu = a->prologue == VKLLM_MVQ_SWIGLU, rms = a->prologue == VKLLM_MVQ_RMSNORM;
     uint64_t x_used = (uint64_t)a->n_in + (swiglu ? a->up_offset : 0);
-    int has_res = a->residual.buf.block != NULL;
     if (a->x_stride < x_used || a->y_stride < a->n_out || (has_res && a->r_stride < a->n_out))
         return vkllm_fail(dev, VKLLM_ERROR_INVALID_ARGUMENT,
                           "matvec_q8: strides x %u / y %u / r %u are smaller than the used %llu / n_out %u", a->x_stride, a->y_stride,
@@ -418,82 +431,7 @@ vkllm_status vkllm_op_matvec_q8(vkllm_chain *chain, const vkllm_matvec_q8_args *
     if (abs_off(a->w) % 16 || abs_off(a->x) % 16 || (rms && abs_off(a->norm) % 16))
         return vkllm_fail(dev, VKLLM_ERROR_INVALID_ARGUMENT, "matvec_q8: weight, x and norm offsets must be multiples of 16 bytes");
     if (rms && !a->norm.buf.block) return vkllm_fail(dev, VKLLM_ERROR_INVALID_ARGUMENT, "matvec_q8: RMSNORM needs the gain view norm");
-    uint32_t sg = dev->f.subgroup_size;
-    if (a->lanes_per_row && (a->lanes_per_row < 8 || a->lanes_per_row > sg || (a->lanes_per_row & (a->lanes_per_row - 1))))
-        return vkllm_fail(dev, VKLLM_ERROR_INVALID_ARGUMENT, "matvec_q8: lanes_per_row %u must be a power of two in 8..%u (subgroup size)",
-                          a->lanes_per_row, sg);
-    if (a->rows_per_lane > 4)
-        return vkllm_fail(dev, VKLLM_ERROR_INVALID_ARGUMENT, "matvec_q8: rows_per_lane %u (1..4)", a->rows_per_lane);
-    q8_shape sh = q8_choose(dev, a->type, a->n_in, a->n_vec, a->n_out, a->rows_per_wg, a->rows_per_lane, a->lanes_per_row, 0);
-    if (sh.rows % sh.r || (uint64_t)sh.rows / sh.r * sh.c > dev->f.max_workgroup_invocations)
-        return vkllm_fail(dev, VKLLM_ERROR_INVALID_ARGUMENT,
-                          "matvec_q8: rows_per_wg %u must be a multiple of rows_per_lane %u with (rows / rows_per_lane) x %u lanes <= %u invocations",
-                          sh.rows, sh.r, sh.c, dev->f.max_workgroup_invocations);
-    if (!sh.rows || q8_smem(a->type, a->n_in, a->n_vec, sh, 0) > dev->f.max_shared_memory)
-        return vkllm_fail(dev, VKLLM_ERROR_UNSUPPORTED,
-                          "matvec_q8: %s n_in %u x n_vec %u needs %llu bytes of shared memory, the device has %u: use vkllm_op_matvec "
-                          "(vkllm_matvec_q8_supported says so beforehand)",
-                          tn, a->n_in, a->n_vec, (unsigned long long)q8_smem(a->type, a->n_in, a->n_vec, sh.rows ? sh : (q8_shape){ 2, 2, sh.c }, 0),
-                          dev->f.max_shared_memory);
-
-    uint64_t wbytes = vkllm_matvec_weight_bytes(a->type, a->n_out, a->n_in);
-    uint64_t xbytes = ((uint64_t)(a->n_vec - 1) * a->x_stride + x_used) * 4;
-    uint64_t ybytes = ((uint64_t)(a->n_vec - 1) * a->y_stride + a->n_out) * 4;
-    uint64_t rbytes = has_res ? ((uint64_t)(a->n_vec - 1) * a->r_stride + a->n_out) * 4 : 0;
-    int staged = a->type == VKLLM_DTYPE_Q6_K || a->type == VKLLM_DTYPE_Q8_0 || a->type == VKLLM_DTYPE_Q4_0;
-    uint64_t wbind = staged ? (wbytes + 15) & ~15ull : wbytes;
-    uint64_t range = dev->f.max_storage_buffer_range;
-    if (range > (1ull << 32) - 16) range = (1ull << 32) - 16; /* chunk and halfword indices are 32-bit */
-    if (wbind > range || xbytes > range || ybytes > range || rbytes > range)
-        return vkllm_fail(dev, VKLLM_ERROR_TOO_LARGE,
-                          "matvec_q8: a binding exceeds the device's maxStorageBufferRange of %llu bytes (weights %llu = %u x %u %s, x %llu, "
-                          "y %llu): split the tensor into row ranges",
-                          (unsigned long long)range, (unsigned long long)wbind, a->n_out, a->n_in, tn, (unsigned long long)xbytes,
-                          (unsigned long long)ybytes);
-    if (a->w.offset + wbind > a->w.buf.size)
-        return vkllm_fail(dev, VKLLM_ERROR_OUT_OF_RANGE,
-                          "matvec_q8: the %llu-byte %s tensor is read in 16-byte chunks and needs %llu bytes from its offset, the buffer "
-                          "has %llu: allocate it rounded up to 16 bytes",
-                          (unsigned long long)wbytes, tn, (unsigned long long)wbind, (unsigned long long)(a->w.buf.size - a->w.offset));
-    int in_place = 0;
-    if (has_res && a->residual.buf.block == a->y.buf.block) {
-        uint64_t r0 = abs_off(a->residual), y0 = abs_off(a->y);
-        if (r0 == y0 && a->r_stride == a->y_stride)
-            in_place = 1;
-        else if (r0 < y0 + ybytes && y0 < r0 + rbytes)
-            return vkllm_fail(dev, VKLLM_ERROR_INVALID_ARGUMENT, "matvec_q8: residual overlaps y without being y itself (same offset and stride)");
-    }
-    if (a->y.buf.block == a->x.buf.block) {
-        uint64_t x0 = abs_off(a->x), y0 = abs_off(a->y);
-        if (x0 < y0 + ybytes && y0 < x0 + xbytes)
-            return vkllm_fail(dev, VKLLM_ERROR_INVALID_ARGUMENT, "matvec_q8: y overlaps x (every workgroup reads the whole x)");
-    }
-
-    uint32_t wg = sh.rows / sh.r * sh.c;
-    if (a->variant > 1)
-        return vkllm_fail(dev, VKLLM_ERROR_INVALID_ARGUMENT, "matvec_q8: variant %u (0 or VKLLM_MVQ_NO_PREFETCH)", a->variant);
-    uint32_t pf = !(a->variant & VKLLM_MVQ_NO_PREFETCH);
-    vkllm_pipeline_desc pd = { .kernel = kernel, .n_bindings = 5, .push_size = 28, .n_spec = 9,
-                               .spec = { wg, sh.rows, sh.r, sh.c, a->n_vec, (uint32_t)has_res, a->prologue, a->n_in, pf } };
-    vkllm_pipeline *p;
-    vkllm_status s = vkllm_pipeline_get(dev, &pd, &p);
-    if (s) return s;
-    uint64_t row_bytes = wbytes / a->n_out;
-    struct { uint32_t n_out, row_c, xs, ys, rs, up; float eps; } push = {
-        a->n_out, (uint32_t)(staged ? row_bytes / 2 : row_bytes / 16), a->x_stride, a->y_stride, has_res ? a->r_stride : 0,
-        swiglu ? a->up_offset : 0, a->eps };
-    uint64_t bytes, flops;
-    vkllm_matvec_q8_cost(a, &bytes, &flops);
-    vkllm_binding bx = bind(a->x, xbytes, VKLLM_READ);
-    vkllm_dispatch d = { .pipeline = p, .name = a->name ? a->name : kernel, .n_bindings = 5,
-                         .bindings = { bind(a->w, wbind, VKLLM_READ), bx,
-                                       bind(a->y, ybytes, in_place ? VKLLM_READ_WRITE : VKLLM_WRITE),
-                                       /* absent residual / gain: x stands in, never read */
-                                       has_res ? bind(a->residual, rbytes, VKLLM_READ) : bx,
-                                       rms ? bind(a->norm, 4ull * a->n_in, VKLLM_READ) : bx },
-                         .push = &push, .bytes = bytes, .flops = flops };
-    grid_2d(dev, ((uint64_t)a->n_out + sh.rows - 1) / sh.rows, d.groups);
-    return vkllm_chain_dispatch(chain, &d);
+    return q8_record(dev, chain, a, kernel, 0, a->x, ((uint64_t)(a->n_vec - 1) * a->x_stride + x_used) * 4);
 }
 
 /* ---- x quantized once per layer input (kernels/quant_q8.comp) ---- */
