@@ -1,5 +1,7 @@
 #include "testutil.h"
 
+#include "vkllm/quant.h"
+
 #include <inttypes.h>
 #include <math.h>
 #include <stdio.h>
@@ -122,4 +124,44 @@ void tu_check_nmse_impl(const char *file, int line, const float *out, const floa
     if (first < n)
         fprintf(stderr, "  first difference at [%zu]: got %.9g, want %.9g\n", first, out[first], ref[first]);
     fail_msg("%s: NMSE %.3e exceeds %.1e", what, e, bound);
+}
+
+uint8_t *tu_random_weights(tu_rng *r, int type, uint32_t n_out, uint32_t n_in, uint32_t pad, uint64_t *bytes)
+{
+    const vkllm_dtype t = (vkllm_dtype)type;
+    uint64_t row_bytes;
+    assert_int_equal(vkllm_dtype_bytes(t, n_in, &row_bytes), VKLLM_OK);
+    *bytes = row_bytes * n_out;
+    const uint64_t padded = (*bytes + pad) & ~(uint64_t)(pad - 1);
+    uint8_t *w = calloc(1, padded);
+    assert_non_null(w);
+    size_t be = vkllm_dtype_block_elems(t), bb = vkllm_dtype_block_bytes(t);
+    uint64_t n_blocks = (uint64_t)n_out * (n_in / be);
+    const uint64_t POOL_ELEMS = 1u << 20;
+    if (be == 1 && n_in % 64 == 0) { /* float types: 64-element chunks play the blocks */
+        be = 64;
+        bb *= 64;
+        n_blocks = (uint64_t)n_out * (n_in / 64);
+    }
+    if ((uint64_t)n_out * n_in <= POOL_ELEMS || n_in % be) {
+        float *row = malloc((size_t)n_in * 4);
+        assert_non_null(row);
+        for (uint32_t o = 0; o < n_out; o++) {
+            tu_fill_normal(r, row, n_in, tu_uniform(r, 0.02f, 2.0f));
+            assert_int_equal(vkllm_quantize(t, row, w + o * row_bytes, n_in), VKLLM_OK);
+        }
+        free(row);
+    } else {
+        size_t pool_blocks = POOL_ELEMS / be;
+        float *src = malloc(POOL_ELEMS * 4);
+        uint8_t *pool = malloc(pool_blocks * bb);
+        assert_non_null(src);
+        assert_non_null(pool);
+        for (size_t i = 0; i < pool_blocks; i++) tu_fill_normal(r, src + i * be, be, tu_uniform(r, 0.02f, 2.0f));
+        assert_int_equal(vkllm_quantize(t, src, pool, POOL_ELEMS), VKLLM_OK);
+        for (uint64_t b = 0; b < n_blocks; b++) memcpy(w + b * bb, pool + (tu_next(r) % pool_blocks) * bb, bb);
+        free(src);
+        free(pool);
+    }
+    return w;
 }

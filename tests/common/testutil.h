@@ -30,6 +30,12 @@ size_t tu_count_nonfinite(const float *x, size_t n);
 /* Fill with quiet NaNs so an element a kernel forgot to write cannot pass. */
 void tu_poison(float *x, size_t n);
 
+/* n_out random GGUF rows of n_in elements of type t (vkllm_quantize of normal rows with random
+ * scales; large tensors copy blocks from a quantized pool, which keeps big shapes fast), in a
+ * buffer whose size is the exact tensor bytes (*bytes) rounded up past the end to a multiple of
+ * pad (a power of two; the padding is zero). Free with free(). */
+uint8_t *tu_random_weights(tu_rng *r, int t, uint32_t n_out, uint32_t n_in, uint32_t pad, uint64_t *bytes);
+
 /* Asserts nmse <= bound; on failure prints what, the seed, the NMSE and the first differing element. */
 #define tu_assert_nmse(out, ref, n, bound, ...) \
     tu_check_nmse_impl(__FILE__, __LINE__, (out), (ref), (n), (bound), __VA_ARGS__)

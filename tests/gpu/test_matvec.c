@@ -26,44 +26,6 @@ static const vkllm_dtype all_types[] = { VKLLM_DTYPE_F32,  VKLLM_DTYPE_F16,  VKL
                                          VKLLM_DTYPE_Q4_0, VKLLM_DTYPE_Q4_K, VKLLM_DTYPE_Q5_K, VKLLM_DTYPE_Q6_K };
 #define N_TYPES (sizeof all_types / sizeof all_types[0])
 
-/* n_out rows of n_in elements of type t, bytes padded to a multiple of 4 (*bytes: the exact size). */
-static uint8_t *make_weights(tu_rng *r, vkllm_dtype t, uint32_t n_out, uint32_t n_in, uint64_t *bytes)
-{
-    uint64_t row_bytes;
-    assert_int_equal(vkllm_dtype_bytes(t, n_in, &row_bytes), VKLLM_OK);
-    *bytes = row_bytes * n_out;
-    uint8_t *w = malloc((*bytes + 4) & ~(uint64_t)3);
-    assert_non_null(w);
-    size_t be = vkllm_dtype_block_elems(t), bb = vkllm_dtype_block_bytes(t);
-    uint64_t n_blocks = (uint64_t)n_out * (n_in / be);
-    const uint64_t POOL_ELEMS = 1u << 20;
-    if (be == 1 && n_in % 64 == 0) { /* float types: 64-element chunks play the blocks */
-        be = 64;
-        bb *= 64;
-        n_blocks = (uint64_t)n_out * (n_in / 64);
-    }
-    if ((uint64_t)n_out * n_in <= POOL_ELEMS || n_in % be) {
-        float *row = malloc((size_t)n_in * 4);
-        assert_non_null(row);
-        for (uint32_t o = 0; o < n_out; o++) {
-            tu_fill_normal(r, row, n_in, tu_uniform(r, 0.02f, 2.0f));
-            assert_int_equal(vkllm_quantize(t, row, w + o * row_bytes, n_in), VKLLM_OK);
-        }
-        free(row);
-    } else {
-        size_t pool_blocks = POOL_ELEMS / be;
-        float *src = malloc(POOL_ELEMS * 4);
-        uint8_t *pool = malloc(pool_blocks * bb);
-        assert_non_null(src); assert_non_null(pool);
-        for (size_t i = 0; i < pool_blocks; i++) tu_fill_normal(r, src + i * be, be, tu_uniform(r, 0.02f, 2.0f));
-        assert_int_equal(vkllm_quantize(t, src, pool, POOL_ELEMS), VKLLM_OK);
-        for (uint64_t b = 0; b < n_blocks; b++) memcpy(w + b * bb, pool + (tu_next(r) % pool_blocks) * bb, bb);
-        free(src);
-        free(pool);
-    }
-    memset(w + *bytes, 0, ((*bytes + 4) & ~(uint64_t)3) - *bytes);
-    return w;
-}
 
 typedef enum { RES_NONE, RES_SEPARATE, RES_IN_PLACE } res_mode;
 
@@ -78,7 +40,7 @@ static void run_case(vkllm_device *dev, vkllm_dtype t, uint32_t n_out, uint32_t 
     uint32_t xs = n_in + x_pad, ys = n_out + y_pad;
     size_t nx = (size_t)(n_vec - 1) * xs + n_in, ny = (size_t)(n_vec - 1) * ys + n_out;
     uint64_t wbytes;
-    uint8_t *w = make_weights(&r, t, n_out, n_in, &wbytes);
+    uint8_t *w = tu_random_weights(&r, t, n_out, n_in, 4, &wbytes);
     float *x = malloc(nx * 4), *res = malloc(ny * 4), *ref = malloc(ny * 4), *out = malloc(ny * 4);
     assert_non_null(x); assert_non_null(res); assert_non_null(ref); assert_non_null(out);
     tu_fill_normal(&r, x, nx, 1.0f);
@@ -251,7 +213,7 @@ static void test_matvec_tuning(void **state)
         tu_rng r = tu_rng_for(5000 + (uint64_t)i);
         const uint32_t n_out = 45, n_in = 512, nv = 2;
         uint64_t wb;
-        uint8_t *w = make_weights(&r, VKLLM_DTYPE_Q4_K, n_out, n_in, &wb);
+        uint8_t *w = tu_random_weights(&r, VKLLM_DTYPE_Q4_K, n_out, n_in, 4, &wb);
         float x[2 * 512], ref[2 * 45], out[2 * 45];
         tu_fill_normal(&r, x, 2 * n_in, 1.0f);
         vkllm_ref_matvec(VKLLM_DTYPE_Q4_K, w, n_out, n_in, x, n_in, ref, n_out, NULL, 0, nv);

@@ -42,39 +42,6 @@
 static const vkllm_dtype q8_types[] = { VKLLM_DTYPE_Q4_K, VKLLM_DTYPE_Q5_K, VKLLM_DTYPE_Q6_K, VKLLM_DTYPE_Q8_0, VKLLM_DTYPE_Q4_0 };
 #define N_TYPES (sizeof q8_types / sizeof q8_types[0])
 
-/* n_out rows of n_in elements of type t, bytes padded to a multiple of 16 (*bytes: the exact size). */
-static uint8_t *make_weights(tu_rng *r, vkllm_dtype t, uint32_t n_out, uint32_t n_in, uint64_t *bytes)
-{
-    uint64_t row_bytes;
-    assert_int_equal(vkllm_dtype_bytes(t, n_in, &row_bytes), VKLLM_OK);
-    *bytes = row_bytes * n_out;
-    uint64_t padded = (*bytes + 16) & ~(uint64_t)15;
-    uint8_t *w = calloc(1, padded);
-    assert_non_null(w);
-    size_t be = vkllm_dtype_block_elems(t), bb = vkllm_dtype_block_bytes(t);
-    const uint64_t POOL_ELEMS = 1u << 18;
-    if ((uint64_t)n_out * n_in <= POOL_ELEMS) {
-        float *row = malloc((size_t)n_in * 4);
-        assert_non_null(row);
-        for (uint32_t o = 0; o < n_out; o++) {
-            tu_fill_normal(r, row, n_in, tu_uniform(r, 0.02f, 2.0f));
-            assert_int_equal(vkllm_quantize(t, row, w + o * row_bytes, n_in), VKLLM_OK);
-        }
-        free(row);
-    } else {
-        size_t pool_blocks = POOL_ELEMS / be;
-        float *src = malloc(POOL_ELEMS * 4);
-        uint8_t *pool = malloc(pool_blocks * bb);
-        assert_non_null(src); assert_non_null(pool);
-        for (size_t i = 0; i < pool_blocks; i++) tu_fill_normal(r, src + i * be, be, tu_uniform(r, 0.02f, 2.0f));
-        assert_int_equal(vkllm_quantize(t, src, pool, POOL_ELEMS), VKLLM_OK);
-        uint64_t n_blocks = (uint64_t)n_out * (n_in / be);
-        for (uint64_t b = 0; b < n_blocks; b++) memcpy(w + b * bb, pool + (tu_next(r) % pool_blocks) * bb, bb);
-        free(src);
-        free(pool);
-    }
-    return w;
-}
 
 typedef enum { RES_NONE, RES_SEPARATE, RES_IN_PLACE } res_mode;
 static const char *pro_name[] = { "none", "rmsnorm", "swiglu" };
@@ -142,7 +109,7 @@ static void run_case(vkllm_device *dev, vkllm_dtype t, uint32_t n_out, uint32_t 
     uint32_t xs = (pro == VKLLM_MVQ_SWIGLU ? up + n_in : n_in) + x_pad, ys = n_out + y_pad;
     size_t nx = (size_t)n_vec * xs, ny = (size_t)(n_vec - 1) * ys + n_out;
     uint64_t wbytes;
-    uint8_t *w = make_weights(&r, t, n_out, n_in, &wbytes);
+    uint8_t *w = tu_random_weights(&r, t, n_out, n_in, 16, &wbytes);
     float *x = malloc(nx * 4), *g = malloc((size_t)n_in * 4), *res = malloc(ny * 4), *ref = malloc(ny * 4), *out = malloc(ny * 4);
     float *xp = malloc((size_t)n_vec * n_in * 4), *fref = malloc(ny * 4);
     assert_non_null(x); assert_non_null(g); assert_non_null(res); assert_non_null(ref); assert_non_null(out);
