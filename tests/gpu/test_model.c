@@ -73,24 +73,61 @@ static void write_model(const char *path, vkllm_mkmodel_ftype ft, uint64_t seed)
     if (vkllm_mkmodel_write(&cfg, path, &size, err, sizeof err)) fail_msg("mkmodel: %s", err);
 }
 
-static void check_type(vkllm_mkmodel_ftype ft, const char *tname, uint64_t case_id)
+/* One case's random tiny model on disk and its CPU reference. */
+typedef struct model_case {
+    char path[32];
+    vkllm_gguf *g;
+    vkllm_phi3_hparams hp;
+    vkllm_ref_model *ref;
+} model_case;
+
+static void case_open(model_case *mc, vkllm_mkmodel_ftype ft, tu_rng *r, int act_q8)
 {
-    char path[] = "/tmp/vkllm-test-model-XXXXXX";
-    int fd = mkstemp(path);
+    snprintf(mc->path, sizeof mc->path, "/tmp/vkllm-test-model-XXXXXX");
+    int fd = mkstemp(mc->path);
     assert_true(fd >= 0);
     close(fd);
-    tu_rng r = tu_rng_for(case_id);
-    write_model(path, ft, tu_next(&r) % 1000 + 1);
-
-    /* reference */
+    write_model(mc->path, ft, tu_next(r) % 1000 + 1);
     char err[1024];
-    vkllm_gguf *g;
-    if (vkllm_gguf_open(path, &g, err, sizeof err)) fail_msg("%s", err);
-    vkllm_phi3_hparams hp;
-    if (vkllm_phi3_read_hparams(g, &hp, err, sizeof err)) fail_msg("%s", err);
-    vkllm_ref_model_options ro = { .n_ctx = 256 };
-    vkllm_ref_model *ref;
-    if (vkllm_ref_model_create(g, &hp, &ro, &ref, err, sizeof err)) fail_msg("%s", err);
+    if (vkllm_gguf_open(mc->path, &mc->g, err, sizeof err)) fail_msg("%s", err);
+    if (vkllm_phi3_read_hparams(mc->g, &mc->hp, err, sizeof err)) fail_msg("%s", err);
+    vkllm_ref_model_options ro = { .n_ctx = 256, .act_q8 = act_q8 };
+    if (vkllm_ref_model_create(mc->g, &mc->hp, &ro, &mc->ref, err, sizeof err)) fail_msg("%s", err);
+}
+
+static void case_close(model_case *mc)
+{
+    vkllm_ref_model_destroy(mc->ref);
+    vkllm_gguf_close(mc->g);
+    unlink(mc->path);
+}
+
+/* Every checkpoint of want against got's (bound, logit_bound on the logits); returns the worst NMSE. */
+static double compare(const store *got, const store *want, double bound, double logit_bound, const char *what)
+{
+    assert_int_equal(got->n, want->n);
+    double worst = 0;
+    for (int i = 0; i < want->n; i++) {
+        uint32_t rows, width;
+        const float *gd = find(got, want->e[i].layer, want->e[i].name, &rows, &width);
+        if (!gd) fail_msg("checkpoint L%d.%s missing from the GPU run", want->e[i].layer, want->e[i].name);
+        assert_int_equal(rows, want->e[i].rows);
+        assert_int_equal(width, want->e[i].width);
+        double e = tu_nmse(gd, want->e[i].data, (size_t)rows * width);
+        if (e > worst) worst = e;
+        tu_assert_nmse(gd, want->e[i].data, (size_t)rows * width, !strcmp(want->e[i].name, "logits") ? logit_bound : bound,
+                       "%s L%d.%s", what, want->e[i].layer, want->e[i].name);
+    }
+    return worst;
+}
+
+static void check_type(vkllm_mkmodel_ftype ft, const char *tname, uint64_t case_id)
+{
+    tu_rng r = tu_rng_for(case_id);
+    model_case mc;
+    case_open(&mc, ft, &r, 0);
+    const vkllm_phi3_hparams hp = mc.hp;
+    vkllm_ref_model *ref = mc.ref;
     int32_t toks[T + 32];
     for (int i = 0; i < T; i++) toks[i] = (int32_t)(tu_next(&r) % hp.n_vocab);
     store want = { 0 };
@@ -100,7 +137,7 @@ static void check_type(vkllm_mkmodel_ftype ft, const char *tname, uint64_t case_
     vkllm_device *dev = tu_device_open();
     vkllm_model *m;
     vkllm_load_options lo = { .n_ctx = 256 };
-    if (vkllm_model_load(dev, path, &lo, &m)) fail_msg("load: %s", vkllm_device_error(dev));
+    if (vkllm_model_load(dev, mc.path, &lo, &m)) fail_msg("load: %s", vkllm_device_error(dev));
     vkllm_session_options so = { .n_ctx = 256, .max_batch = 64, .act_q8 = -1 }; /* float activations: test_model_q8_* */
     vkllm_session *s;
     if (vkllm_session_create(m, &so, &s)) fail_msg("session: %s", vkllm_device_error(dev));
@@ -109,20 +146,9 @@ static void check_type(vkllm_mkmodel_ftype ft, const char *tname, uint64_t case_
     for (int as_prefill = 1; as_prefill >= 0; as_prefill--) {
         store got = { 0 };
         if (vkllm_session_capture(s, toks, T, as_prefill, keep, &got)) fail_msg("capture: %s", vkllm_device_error(dev));
-        assert_int_equal(got.n, want.n);
-        double worst = 0;
-        for (int i = 0; i < want.n; i++) {
-            uint32_t rows, width;
-            const float *gd = find(&got, want.e[i].layer, want.e[i].name, &rows, &width);
-            if (!gd) fail_msg("checkpoint L%d.%s missing from the GPU run", want.e[i].layer, want.e[i].name);
-            assert_int_equal(rows, want.e[i].rows);
-            assert_int_equal(width, want.e[i].width);
-            double b = !strcmp(want.e[i].name, "logits") && bound > 2e-6 ? 2e-3 : bound;
-            double e = tu_nmse(gd, want.e[i].data, (size_t)rows * width);
-            if (e > worst) worst = e;
-            tu_assert_nmse(gd, want.e[i].data, (size_t)rows * width, b, "%s %s L%d.%s", tname,
-                           as_prefill ? "prefill" : "token-by-token", want.e[i].layer, want.e[i].name);
-        }
+        char what[64];
+        snprintf(what, sizeof what, "%s %s", tname, as_prefill ? "prefill" : "token-by-token");
+        double worst = compare(&got, &want, bound, bound > 2e-6 ? 2e-3 : bound, what);
         fprintf(stderr, "[ model    ] %-7s %-14s %d checkpoints, worst NMSE %.2e (bound %.0e)\n", tname,
                 as_prefill ? "prefill" : "token-by-token", got.n, worst, bound);
         store_free(&got);
@@ -159,9 +185,7 @@ static void check_type(vkllm_mkmodel_ftype ft, const char *tname, uint64_t case_
     vkllm_model_destroy(m);
     tu_device_close(dev);
     store_free(&want);
-    vkllm_ref_model_destroy(ref);
-    vkllm_gguf_close(g);
-    unlink(path);
+    case_close(&mc);
 }
 
 /* Appends each call's rows to the checkpoint of that name (token-by-token reference runs). */
@@ -194,27 +218,17 @@ static void append(void *user, int layer, const char *name, const float *data, u
  * mat-vec's own agreement with the reference is tests/gpu/test_matvec_q8.c's (1e-13). */
 static void check_q8(vkllm_mkmodel_ftype ft, const char *tname, uint64_t case_id, int global)
 {
-    char path[] = "/tmp/vkllm-test-model-XXXXXX";
-    int fd = mkstemp(path);
-    assert_true(fd >= 0);
-    close(fd);
-    tu_rng r = tu_rng_for(case_id);
-    write_model(path, ft, tu_next(&r) % 1000 + 1);
     vkllm_device *dev = tu_device_open();
     if (!vkllm_device_features(dev)->integer_dot) {
         fprintf(stderr, "[ model    ] %s q8: no integer dot product on this device, skipped\n", tname);
         tu_device_close(dev);
-        unlink(path);
         skip();
     }
-    char err[1024];
-    vkllm_gguf *g;
-    if (vkllm_gguf_open(path, &g, err, sizeof err)) fail_msg("%s", err);
-    vkllm_phi3_hparams hp;
-    if (vkllm_phi3_read_hparams(g, &hp, err, sizeof err)) fail_msg("%s", err);
-    vkllm_ref_model_options ro = { .n_ctx = 256, .act_q8 = global ? 2 : 1 };
-    vkllm_ref_model *ref;
-    if (vkllm_ref_model_create(g, &hp, &ro, &ref, err, sizeof err)) fail_msg("%s", err);
+    tu_rng r = tu_rng_for(case_id);
+    model_case mc;
+    case_open(&mc, ft, &r, global ? 2 : 1);
+    const vkllm_phi3_hparams hp = mc.hp;
+    vkllm_ref_model *ref = mc.ref;
     const uint32_t NT = 9;
     int32_t toks[9];
     for (uint32_t i = 0; i < NT; i++) toks[i] = (int32_t)(tu_next(&r) % hp.n_vocab);
@@ -224,7 +238,7 @@ static void check_q8(vkllm_mkmodel_ftype ft, const char *tname, uint64_t case_id
 
     vkllm_model *m;
     vkllm_load_options lo = { .n_ctx = 256 };
-    if (vkllm_model_load(dev, path, &lo, &m)) fail_msg("load: %s", vkllm_device_error(dev));
+    if (vkllm_model_load(dev, mc.path, &lo, &m)) fail_msg("load: %s", vkllm_device_error(dev));
     vkllm_session_options so = { .n_ctx = 256, .max_batch = 64, .act_q8 = 1, .timestamps = global, .act_q8_global = global };
     vkllm_session *s;
     if (vkllm_session_create(m, &so, &s)) fail_msg("session: %s", vkllm_device_error(dev));
@@ -232,20 +246,9 @@ static void check_q8(vkllm_mkmodel_ftype ft, const char *tname, uint64_t case_id
     const double bound = 5e-4;
     store got = { 0 };
     if (vkllm_session_capture(s, toks, NT, 0, keep, &got)) fail_msg("capture: %s", vkllm_device_error(dev));
-    assert_int_equal(got.n, want.n);
-    double worst = 0;
-    for (int i = 0; i < want.n; i++) {
-        uint32_t rows, width;
-        const float *gd = find(&got, want.e[i].layer, want.e[i].name, &rows, &width);
-        if (!gd) fail_msg("checkpoint L%d.%s missing from the GPU run", want.e[i].layer, want.e[i].name);
-        assert_int_equal(rows, want.e[i].rows);
-        assert_int_equal(width, want.e[i].width);
-        double e = tu_nmse(gd, want.e[i].data, (size_t)rows * width);
-        if (e > worst) worst = e;
-        tu_assert_nmse(gd, want.e[i].data, (size_t)rows * width, !strcmp(want.e[i].name, "logits") ? 2e-3 : bound,
-                       "%s q8%s token-by-token L%d.%s", tname, global ? " global" : "",
-                       want.e[i].layer, want.e[i].name);
-    }
+    char what[64];
+    snprintf(what, sizeof what, "%s q8%s token-by-token", tname, global ? " global" : "");
+    double worst = compare(&got, &want, bound, 2e-3, what);
     fprintf(stderr, "[ model    ] %-7s q8%s token-by-token %d checkpoints, worst NMSE %.2e (bound %.0e)\n", tname,
             global ? " global" : "", got.n, worst, bound);
     store_free(&got);
@@ -309,9 +312,7 @@ static void check_q8(vkllm_mkmodel_ftype ft, const char *tname, uint64_t case_id
     vkllm_model_destroy(m);
     tu_device_close(dev);
     store_free(&want);
-    vkllm_ref_model_destroy(ref);
-    vkllm_gguf_close(g);
-    unlink(path);
+    case_close(&mc);
 }
 
 static void test_model_q8_q4_k_m(void **state) { (void)state; check_q8(VKLLM_MKMODEL_Q4_K_M, "q4_k_m", 6, 0); }
