@@ -63,3 +63,17 @@ vkllm_view tu_view(const tu_fbuf *b)
     vkllm_view v = { b->buf, 0 };
     return v;
 }
+
+void tu_fbuf_init_output(vkllm_device *dev, tu_fbuf *y, const float *res, uint32_t n_vec, size_t stride, uint32_t n)
+{
+    if (!res) {
+        tu_fbuf_poison(dev, y);
+        return;
+    }
+    float *init = malloc(y->n * 4);
+    assert_non_null(init);
+    tu_poison(init, y->n);
+    for (uint32_t v = 0; v < n_vec; v++) memcpy(init + (size_t)v * stride, res + (size_t)v * stride, (size_t)n * 4);
+    tu_fbuf_upload(dev, y, init);
+    free(init);
+}

@@ -32,6 +32,10 @@ void tu_fbuf_poison(vkllm_device *dev, tu_fbuf *b);
 /* Downloads the data; fails the test if any guard word changed (an out-of-bounds write). */
 void tu_fbuf_download(vkllm_device *dev, const tu_fbuf *b, float *dst);
 void tu_fbuf_free(vkllm_device *dev, tu_fbuf *b);
+/* The output of a y = op(..) + r test: NaN everywhere, except, when res is given (an in-place
+ * y += op(..)), the first n elements of each of the n_vec vectors (stride elements apart), which
+ * hold res's. */
+void tu_fbuf_init_output(vkllm_device *dev, tu_fbuf *y, const float *res, uint32_t n_vec, size_t stride, uint32_t n);
 vkllm_view tu_view(const tu_fbuf *b);
 
 #endif

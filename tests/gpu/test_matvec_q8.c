@@ -144,16 +144,7 @@ static void run_case(vkllm_device *dev, vkllm_dtype t, uint32_t n_out, uint32_t 
     tu_fbuf_upload(dev, &bw, (const float *)w);
     tu_fbuf_upload(dev, &bx, x);
     tu_fbuf_upload(dev, &bg, g);
-    if (rm == RES_IN_PLACE) {
-        float *init = malloc(ny * 4);
-        assert_non_null(init);
-        tu_poison(init, ny);
-        for (uint32_t v = 0; v < n_vec; v++) memcpy(init + (size_t)v * ys, res + (size_t)v * ys, n_out * 4);
-        tu_fbuf_upload(dev, &by, init);
-        free(init);
-    } else {
-        tu_fbuf_poison(dev, &by);
-    }
+    tu_fbuf_init_output(dev, &by, rm == RES_IN_PLACE ? res : NULL, n_vec, ys, n_out);
     if (rm == RES_SEPARATE) {
         br = tu_fbuf_alloc(dev, ny);
         tu_fbuf_upload(dev, &br, res);
