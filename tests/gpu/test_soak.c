@@ -1,8 +1,9 @@
 /* Soak on the tiny model: generate until the session's context is full, 20 times over with new
  * seeds (each seed twice), creating and destroying the session every time, and check that
  *  - memory stays flat: the pool's live allocations, used and reserved bytes are the same after every
- *    run as after the first, and the process's RSS grows by less than RSS_SLACK_MB between the third
- *    run and the last (the first runs warm caches: pipelines, the validation layer's tables, malloc
+ *    run as after the first, and the process's RSS grows by less than RSS_SLACK_MB from the third
+ *    run on (mean of the last quarter of the runs against the mean of as many from run 2; looser
+ *    under AddressSanitizer, see below) (the first runs warm caches: pipelines, the validation layer's tables, malloc
  *    arenas; a leak of one KV cache or scratch set per run would be MiBs per run, so 20 runs would
  *    blow through the slack). Measured on lavapipe, n_ctx 128: +2.8 MiB over 20 runs under validation;
  *    without it +2.9 MiB up to run 15 and then flat to run 40 (driver and allocator warm-up);
@@ -25,7 +26,21 @@
 #include "vkllm/pool.h"
 #include "vkllm/sampler.h"
 
+/* Under AddressSanitizer the RSS is mostly shadow memory and the allocator's quarantine, which
+ * swing by tens of MiB from run to run (seen: +73 MiB one run, -50 MiB the next, at 8.9 GiB); there
+ * LeakSanitizer checks for leaks at exit instead, and the RSS bound only catches a runaway. */
+#if defined(__SANITIZE_ADDRESS__)
+#define VKLLM_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define VKLLM_ASAN 1
+#endif
+#endif
+#ifdef VKLLM_ASAN
+#define RSS_SLACK_MB 128.0
+#else
 #define RSS_SLACK_MB 8.0
+#endif
 
 static double rss_mb(void)
 {
@@ -73,7 +88,8 @@ static void test_soak(void **state)
     int32_t *out = calloc((size_t)runs * n_ctx, sizeof *out);
     assert_non_null(out);
     vkllm_pool_stats first, now;
-    double rss3 = 0, rss_last = 0;
+    double rss3 = 0, rss_last = 0, *rss_at = calloc(runs, sizeof *rss_at);
+    assert_non_null(rss_at);
     const uint32_t limit_s = env_u32("VKLLM_SOAK_SECONDS", 0);
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
@@ -115,6 +131,7 @@ static void test_soak(void **state)
         double rss = rss_mb();
         if (r == 2) rss3 = rss;
         rss_last = rss;
+        rss_at[r] = rss;
         clock_gettime(CLOCK_MONOTONIC, &t1);
         const double el = (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec);
         tokens += n;
@@ -128,8 +145,17 @@ static void test_soak(void **state)
     print_message("soak: %u runs, %llu tokens in %.1f s (%.1f tokens/s with session create/destroy and host sampling), "
                   "RSS %.1f MiB after run 2, %.1f MiB at the end\n",
                   done, (unsigned long long)tokens, total, tokens / total, rss3, rss_last);
-    if (rss_last - rss3 > RSS_SLACK_MB)
-        fail_msg("RSS grew by %.1f MiB from run 2 to run %u (bound %.1f MiB)", rss_last - rss3, done - 1, RSS_SLACK_MB);
+    /* growth: the mean of the last quarter of the runs against the mean of as many from run 2 on */
+    const uint32_t w = done / 4 > 0 ? done / 4 : 1;
+    double early = 0, late = 0;
+    for (uint32_t i = 0; i < w; i++) {
+        early += rss_at[2 + i] / w;
+        late += rss_at[done - w + i] / w;
+    }
+    free(rss_at);
+    if (late - early > RSS_SLACK_MB)
+        fail_msg("RSS grew by %.1f MiB from runs 2..%u to runs %u..%u (means; bound %.1f MiB)", late - early, 1 + w, done - w,
+                 done - 1, RSS_SLACK_MB);
     int differ = 0;
     for (uint32_t r = 0; r < done / 2; r++) {
         const int32_t *a = out + (size_t)(2 * r) * n_ctx, *b = out + (size_t)(2 * r + 1) * n_ctx;
