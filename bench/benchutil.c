@@ -1,5 +1,7 @@
 #include "benchutil.h"
 
+#include "vkllm/ref.h"
+
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -94,17 +96,7 @@ vkllm_buffer bu_random_buffer(vkllm_device *dev, uint64_t bytes)
     return b;
 }
 
-double bu_nmse(const float *out, const float *ref, size_t n)
-{
-    double num = 0, den = 0;
-    for (size_t i = 0; i < n; i++) {
-        if (!isfinite(out[i])) return INFINITY;
-        double d = (double)out[i] - ref[i];
-        num += d * d;
-        den += (double)ref[i] * ref[i];
-    }
-    return den > 0 ? num / den : num;
-}
+double bu_nmse(const float *out, const float *ref, size_t n) { return vkllm_ref_nmse(out, ref, n); }
 
 typedef struct { vkllm_buffer src, dst; uint64_t bytes; } read_case;
 static void rec_read(vkllm_chain *c, uint32_t i, void *u)

@@ -8,6 +8,7 @@
 
 #include "vkllm/ops.h"
 #include "vkllm/pool.h"
+#include "vkllm/ref.h"
 #include "vkllm/selfcheck.h"
 
 typedef struct vkllm_selfcheck_sink {
@@ -32,17 +33,7 @@ static inline float normal(rng *r)
     return (float)(sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2));
 }
 /* mse(out, ref) / mse(ref, 0); +inf if out has a NaN or Inf. */
-static inline double nmse(const float *out, const float *ref, size_t n)
-{
-    double num = 0, den = 0;
-    for (size_t i = 0; i < n; i++) {
-        if (!isfinite(out[i])) return INFINITY;
-        double d = (double)out[i] - ref[i];
-        num += d * d;
-        den += (double)ref[i] * ref[i];
-    }
-    return den > 0 ? num / den : num;
-}
+static inline double nmse(const float *out, const float *ref, size_t n) { return vkllm_ref_nmse(out, ref, n); }
 
 /* A self-check's device: its chain and up to SC_MAX_BUFS buffers, freed together by release(). */
 #define SC_MAX_BUFS 8

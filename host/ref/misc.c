@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "vkllm/ref.h"
 #include "vkllm/ref_misc.h"
 
 void vkllm_ref_swiglu(const float *gu, float *act, size_t n_ff, size_t n_tok, size_t gu_stride, size_t act_stride)
@@ -82,4 +83,16 @@ void vkllm_ref_topk(const float *x, size_t n, size_t rows, size_t stride, size_t
         }
         for (size_t j = 0; j < k; j++) vals[r * k + j] = row[top[j]];
     }
+}
+
+double vkllm_ref_nmse(const float *out, const float *ref, size_t n)
+{
+    double num = 0, den = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (!isfinite(out[i])) return INFINITY;
+        double d = (double)out[i] - ref[i];
+        num += d * d;
+        den += (double)ref[i] * ref[i];
+    }
+    return den > 0 ? num / den : num;
 }

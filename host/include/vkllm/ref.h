@@ -35,6 +35,11 @@ typedef struct vkllm_rope_params {
 /* Rotates x into y (may alias) for tokens at positions pos[t], with inv_freq from vkllm_rope_inv_freq. */
 void vkllm_ref_rope(const vkllm_rope_params *p, const float *x, float *y, const int32_t *pos, const double *inv_freq);
 
+/* How far out is from ref: mse(out, ref) / mse(ref, 0) (llama.cpp's test-backend-ops NMSE),
+ * +inf where out has a NaN or Inf; the plain mse when ref is all zero. What the self-checks
+ * (vkllm info) and the benchmarks' result checks compare with their bounds. */
+double vkllm_ref_nmse(const float *out, const float *ref, size_t n);
+
 /* The per-32 activation quantization of the 8-bit mat-vec (kernels/matvec_q8.comp), in float32:
  * per block of 32, amax = max|x|, d = amax / 127, q = round-half-away-from-zero(x * (1 / d)) clamped
  * to [-127, 127] (q = 0 where amax == 0). x: (n), n a multiple of 32; q: (n); d: (n / 32). */
