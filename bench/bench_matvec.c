@@ -78,44 +78,6 @@ static void rec_xq(vkllm_chain *c, uint32_t i, void *u)
     if (vkllm_op_matvec_q8(c, &a)) bu_die(k->dev, "vkllm_op_matvec_q8 (xq)");
 }
 
-static int cmp_d(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
-/* bu_time_dispatches for n pairs of rec_xq: medians and minima of [0] the quant_q8 dispatch, [1] the
- * mat-vec, [2] the pair's span (quant start to mat-vec end, the barrier between them included). */
-static void time_pairs(vkllm_device *dev, uint32_t n, mv_case *k, double med[3], double mn[3])
-{
-    vkllm_chain_options o = { .timestamps = 1, .max_dispatches = 2 * n };
-    vkllm_chain *c;
-    BU_CK(dev, vkllm_chain_create(dev, &o, &c));
-    BU_CK(dev, vkllm_chain_begin(c));
-    for (uint32_t i = 0; i < n; i++) rec_xq(c, i, k);
-    BU_CK(dev, vkllm_chain_end(c));
-    BU_CK(dev, vkllm_chain_run(c));
-    BU_CK(dev, vkllm_chain_run(c));
-    const vkllm_timing *t;
-    uint32_t nt;
-    BU_CK(dev, vkllm_chain_timings(c, &t, &nt));
-    if (nt != 2 * n) bu_die(dev, "time_pairs: timing count");
-    double *d = malloc(3 * (size_t)n * sizeof *d);
-    if (!d) bu_die(dev, "out of memory");
-    for (uint32_t i = 0; i < n; i++) {
-        d[i] = t[2 * i].duration_ns;
-        d[n + i] = t[2 * i + 1].duration_ns;
-        d[2 * n + i] = t[2 * i + 1].start_ns + t[2 * i + 1].duration_ns - t[2 * i].start_ns;
-    }
-    for (int r = 0; r < 3; r++) {
-        double *x = d + (size_t)r * n;
-        qsort(x, n, sizeof *x, cmp_d);
-        med[r] = n % 2 ? x[n / 2] : 0.5 * (x[n / 2 - 1] + x[n / 2]);
-        mn[r] = x[0];
-    }
-    free(d);
-    vkllm_chain_destroy(c);
-}
 
 static void rec_mv(vkllm_chain *c, uint32_t i, void *u)
 {
@@ -368,7 +330,7 @@ static void bench_case(vkllm_device *dev, const char *what, vkllm_dtype t, uint3
                 if (k.q_variant & XQ_ONCE) {
                     double pm[3], pn3[3];
                     warm(dev, n_disp, rec_xq, &k, 200);
-                    time_pairs(dev, n_disp, &k, pm, pn3);
+                    bu_time_calls(dev, n_disp, 2, rec_xq, &k, pm, pn3); /* quant, mat-vec, pair */
                     BU_CK(dev, vkllm_buffer_read(dev, &k.y, 0, out, ny * 4));
                     double e = bu_nmse(out, qref, ny);
                     vkllm_quantize_q8_args qa = { .n_in = n_in, .n_vec = n_vec, .prologue = k.pro };

@@ -11,40 +11,6 @@
 #include "vkllm/half.h"
 #include "vkllm/ref_misc.h"
 
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
-/* Like bu_time_dispatches for ops of `per` dispatches each: n calls, the median and minimum of the
- * span from a call's first dispatch start to its last dispatch end. */
-static void time_calls(vkllm_device *dev, uint32_t n, uint32_t per, bu_record_fn record, void *user, double *med, double *mn)
-{
-    vkllm_chain_options o = { .timestamps = 1, .max_dispatches = n * per };
-    vkllm_chain *c;
-    BU_CK(dev, vkllm_chain_create(dev, &o, &c));
-    BU_CK(dev, vkllm_chain_begin(c));
-    for (uint32_t i = 0; i < n; i++) record(c, i, user);
-    BU_CK(dev, vkllm_chain_end(c));
-    BU_CK(dev, vkllm_chain_run(c));
-    BU_CK(dev, vkllm_chain_run(c));
-    const vkllm_timing *t;
-    uint32_t nt;
-    BU_CK(dev, vkllm_chain_timings(c, &t, &nt));
-    uint32_t calls = nt / per;
-    double *d = malloc(calls * sizeof *d);
-    if (!d) bu_die(dev, "out of memory");
-    for (uint32_t i = 0; i < calls; i++) {
-        const vkllm_timing *a = &t[i * per], *b = &t[i * per + per - 1];
-        d[i] = b->start_ns + b->duration_ns - a->start_ns;
-    }
-    qsort(d, calls, sizeof *d, cmp_double);
-    *med = calls % 2 ? d[calls / 2] : 0.5 * (d[calls / 2 - 1] + d[calls / 2]);
-    *mn = d[0];
-    free(d);
-    vkllm_chain_destroy(c);
-}
 
 static float *read_floats(vkllm_device *dev, vkllm_buffer *b, uint64_t off, size_t n)
 {
@@ -269,7 +235,10 @@ static void bench_select(vkllm_device *dev, uint32_t n, uint32_t rows, uint32_t 
     BU_CK(dev, vkllm_buffer_alloc(dev, VKLLM_MEM_DEVICE, k.out_bytes * k.copies, &k.vals));
     BU_CK(dev, vkllm_buffer_alloc(dev, VKLLM_MEM_DEVICE, k.scratch_bytes * k.copies, &k.scratch));
     double med, mn;
-    time_calls(dev, n_disp, 2, topk ? rec_topk : rec_argmax, &k, &med, &mn);
+    double m3[3], n3[3]; /* the two dispatches, then the call's span */
+    bu_time_calls(dev, n_disp, 2, topk ? rec_topk : rec_argmax, &k, m3, n3);
+    med = m3[2];
+    mn = n3[2];
     float *x = read_floats(dev, &k.x, 0, (size_t)n * rows);
     uint32_t *oi = malloc((size_t)rows * per_row * 4), *ri = malloc((size_t)rows * per_row * 4);
     float *ov = malloc((size_t)rows * per_row * 4), *rv = malloc((size_t)rows * per_row * 4);

@@ -42,9 +42,9 @@ static int cmp_double(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
-void bu_time_dispatches(vkllm_device *dev, uint32_t n, bu_record_fn record, void *user, double *median_ns, double *min_ns)
+void bu_time_calls(vkllm_device *dev, uint32_t n, uint32_t per, bu_record_fn record, void *user, double *median_ns, double *min_ns)
 {
-    vkllm_chain_options o = { .timestamps = 1, .max_dispatches = n };
+    vkllm_chain_options o = { .timestamps = 1, .max_dispatches = n * per };
     vkllm_chain *c;
     BU_CK(dev, vkllm_chain_create(dev, &o, &c));
     BU_CK(dev, vkllm_chain_begin(c));
@@ -55,14 +55,29 @@ void bu_time_dispatches(vkllm_device *dev, uint32_t n, bu_record_fn record, void
     const vkllm_timing *t;
     uint32_t nt;
     BU_CK(dev, vkllm_chain_timings(c, &t, &nt));
-    double *d = malloc(nt * sizeof *d);
+    const uint32_t calls = nt / per; /* what was recorded (per = 1: every dispatch) */
+    if (!calls) bu_die(dev, "bu_time_calls: nothing was recorded");
+    double *d = malloc((size_t)calls * sizeof *d);
     if (!d) bu_die(dev, "out of memory");
-    for (uint32_t i = 0; i < nt; i++) d[i] = t[i].duration_ns;
-    qsort(d, nt, sizeof *d, cmp_double);
-    *median_ns = nt % 2 ? d[nt / 2] : 0.5 * (d[nt / 2 - 1] + d[nt / 2]);
-    *min_ns = d[0];
+    for (uint32_t j = 0; j <= per; j++) {
+        for (uint32_t i = 0; i < calls; i++) {
+            const vkllm_timing *a = &t[i * per], *b = &t[i * per + per - 1];
+            d[i] = j < per ? t[i * per + j].duration_ns : b->start_ns + b->duration_ns - a->start_ns;
+        }
+        qsort(d, calls, sizeof *d, cmp_double);
+        median_ns[j] = calls % 2 ? d[calls / 2] : 0.5 * (d[calls / 2 - 1] + d[calls / 2]);
+        min_ns[j] = d[0];
+    }
     free(d);
     vkllm_chain_destroy(c);
+}
+
+void bu_time_dispatches(vkllm_device *dev, uint32_t n, bu_record_fn record, void *user, double *median_ns, double *min_ns)
+{
+    double med[2], mn[2];
+    bu_time_calls(dev, n, 1, record, user, med, mn);
+    *median_ns = med[0];
+    *min_ns = mn[0];
 }
 
 void bu_plan(uint64_t call_bytes, uint32_t *copies, uint32_t *n_disp)

@@ -33,6 +33,10 @@ typedef void (*bu_record_fn)(vkllm_chain *c, uint32_t i, void *user);
 /* Records n dispatches (record(i) for i in 0..n-1) with timestamps; runs twice; the median and the
  * minimum dispatch time of the second run, ns. */
 void bu_time_dispatches(vkllm_device *dev, uint32_t n, bu_record_fn record, void *user, double *median_ns, double *min_ns);
+/* The same for n calls of record that each record `per` dispatches: median[j] / min_ns[j] of dispatch
+ * j's duration (j < per), and [per] of a call's span, its first dispatch's start to its last one's
+ * end (barriers between them included). median_ns and min_ns hold per + 1 values. */
+void bu_time_calls(vkllm_device *dev, uint32_t n, uint32_t per, bu_record_fn record, void *user, double *median_ns, double *min_ns);
 /* How many input copies to rotate through, and how many dispatches to time, for `call_bytes`. */
 void bu_plan(uint64_t call_bytes, uint32_t *copies, uint32_t *n_disp);
 /* A device buffer of random floats. */
