@@ -11,6 +11,16 @@ static inline vkllm_binding bind(vkllm_view v, uint64_t size, vkllm_access acc)
     return b;
 }
 
+/* How y = op(..) + r uses r (y_bytes / r_bytes: the spans the op touches): 1 in place (r is y, same
+ * start and stride), 0 apart, -1 overlapping y without being it (the caller refuses that). */
+static inline int residual_mode(vkllm_view y, uint64_t y_bytes, uint32_t y_stride, vkllm_view r, uint64_t r_bytes, uint32_t r_stride)
+{
+    if (r.buf.block != y.buf.block) return 0;
+    const uint64_t r0 = r.buf.offset + r.offset, y0 = y.buf.offset + y.offset;
+    if (r0 == y0 && r_stride == y_stride) return 1;
+    return r0 < y0 + y_bytes && y0 < r0 + r_bytes ? -1 : 0;
+}
+
 static inline void grid_2d(const vkllm_device *dev, uint64_t groups, uint32_t out[3])
 {
     uint32_t maxx = dev->f.max_workgroup_count[0];

@@ -94,15 +94,9 @@ vkllm_status vkllm_op_matvec(vkllm_chain *chain, const vkllm_matvec_args *a)
                           "matvec: the %llu-byte %s tensor (an odd number of halfwords) needs 2 bytes after it in its buffer "
                           "(the kernel reads 32-bit words): allocate the buffer rounded up to 4 bytes",
                           (unsigned long long)wbytes, tn);
-    int in_place = 0;
-    if (has_res && a->residual.buf.block == a->y.buf.block) {
-        uint64_t r0 = abs_off(a->residual), y0 = abs_off(a->y);
-        if (r0 == y0 && a->r_stride == a->y_stride)
-            in_place = 1;
-        else if (r0 < y0 + ybytes && y0 < r0 + rbytes)
-            return vkllm_fail(dev, VKLLM_ERROR_INVALID_ARGUMENT,
-                              "matvec: residual overlaps y without being y itself (same offset and stride)");
-    }
+    const int in_place = has_res ? residual_mode(a->y, ybytes, a->y_stride, a->residual, rbytes, a->r_stride) : 0;
+    if (in_place < 0)
+        return vkllm_fail(dev, VKLLM_ERROR_INVALID_ARGUMENT, "matvec: residual overlaps y without being y itself (same offset and stride)");
 
     const uint32_t sg = dev->f.subgroup_size ? dev->f.subgroup_size : 32;
     /* Default: one subgroup per R = 2 rows (C = the subgroup size, KS = 1: no shared memory, no
@@ -352,14 +346,9 @@ static vkllm_status q8_record(vkllm_device *dev, vkllm_chain *chain, const vkllm
                           "matvec_q8: the %llu-byte %s tensor is read in 16-byte chunks and needs %llu bytes from its offset, the buffer "
                           "has %llu: allocate it rounded up to 16 bytes",
                           (unsigned long long)wbytes, tn, (unsigned long long)wbind, (unsigned long long)(a->w.buf.size - a->w.offset));
-    int in_place = 0;
-    if (has_res && a->residual.buf.block == a->y.buf.block) {
-        uint64_t r0 = abs_off(a->residual), y0 = abs_off(a->y);
-        if (r0 == y0 && a->r_stride == a->y_stride)
-            in_place = 1;
-        else if (r0 < y0 + ybytes && y0 < r0 + rbytes)
-            return vkllm_fail(dev, VKLLM_ERROR_INVALID_ARGUMENT, "matvec_q8: residual overlaps y without being y itself (same offset and stride)");
-    }
+    const int in_place = has_res ? residual_mode(a->y, ybytes, a->y_stride, a->residual, rbytes, a->r_stride) : 0;
+    if (in_place < 0)
+        return vkllm_fail(dev, VKLLM_ERROR_INVALID_ARGUMENT, "matvec_q8: residual overlaps y without being y itself (same offset and stride)");
     if (a->y.buf.block == in.buf.block) {
         uint64_t i0 = abs_off(in), y0 = abs_off(a->y);
         if (i0 < y0 + ybytes && y0 < i0 + in_bytes)
