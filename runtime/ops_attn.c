@@ -275,6 +275,30 @@ int vkllm_attn_prefill_uses_coopmat(vkllm_device *dev, uint32_t head_dim)
            cm_shared_bytes(head_dim, (cm_tile){ CM_NSG, CM_RB, CM_BC, 1 }, 0) <= f->max_shared_memory;
 }
 
+vkllm_status vkllm_attn_prefill_dispatch(vkllm_chain *chain, const vkllm_attn_args *a, vkllm_pipeline *p, const char *kernel,
+                                         uint32_t gx, uint32_t gy)
+{
+    vkllm_device *dev = vkllm_chain_device(chain);
+    if (gx > dev->f.max_workgroup_count[0] || gy > dev->f.max_workgroup_count[1])
+        return vkllm_fail(dev, VKLLM_ERROR_TOO_LARGE, "attn_prefill (%s): grid %u x %u exceeds the device's workgroup counts", kernel, gx,
+                          gy);
+    const uint32_t hd = a->head_dim;
+    float scale = (float)((a->scale != 0 ? a->scale : 1.0 / sqrt((double)hd)) * LOG2E);
+    struct { uint32_t n_tok, n_q, n_kv, ctx, window, group; float scale; uint32_t pad; } push = {
+        a->n_tok, a->n_q, a->n_kv, a->ctx, a->window, a->n_q / a->n_kv, scale, 0 };
+    uint64_t qo = (uint64_t)a->n_tok * a->n_q * hd * 4;
+    uint64_t cache = vkllm_kv_cache_bytes(a->n_kv, a->ctx, hd);
+    /* profiling: causal FLOPs of a batch that starts the context (4 * n_q * hd * T^2 / 2) */
+    vkllm_dispatch d = { .pipeline = p, .name = a->name ? a->name : kernel, .n_bindings = 5,
+                         .bindings = { bind(a->q, qo, VKLLM_READ), bind(a->k_cache, cache, VKLLM_READ),
+                                       bind(a->v_cache, cache, VKLLM_READ), bind(a->len, 4, VKLLM_READ),
+                                       bind(a->out, qo, VKLLM_WRITE) },
+                         .push = &push, .groups = { gx, gy, 1 },
+                         .bytes = 2 * qo + 2 * (uint64_t)a->n_kv * a->n_tok * hd * 2,
+                         .flops = 2ull * a->n_q * hd * a->n_tok * a->n_tok };
+    return vkllm_chain_dispatch(chain, &d);
+}
+
 /* runtime/ops_attn_cm2.c: records the NV cooperative_matrix2 kernel and returns 1, or returns 0 */
 int vkllm_attn_prefill_cm2(vkllm_chain *chain, const vkllm_attn_args *a, vkllm_status *s);
 
@@ -303,19 +327,7 @@ vkllm_status vkllm_op_attn_prefill(vkllm_chain *chain, const vkllm_attn_args *a)
         if (dev->f.subgroup_size_control && dev->f.min_subgroup_size != dev->f.max_subgroup_size) pd.required_subgroup_size = sg;
         vkllm_pipeline *p;
         if ((s = vkllm_pipeline_get(dev, &pd, &p))) return s;
-        float scale = (float)((a->scale != 0 ? a->scale : 1.0 / sqrt((double)hd)) * LOG2E);
-        struct { uint32_t n_tok, n_q, n_kv, ctx, window, group; float scale; uint32_t pad; } push = {
-            a->n_tok, a->n_q, a->n_kv, a->ctx, a->window, a->n_q / a->n_kv, scale, 0 };
-        uint64_t qo = (uint64_t)a->n_tok * a->n_q * hd * 4;
-        uint64_t cache = vkllm_kv_cache_bytes(a->n_kv, a->ctx, hd);
-        vkllm_dispatch d = { .pipeline = p, .name = a->name ? a->name : pd.kernel, .n_bindings = 5,
-                             .bindings = { bind(a->q, qo, VKLLM_READ), bind(a->k_cache, cache, VKLLM_READ),
-                                           bind(a->v_cache, cache, VKLLM_READ), bind(a->len, 4, VKLLM_READ),
-                                           bind(a->out, qo, VKLLM_WRITE) },
-                             .push = &push, .groups = { (a->n_tok + br - 1) / br, a->n_q, 1 },
-                             .bytes = 2 * qo + 2 * (uint64_t)a->n_kv * a->n_tok * hd * 2,
-                             .flops = 2ull * a->n_q * hd * a->n_tok * a->n_tok };
-        return vkllm_chain_dispatch(chain, &d);
+        return vkllm_attn_prefill_dispatch(chain, a, p, pd.kernel, (a->n_tok + br - 1) / br, a->n_q);
     }
     uint32_t br = 32;
     for (;;) {
@@ -327,20 +339,5 @@ vkllm_status vkllm_op_attn_prefill(vkllm_chain *chain, const vkllm_attn_args *a)
     vkllm_pipeline_desc pd = { .kernel = "attn_prefill", .n_bindings = 5, .push_size = 32, .n_spec = 4, .spec = { 4 * br, hd, br, bc } };
     vkllm_pipeline *p;
     if ((s = vkllm_pipeline_get(dev, &pd, &p))) return s;
-    float scale = (float)((a->scale != 0 ? a->scale : 1.0 / sqrt((double)hd)) * LOG2E);
-    struct { uint32_t n_tok, n_q, n_kv, ctx, window, group; float scale; uint32_t pad; } push = {
-        a->n_tok, a->n_q, a->n_kv, a->ctx, a->window, a->n_q / a->n_kv, scale, 0 };
-    uint64_t qo = (uint64_t)a->n_tok * a->n_q * hd * 4;
-    uint64_t cache = vkllm_kv_cache_bytes(a->n_kv, a->ctx, hd);
-    /* profiling: causal FLOPs of a batch that starts the context (4 * n_q * hd * T^2 / 2) */
-    vkllm_dispatch d = { .pipeline = p, .name = a->name ? a->name : "attn_prefill", .n_bindings = 5,
-                         .bindings = { bind(a->q, qo, VKLLM_READ), bind(a->k_cache, cache, VKLLM_READ),
-                                       bind(a->v_cache, cache, VKLLM_READ), bind(a->len, 4, VKLLM_READ),
-                                       bind(a->out, qo, VKLLM_WRITE) },
-                         .push = &push, .groups = { (a->n_tok + br - 1) / br, a->n_q, 1 },
-                         .bytes = 2 * qo + 2 * (uint64_t)a->n_kv * a->n_tok * hd * 2,
-                         .flops = 2ull * a->n_q * hd * a->n_tok * a->n_tok };
-    if (d.groups[0] > dev->f.max_workgroup_count[0] || d.groups[1] > dev->f.max_workgroup_count[1])
-        return vkllm_fail(dev, VKLLM_ERROR_TOO_LARGE, "attn_prefill: grid %u x %u too large", d.groups[0], d.groups[1]);
-    return vkllm_chain_dispatch(chain, &d);
+    return vkllm_attn_prefill_dispatch(chain, a, p, "attn_prefill", (a->n_tok + br - 1) / br, a->n_q);
 }

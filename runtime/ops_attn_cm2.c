@@ -16,7 +16,6 @@
 #include "ops_internal.h"
 #include "vkllm/ops.h"
 
-#define LOG2E 1.4426950408889634
 
 /* Default tile from bench-attn on the H100 (docs/BENCHMARKS.md): 64 matrix rows (16 tokens x 4
  * heads at Phi-4), 64 keys, 128 threads, K/V by the driver's tensor loads. MAX_DIM: the largest
@@ -88,29 +87,11 @@ int vkllm_attn_prefill_cm2(vkllm_chain *chain, const vkllm_attn_args *a, vkllm_s
         rows_for(group, t.br, t.wg >= 128 ? 32 : 16, &gh, &bt);
         if (!tile_ok(f, hd, bt * gh, t)) return 0;
     }
-    uint32_t gx = (a->n_tok + bt - 1) / bt, gy = a->n_q / gh;
-    if (gx > f->max_workgroup_count[0] || gy > f->max_workgroup_count[1]) {
-        *s = vkllm_fail(dev, VKLLM_ERROR_TOO_LARGE, "attn_prefill (coopmat2): grid %u x %u exceeds the device's workgroup counts", gx,
-                        gy);
-        return 1;
-    }
+    const uint32_t gx = (a->n_tok + bt - 1) / bt, gy = a->n_q / gh;
     vkllm_pipeline_desc pd = { .kernel = "attn_prefill_cm2", .n_bindings = 5, .push_size = 32, .n_spec = 6,
                                .spec = { t.wg, hd, gh, bt, t.bc, t.st } };
     vkllm_pipeline *p;
     if ((*s = vkllm_pipeline_get(dev, &pd, &p))) return 1;
-    float scale = (float)((a->scale != 0 ? a->scale : 1.0 / sqrt((double)hd)) * LOG2E);
-    struct { uint32_t n_tok, n_q, n_kv, ctx, window, group; float scale; uint32_t pad; } push = {
-        a->n_tok, a->n_q, a->n_kv, a->ctx, a->window, group, scale, 0 };
-    uint64_t qo = (uint64_t)a->n_tok * a->n_q * hd * 4;
-    uint64_t cache = vkllm_kv_cache_bytes(a->n_kv, a->ctx, hd);
-    /* profiling: as the other prefill kernels, causal FLOPs of a batch that starts the context */
-    vkllm_dispatch d = { .pipeline = p, .name = a->name ? a->name : "attn_prefill_cm2", .n_bindings = 5,
-                         .bindings = { bind(a->q, qo, VKLLM_READ), bind(a->k_cache, cache, VKLLM_READ),
-                                       bind(a->v_cache, cache, VKLLM_READ), bind(a->len, 4, VKLLM_READ),
-                                       bind(a->out, qo, VKLLM_WRITE) },
-                         .push = &push, .groups = { gx, gy, 1 },
-                         .bytes = 2 * qo + 2 * (uint64_t)a->n_kv * a->n_tok * hd * 2,
-                         .flops = 2ull * a->n_q * hd * a->n_tok * a->n_tok };
-    *s = vkllm_chain_dispatch(chain, &d);
+    *s = vkllm_attn_prefill_dispatch(chain, a, p, "attn_prefill_cm2", gx, gy);
     return 1;
 }
