@@ -71,14 +71,19 @@ static int tile_ok(const vkllm_features *f, uint32_t hd, uint32_t br, cm2_tile t
  * shape allow it; returns 0, recording nothing, where the caller should use another kernel. The
  * caller has checked the shape (check_attn in ops_attn.c). A requested tile that does not fit the
  * shape (e.g. 256 threads at head_dim 16) falls back to the default tile. */
+int vkllm_attn_prefill_cm2_enabled(const vkllm_device *dev)
+{
+    const vkllm_features *f = &dev->f;
+    return enabled() && f->coopmat2 && f->shader_fp16 && f->storage_16bit && vkllm_kernel_available("attn_prefill_cm2");
+}
+
 int vkllm_attn_prefill_cm2(vkllm_chain *chain, const vkllm_attn_args *a, vkllm_status *s);
 int vkllm_attn_prefill_cm2(vkllm_chain *chain, const vkllm_attn_args *a, vkllm_status *s)
 {
     vkllm_device *dev = vkllm_chain_device(chain);
     const vkllm_features *f = &dev->f;
     const uint32_t hd = a->head_dim, group = a->n_q / a->n_kv;
-    if (!enabled() || !f->coopmat2 || !f->shader_fp16 || !f->storage_16bit || !vkllm_kernel_available("attn_prefill_cm2"))
-        return 0;
+    if (!vkllm_attn_prefill_cm2_enabled(dev)) return 0;
     cm2_tile t = tile_requested();
     uint32_t gh, bt;
     rows_for(group, t.br, t.wg >= 128 ? 32 : 16, &gh, &bt);

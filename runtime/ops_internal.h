@@ -36,6 +36,9 @@ static inline void grid_2d(const vkllm_device *dev, uint64_t groups, uint32_t ou
 /* runtime/ops_attn.c: the dispatch every prefill-attention kernel takes (q, K, V, len, out and the
  * same push constants; profiling counts the causal FLOPs of a batch that starts the context), on a
  * gx x gy grid, refused with a message where the grid exceeds the device's workgroup counts. */
+/* runtime/ops_attn_cm2.c: 1 where vkllm_op_attn_prefill asks the cooperative_matrix2 kernel first
+ * (device features, the build, VKLLM_ATTN_PREFILL_CM2 not "0"); it may still decline a shape. */
+int vkllm_attn_prefill_cm2_enabled(const vkllm_device *dev);
 vkllm_status vkllm_attn_prefill_dispatch(vkllm_chain *chain, const vkllm_attn_args *a, vkllm_pipeline *p, const char *kernel,
                                          uint32_t gx, uint32_t gy);
 #endif

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "internal.h"
+#include "ops_internal.h"
 #include "selfcheck_internal.h"
 #include "vkllm/half.h"
 #include "vkllm/ops.h"
@@ -92,8 +93,7 @@ static vkllm_status check_attn(ctx *c, rng *r, int prefill, uint32_t n_tok, uint
     if (!s) s = vkllm_buffer_read(c->dev, &vo.buf, 0, out, nq * 4);
     if (!s) {
         int cm = prefill && vkllm_attn_prefill_uses_coopmat(c->dev, hd);
-        const char *e = getenv("VKLLM_ATTN_PREFILL_CM2"); /* runtime/ops_attn_cm2.c takes cm2 first unless "0" */
-        const int cm2 = prefill && c->dev->f.coopmat2 && !(e && !strcmp(e, "0"));
+        const int cm2 = prefill && vkllm_attn_prefill_cm2_enabled(c->dev);
         res->kernel = prefill ? (cm2 ? "attn_prefill_cm2" : cm ? "attn_prefill_cm" : "attn_prefill")
                               : vkllm_attn_decode_one_pass_available(c->dev) ? "attn_decode_1p" : "attn_decode";
         snprintf(res->shape, sizeof res->shape, "rows=%u q=%u kv=%u hd=%u ctx=%u%s", n_tok, n_q, n_kv, hd, n_live,
