@@ -320,6 +320,20 @@ static vkllm_status query_features(vkllm_device *dev, const char *disable, const
     f->memory_budget_ext = has_ext(exts, n_ext, VK_EXT_MEMORY_BUDGET_EXTENSION_NAME);
     dev->no_calibrated_timestamps = listed(disable, "calibrated"); /* tests of the approximate trace clock */
 
+    /* VKLLM_PIPELINE_STATS=1: the driver's statistics of every pipeline created (registers,
+     * shared memory, ...: what occupancy a kernel gets) on stderr, where the device offers them */
+    if (getenv("VKLLM_PIPELINE_STATS")) {
+        VkPhysicalDevicePipelineExecutablePropertiesFeaturesKHR pep = {
+            .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_PIPELINE_EXECUTABLE_PROPERTIES_FEATURES_KHR };
+        if (has_ext(exts, n_ext, VK_KHR_PIPELINE_EXECUTABLE_PROPERTIES_EXTENSION_NAME)) {
+            VkPhysicalDeviceFeatures2 q = { .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_FEATURES_2, .pNext = &pep };
+            vkGetPhysicalDeviceFeatures2(dev->phys, &q);
+        }
+        dev->pipeline_stats = pep.pipelineExecutableInfo == VK_TRUE;
+        if (!dev->pipeline_stats)
+            fprintf(stderr, "vkllm: VKLLM_PIPELINE_STATS: this device offers no VK_KHR_pipeline_executable_properties\n");
+    }
+
     VkPhysicalDeviceShaderBfloat16FeaturesKHR bf = { .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SHADER_BFLOAT16_FEATURES_KHR };
     VkPhysicalDeviceCooperativeMatrix2FeaturesNV cm2 = { .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_COOPERATIVE_MATRIX_2_FEATURES_NV };
     VkPhysicalDeviceCooperativeMatrixFeaturesKHR cm = { .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_COOPERATIVE_MATRIX_FEATURES_KHR };
@@ -459,7 +473,7 @@ static vkllm_status create_logical_device(vkllm_device *dev, const VkExtensionPr
     float prio = 1.0f;
     VkDeviceQueueCreateInfo qci = { .sType = VK_STRUCTURE_TYPE_DEVICE_QUEUE_CREATE_INFO, .queueFamilyIndex = dev->queue_family,
                                     .queueCount = 1, .pQueuePriorities = &prio };
-    const char *dexts[8];
+    const char *dexts[10];
     uint32_t nd = 0;
     if (f->coopmat) dexts[nd++] = VK_KHR_COOPERATIVE_MATRIX_EXTENSION_NAME;
     if (f->coopmat2) dexts[nd++] = VK_NV_COOPERATIVE_MATRIX_2_EXTENSION_NAME;
@@ -488,6 +502,9 @@ static vkllm_status create_logical_device(vkllm_device *dev, const VkExtensionPr
         }
     }
 
+    VkPhysicalDevicePipelineExecutablePropertiesFeaturesKHR pep = {
+        .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_PIPELINE_EXECUTABLE_PROPERTIES_FEATURES_KHR, .pipelineExecutableInfo = VK_TRUE };
+    if (dev->pipeline_stats) dexts[nd++] = VK_KHR_PIPELINE_EXECUTABLE_PROPERTIES_EXTENSION_NAME;
     VkPhysicalDeviceShaderBfloat16FeaturesKHR bf = { .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SHADER_BFLOAT16_FEATURES_KHR,
                                                      .shaderBFloat16Type = VK_TRUE };
     VkPhysicalDeviceCooperativeMatrix2FeaturesNV cm2 = {
@@ -522,6 +539,7 @@ static vkllm_status create_logical_device(vkllm_device *dev, const VkExtensionPr
     void **tail = &v13.pNext;
     if (f->coopmat) { *tail = &cm; tail = &cm.pNext; }
     if (f->coopmat2) { *tail = &cm2; tail = &cm2.pNext; }
+    if (dev->pipeline_stats) { *tail = &pep; tail = &pep.pNext; }
     (void)bf;
 
     VkDeviceCreateInfo dci = { .sType = VK_STRUCTURE_TYPE_DEVICE_CREATE_INFO, .pNext = &f2, .queueCreateInfoCount = 1,

@@ -94,6 +94,7 @@ struct vkllm_device {
     PFN_vkCmdEndDebugUtilsLabelEXT cmd_end_label;
     int calibrated_timestamps; /* VK_EXT_calibrated_timestamps enabled (device + CLOCK_MONOTONIC) */
     int no_calibrated_timestamps; /* VKLLM_DISABLE=calibrated */
+    int pipeline_stats; /* VKLLM_PIPELINE_STATS: VK_KHR_pipeline_executable_properties enabled, statistics on stderr */
     PFN_vkGetCalibratedTimestampsEXT get_calibrated_timestamps;
 
     char err[1024];           /* last message set on this device by any thread (err_lock) */

@@ -62,6 +62,40 @@ static void destroy_pipeline(vkllm_device *dev, struct vkllm_pipeline *p)
     free(p);
 }
 
+/* VKLLM_PIPELINE_STATS: one stderr line per pipeline: kernel, specialization constants, and the
+ * driver's statistics of each executable (e.g. NVIDIA: registers, shared memory, binary size) */
+static void print_stats(vkllm_device *dev, const vkllm_pipeline_desc *d, const char *name, VkPipeline pl)
+{
+    PFN_vkGetPipelineExecutablePropertiesKHR props =
+        (PFN_vkGetPipelineExecutablePropertiesKHR)vkGetDeviceProcAddr(dev->device, "vkGetPipelineExecutablePropertiesKHR");
+    PFN_vkGetPipelineExecutableStatisticsKHR stats =
+        (PFN_vkGetPipelineExecutableStatisticsKHR)vkGetDeviceProcAddr(dev->device, "vkGetPipelineExecutableStatisticsKHR");
+    if (!props || !stats) return;
+    VkPipelineInfoKHR pi = { .sType = VK_STRUCTURE_TYPE_PIPELINE_INFO_KHR, .pipeline = pl };
+    uint32_t ne = 0;
+    if (props(dev->device, &pi, &ne, NULL) != VK_SUCCESS) return;
+    for (uint32_t e = 0; e < ne && e < 4; e++) {
+        char line[1024];
+        int n = snprintf(line, sizeof line, "pipeline-stats %s spec", name);
+        for (uint32_t i = 0; i < d->n_spec && n < (int)sizeof line - 16; i++) n += snprintf(line + n, sizeof line - n, "%s%u", i ? "," : "=", d->spec[i]);
+        VkPipelineExecutableInfoKHR ei = { .sType = VK_STRUCTURE_TYPE_PIPELINE_EXECUTABLE_INFO_KHR, .pipeline = pl, .executableIndex = e };
+        VkPipelineExecutableStatisticKHR st[32];
+        uint32_t ns = 32;
+        for (uint32_t i = 0; i < ns; i++) st[i] = (VkPipelineExecutableStatisticKHR){ .sType = VK_STRUCTURE_TYPE_PIPELINE_EXECUTABLE_STATISTIC_KHR };
+        if (stats(dev->device, &ei, &ns, st) < 0) continue;
+        for (uint32_t i = 0; i < ns && n < (int)sizeof line - 64; i++) {
+            n += snprintf(line + n, sizeof line - n, " | %s=", st[i].name);
+            switch (st[i].format) {
+            case VK_PIPELINE_EXECUTABLE_STATISTIC_FORMAT_BOOL32_KHR: n += snprintf(line + n, sizeof line - n, "%u", st[i].value.b32); break;
+            case VK_PIPELINE_EXECUTABLE_STATISTIC_FORMAT_INT64_KHR: n += snprintf(line + n, sizeof line - n, "%lld", (long long)st[i].value.i64); break;
+            case VK_PIPELINE_EXECUTABLE_STATISTIC_FORMAT_UINT64_KHR: n += snprintf(line + n, sizeof line - n, "%llu", (unsigned long long)st[i].value.u64); break;
+            default: n += snprintf(line + n, sizeof line - n, "%g", st[i].value.f64); break;
+            }
+        }
+        fprintf(stderr, "%s\n", line);
+    }
+}
+
 static vkllm_status create_pipeline(vkllm_device *dev, const vkllm_pipeline_desc *d, const vkllm_kernel_blob *k,
                                     struct vkllm_pipeline *p)
 {
@@ -96,9 +130,11 @@ static vkllm_status create_pipeline(vkllm_device *dev, const vkllm_pipeline_desc
                    .stage = VK_SHADER_STAGE_COMPUTE_BIT, .module = mod, .pName = "main",
                    .pSpecializationInfo = d->n_spec ? &si : NULL },
         .layout = p->layout };
+    if (dev->pipeline_stats) ci.flags |= VK_PIPELINE_CREATE_CAPTURE_STATISTICS_BIT_KHR;
     VkResult r = vkCreateComputePipelines(dev->device, dev->pcache, 1, &ci, NULL, &p->pipeline);
     vkDestroyShaderModule(dev->device, mod, NULL);
     VK_CHECK(dev, r);
+    if (dev->pipeline_stats) print_stats(dev, d, k->name, p->pipeline);
     vkllm_name_object(dev, VK_OBJECT_TYPE_PIPELINE, (uint64_t)(uintptr_t)p->pipeline, k->name);
     return VKLLM_OK;
 }
