@@ -2,9 +2,12 @@
  * against the streaming-read ceiling measured in the same run; method in benchutil.h. Argmax and
  * top-k are two dispatches (chunk, merge): their time is from the start of the first to the end of
  * the second, barrier included. The NMSE column is 0 for exact matches (argmax/top-k/embed report
- * the fraction of wrong outputs there; the run fails if it is not 0). */
+ * the fraction of wrong outputs there; the run fails if it is not 0).
+ *   bench-misc [common flags] [--latency]
+ *     --latency  instead times the fixed cost of a dispatch in a chain (bench_latency below). */
 #include <math.h>
 #include <stdlib.h>
+#include <time.h>
 #include <string.h>
 
 #include "benchutil.h"
@@ -263,9 +266,68 @@ static void bench_select(vkllm_device *dev, uint32_t n, uint32_t rows, uint32_t 
     free(x); free(oi); free(ri); free(ov); free(rv);
 }
 
+/* ---- --latency: the fixed cost of a dispatch in a chain (no timestamps: wall time of whole
+ * replays of n dispatches, submit and wait included once per replay). Dependent dispatches
+ * (in-place adds on one vector: the chain puts a barrier before each) against independent ones
+ * (each its own slice: no barrier, so they may overlap). On the H100 (docs/BENCHMARKS.md): 2.35 us
+ * per dependent dispatch, 0.19 us per independent one; a barrier covering the compute stage only
+ * (instead of compute + transfer) measured the same, so the chain keeps its one barrier kind. */
+static double now_ns(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return t.tv_sec * 1e9 + t.tv_nsec;
+}
+static void bench_latency(vkllm_device *dev, uint32_t n_elems, int dependent)
+{
+    const uint32_t n = bu_quick ? 50 : 2000;
+    const uint64_t bytes = bu_round256((uint64_t)n_elems * 4);
+    vkllm_buffer a = bu_random_buffer(dev, bytes * (dependent ? 1 : n)), b = bu_random_buffer(dev, bytes);
+    vkllm_chain *c;
+    BU_CK(dev, vkllm_chain_create(dev, NULL, &c));
+    BU_CK(dev, vkllm_chain_begin(c));
+    for (uint32_t i = 0; i < n; i++) {
+        uint64_t o = dependent ? 0 : i * bytes;
+        vkllm_add_args x = { { a, o }, { b, 0 }, { a, o }, n_elems, NULL };
+        BU_CK(dev, vkllm_op_add(c, &x));
+    }
+    BU_CK(dev, vkllm_chain_end(c));
+    double t[9];
+    for (int r = 0; r < 2; r++) BU_CK(dev, vkllm_chain_run(c)); /* warm-up */
+    for (int r = 0; r < 9; r++) {
+        double t0 = now_ns();
+        BU_CK(dev, vkllm_chain_run(c));
+        t[r] = now_ns() - t0;
+    }
+    for (int i = 0; i < 9; i++) /* median of 9 */
+        for (int j = i + 1; j < 9; j++)
+            if (t[j] < t[i]) { double x = t[i]; t[i] = t[j]; t[j] = x; }
+    char shape[96];
+    snprintf(shape, sizeof shape, "%u floats, %u dispatches, %s", n_elems, n, dependent ? "dependent (barriers)" : "independent (no barrier)");
+    bu_report("add (latency per dispatch)", shape, 12ull * n_elems, n_elems, t[4] / n, t[0] / n, 0.0);
+    vkllm_chain_destroy(c);
+    vkllm_buffer_free(dev, &a);
+    vkllm_buffer_free(dev, &b);
+}
+
 int main(int argc, char **argv)
 {
+    int latency = 0, n = 1;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--latency")) latency = 1;
+        else argv[n++] = argv[i];
+    }
+    argc = n;
     vkllm_device *dev = bu_open(argc, argv, "bench-misc");
+    if (latency) {
+        static const uint32_t sizes[] = { 256, 5120, 1u << 20 };
+        for (int i = 0; i < 3; i++) {
+            bench_latency(dev, sizes[i], 1);
+            if (sizes[i] < (1u << 20)) bench_latency(dev, sizes[i], 0);
+        }
+        bu_close(dev);
+        return 0;
+    }
     bu_measure_ceiling(dev);
     bench_swiglu(dev, 17920, 1);
     bench_swiglu(dev, 17920, bu_quick ? 16 : 512);
