@@ -24,7 +24,8 @@
  *              dispatch alone, its own bytes), "matvec_q8x_..." (the mat-vec alone) and "quant_q8 +
  *              matvec_q8x_..." (first start to second end of each pair, the barrier between them
  *              included; weight bytes, to compare with the prologue row "matvec_q8_... (default)").
- *     --q8-defaults  as --q8 with the default shape only (with and without prefetch, and quantized once). */
+ *     --q8-defaults  as --q8 with the default shape only (with and without prefetch, and quantized once).
+ *     --q8x    as --q8 over launch shapes of the quantized-once path (matvec_q8x) only. */
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -74,7 +75,7 @@ static void rec_xq(vkllm_chain *c, uint32_t i, void *u)
     vkllm_matvec_q8_args a = { .w = { k->w, j * k->w_stride }, .type = k->type, .n_out = k->n_out, .n_in = k->n_in,
                                .y = { k->y, 0 }, .n_vec = k->n_vec, .y_stride = k->n_out, .rows_per_wg = k->q_rows,
                                .rows_per_lane = k->q_rpl, .lanes_per_row = k->q_lanes, .variant = k->q_variant & ~XQ_ONCE,
-                               .xq = { k->xq, 0 } };
+                               .xq = { k->xq, 0 }, .prologue = k->pro, .eps = 1e-5f /* RMSNorm: 1 / rms applied by the mat-vec */ };
     if (vkllm_op_matvec_q8(c, &a)) bu_die(k->dev, "vkllm_op_matvec_q8 (xq)");
 }
 
@@ -125,7 +126,7 @@ static uint8_t *make_pool(vkllm_dtype t, size_t *unit_bytes, size_t *n_units)
     return pool;
 }
 
-static int sweep, diag, fresh, q8, q8_defaults;
+static int sweep, diag, fresh, q8, q8_defaults, q8x;
 
 /* --q8: the dispatches again until ms have passed before each timing (bu_time_dispatches warms up
  * with one run). On the H100 the SM clock falls to 345-465 MHz while the host uploads (commit
@@ -339,7 +340,11 @@ static void bench_case(vkllm_device *dev, const char *what, vkllm_dtype t, uint3
                     char kname[96];
                     snprintf(kname, sizeof kname, "quant_q8%s", pn[k.pro]);
                     bu_report(kname, shape, qbytes, 0, pm[0], pn3[0], 0.0);
-                    snprintf(kname, sizeof kname, "matvec_q8x_%s%s", vkllm_dtype_name(t), k.q_variant & VKLLM_MVQ_NO_PREFETCH ? " nopf" : "");
+                    if (k.q_rows || k.q_rpl || k.q_lanes)
+                        snprintf(kname, sizeof kname, "matvec_q8x_%s w%u r%u l%u%s", vkllm_dtype_name(t), k.q_rows, k.q_rpl, k.q_lanes,
+                                 k.q_variant & VKLLM_MVQ_NO_PREFETCH ? " nopf" : "");
+                    else
+                        snprintf(kname, sizeof kname, "matvec_q8x_%s (default)%s", vkllm_dtype_name(t), k.q_variant & VKLLM_MVQ_NO_PREFETCH ? " nopf" : "");
                     bu_report(kname, shape, wbytes, flops, pm[1], pn3[1], e);
                     snprintf(kname, sizeof kname, "quant_q8%s + matvec_q8x_%s (pair)", pn[k.pro], vkllm_dtype_name(t));
                     bu_report(kname, shape, wbytes, flops, pm[2], pn3[2], e);
@@ -384,6 +389,7 @@ int main(int argc, char **argv)
         else if (!strcmp(argv[i], "--fresh")) fresh = 1;
         else if (!strcmp(argv[i], "--q8")) q8 = 1;
         else if (!strcmp(argv[i], "--q8-defaults")) q8 = q8_defaults = 1;
+        else if (!strcmp(argv[i], "--q8x")) q8 = q8x = 1;
         else argv[n++] = argv[i];
     }
     vkllm_device *dev = bu_open(n, argv, "bench-matvec");
@@ -408,8 +414,14 @@ int main(int argc, char **argv)
         static const q8_tuning all_tv[] = { { 0, 0, 0, 0 },  { 0, 0, 0, VKLLM_MVQ_NO_PREFETCH }, { 0, 0, 0, XQ_ONCE }, { 8, 1, 32, 0 }, { 16, 1, 16, 0 },
                                             { 16, 1, 32, 0 }, { 16, 2, 32, 0 }, { 32, 2, 16, 0 }, { 32, 1, 32, 0 },
                                             { 64, 2, 8, 0 }, { 64, 2, 16, 0 } };
-        const q8_tuning *tv = all_tv;
-        size_t n_tv = bu_quick || q8_defaults ? 3 : sizeof all_tv / sizeof all_tv[0];
+        /* --q8x: x quantized once (quant_q8 + matvec_q8x) over launch shapes: without the shared x
+         * of the prologue, small workgroups fit many per SM */
+        static const q8_tuning x_tv[] = { { 0, 0, 0, XQ_ONCE },   { 0, 0, 0, 0 },           { 8, 1, 32, XQ_ONCE },  { 16, 1, 32, XQ_ONCE },
+                                          { 8, 2, 16, XQ_ONCE },  { 16, 2, 16, XQ_ONCE },   { 32, 2, 16, XQ_ONCE }, { 16, 1, 16, XQ_ONCE },
+                                          { 32, 1, 16, XQ_ONCE }, { 16, 2, 8, XQ_ONCE },    { 32, 2, 8, XQ_ONCE },  { 64, 2, 8, XQ_ONCE },
+                                          { 4, 1, 32, XQ_ONCE },  { 32, 4, 16, XQ_ONCE } };
+        const q8_tuning *tv = q8x ? x_tv : all_tv;
+        size_t n_tv = q8x ? sizeof x_tv / sizeof x_tv[0] : bu_quick || q8_defaults ? 3 : sizeof all_tv / sizeof all_tv[0];
         q8_tv = tv;
         q8_n_tv = n_tv;
         for (size_t s = 0; s < sizeof qs / sizeof qs[0]; s++) {
