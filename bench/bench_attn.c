@@ -125,7 +125,7 @@ static void bench_decode(vkllm_device *dev, uint32_t nq, uint32_t nkv, uint32_t 
     for (uint32_t i = 0; i < n_disp; i++) {
         uint32_t j = i % copies;
         vkllm_attn_args a = { { dd.q, 0 }, { dd.kv, j * dd.pair }, { dd.kv, j * dd.pair + bu_round256(dd.cache) }, { dd.len, 0 },
-                              { bo, 0 }, { bs, 0 }, 1, nq, nkv, hd, ctx, 0, 0.0f, n_split, NULL, 0, one_pass };
+                              { bo, 0 }, { bs, 0 }, 1, nq, nkv, hd, ctx, 0, 0.0f, n_split, NULL, 0, one_pass, { { 0 }, 0 } };
         BU_CK(dev, vkllm_op_attn_decode(c, &a));
     }
     BU_CK(dev, vkllm_chain_end(c));
@@ -234,7 +234,7 @@ static void rec_prefill(vkllm_chain *c, uint32_t i, void *u)
     prefill_case *k = u;
     (void)i;
     vkllm_attn_args a = { { k->q, 0 }, { k->k, 0 }, { k->v, 0 }, { k->len, 0 }, { k->out, 0 }, { k->scr, 0 },
-                          k->T, NQ, NKV, HD, k->T, 0, 0.0f, 0, NULL, k->portable, 0 };
+                          k->T, NQ, NKV, HD, k->T, 0, 0.0f, 0, NULL, k->portable, 0, { { 0 }, 0 } };
     if (vkllm_op_attn_prefill(c, &a)) exit(1);
 }
 

@@ -36,6 +36,9 @@
 // of the G heads). No barrier in the loop: the NSLOT = WG / P slot states merge in shared memory at
 // the end. The one-pass merge: thread (g, c) of the last workgroup folds the live splits' vec4 c of
 // head g, 16 splits' loads in flight at a time (the tail of the call: keep the split count modest).
+// QOUT (attn_decode_1p, one query row): the merge also writes the output quantized per 32 for the
+// 8-bit mat-vec after it (attn_output), in quant_q8.comp's layout: the quant_q8 dispatch between
+// them is gone (a dependent dispatch costs ~2.4 us on the H100, bench-misc --latency).
 // Per call: reads 2 * 2 * n_kv * range * HD bytes of cache (once per query row; K/V of a step are
 // read by one workgroup only) plus q; FLOPs about 4 * n_q * range * HD per query row.
 // H100 (driver 580, Phi-4 40/10 x 128, one row, bench-attn with the GPU warmed up; docs/BENCHMARKS.md):
@@ -71,6 +74,7 @@ layout(constant_id = 3) const uint STEP = 32;     // positions per workgroup ste
 layout(constant_id = 4) const uint P = 16;        // lanes per slot (phase 0)
 layout(constant_id = 5) const uint U = 4;         // rows per slot and step (phase 0)
 layout(constant_id = 6) const uint ORDER = 0;     // 0: split s takes steps s, s + n_split, ...; 1: a contiguous run
+layout(constant_id = 7) const uint QOUT = 0;      // ONEPASS, n_tok = 1: the output also quantized (below)
 
 const uint D4 = HD / 4;
 const uint VL = HD / 8;
@@ -119,6 +123,25 @@ layout(std430, binding = 4) SCR_QUAL buffer S4 { vec4 scr4[]; };
 layout(std430, binding = 5) coherent buffer C { uint cnt[]; };
 layout(std430, binding = 6) writeonly buffer O4 { vec4 out4[]; };
 shared uint last_wg;
+// QOUT: the merged output (one query row, n = n_q * HD elements) also quantized per 32 for the next
+// mat-vec (vkllm_matvec_q8_args.xq), in the layout of quant_q8.comp with no prologue: codes, (d,
+// d * sum(q)), the int16 half sums; the arithmetic of common/q8act.glsl (the same codes as a
+// quant_q8 dispatch after it would write, which this replaces). A block is 8 consecutive vec4 of
+// one head, held by 8 consecutive lanes of one subgroup (the merge numbers its threads by subgroup).
+#include "common/q8act.glsl"
+layout(std430, binding = 7) writeonly buffer QW { uint qw[]; };
+layout(std430, binding = 7) writeonly buffer QD { vec2 qd[]; };
+layout(std430, binding = 7) writeonly buffer QH { int qh[]; };
+void q8_store(uint e, vec4 r) // vec4 e of the row
+{
+    const uint n4 = p.n_q * D4, nb = n4 / 8u;
+    const q8_quad q = q8_quant4(r);
+    qw[e] = q.word;
+    if ((e & 7u) == 0u) {
+        qd[n4 / 2u + (e >> 3)] = q8_ds(q);
+        qh[n4 + nb * 2u + (e >> 3)] = q8_h(q);
+    }
+}
 #endif
 
 shared float mrg_m[NSLOT * G];
@@ -133,8 +156,13 @@ void main()
     row_range(t, lo, hi, steps);
     const uint n_live = live_splits(steps);
 #if ONEPASS
-    if (steps == 0 && s == 0) // a row that sees no position: nobody merges, its output is 0
-        for (uint i = tid; i < G * D4; i += WG) out4[(t * p.n_q + kvh * G) * D4 + i] = vec4(0.0);
+    if (steps == 0 && s == 0) { // a row that sees no position: nobody merges, its output is 0
+        const uint mi = QOUT != 0u ? gl_SubgroupID * gl_SubgroupSize + gl_SubgroupInvocationID : tid;
+        for (uint i = mi; i < G * D4; i += WG) {
+            out4[(t * p.n_q + kvh * G) * D4 + i] = vec4(0.0);
+            if (QOUT != 0u) q8_store(kvh * G * D4 + i, vec4(0.0));
+        }
+    }
 #endif
     if (s >= n_live) return; // no step for this split: uniform over the workgroup, before any barrier
     const uint k1 = hi;
@@ -299,7 +327,10 @@ void main()
     // next dispatch that writes the scratch comes after a pipeline barrier
     if (tid == 0) atomicStore(cnt[ci], 0u, gl_ScopeDevice, gl_StorageSemanticsBuffer, gl_SemanticsRelaxed);
     const uint MB = 16; // splits whose loads are in flight together
-    for (uint i = tid; i < G * D4; i += WG) {
+    // QOUT: threads numbered by subgroup, so the 8 vec4 of a block are 8 lanes of one subgroup (the
+    // host keeps WG a multiple of the subgroup size and HD a multiple of 32)
+    const uint mi = QOUT != 0u ? gl_SubgroupID * gl_SubgroupSize + gl_SubgroupInvocationID : tid;
+    for (uint i = mi; i < G * D4; i += WG) {
         const uint g = i / D4, c = i % D4;
         const uint rec0 = (t * p.n_q + kvh * G + g) * p.n_split;
         float M = NEG_INF, L = 0.0;
@@ -327,7 +358,9 @@ void main()
             }
             M = bm;
         }
-        out4[(t * p.n_q + kvh * G + g) * D4 + c] = L > 0.0 ? o / L : vec4(0.0);
+        const vec4 r = L > 0.0 ? o / L : vec4(0.0);
+        out4[(t * p.n_q + kvh * G + g) * D4 + c] = r;
+        if (QOUT != 0u) q8_store((kvh * G + g) * D4 + c, r);
     }
 #endif
 }

@@ -7,6 +7,7 @@
 
 #include "internal.h"
 #include "ops_internal.h"
+#include "vkllm/ops_matvec.h"
 #include "vkllm/ops.h"
 
 #define LOG2E 1.4426950408889634
@@ -190,8 +191,20 @@ vkllm_status vkllm_op_attn_decode(vkllm_chain *chain, const vkllm_attn_args *a)
     if (s) return s;
     const uint32_t hd = a->head_dim, g = a->n_q / a->n_kv;
     const int one = a->one_pass && vkllm_attn_decode_one_pass_available(dev);
-    vkllm_pipeline_desc pd = { .kernel = one ? "attn_decode_1p" : "attn_decode", .n_bindings = one ? 7 : 5, .push_size = 32,
-                               .n_spec = 7, .spec = { wg, hd, g, step, ds.pl, ds.u, ds.order } };
+    const int q8o = a->q8_out.buf.block != NULL;
+    const uint64_t q8_bytes = q8o ? vkllm_q8_act_bytes(a->n_q * hd, 1) : 0;
+    if (q8o) {
+        if (a->n_tok != 1 || hd % 32 || dev->f.subgroup_size < 8 || wg % dev->f.subgroup_size)
+            return vkllm_fail(dev, VKLLM_ERROR_INVALID_ARGUMENT,
+                              "attn_decode: q8_out needs one query row (n_tok %u), head_dim %u a multiple of 32 and subgroups of 8 or more",
+                              a->n_tok, hd);
+        if (a->q8_out.offset + q8_bytes > a->q8_out.buf.size || (a->q8_out.buf.offset + a->q8_out.offset) % 16)
+            return vkllm_fail(dev, VKLLM_ERROR_INVALID_ARGUMENT, "attn_decode: q8_out needs %llu bytes at a 16-byte offset",
+                              (unsigned long long)q8_bytes);
+    }
+    const uint32_t qout = q8o && one;
+    vkllm_pipeline_desc pd = { .kernel = one ? "attn_decode_1p" : "attn_decode", .n_bindings = one ? 8 : 5, .push_size = 32,
+                               .n_spec = 8, .spec = { wg, hd, g, step, ds.pl, ds.u, ds.order, qout } };
     /* slots are carved out of subgroups of the size the host assumed: pin it where it may vary */
     if (dev->f.subgroup_size_control && dev->f.min_subgroup_size != dev->f.max_subgroup_size) pd.required_subgroup_size = dev->f.subgroup_size;
     vkllm_pipeline *p, *pm = NULL;
@@ -223,14 +236,19 @@ vkllm_status vkllm_op_attn_decode(vkllm_chain *chain, const vkllm_attn_args *a)
     if (one) {
         d.bindings[5] = bind(a->scratch, (uint64_t)a->n_tok * a->n_kv * 4, VKLLM_READ_WRITE);
         d.bindings[6] = bind(a->out, qo, VKLLM_WRITE);
-        d.bytes += qo;
+        /* the module declares the quantized output: without it, out stands in (never written) */
+        d.bindings[7] = qout ? bind(a->q8_out, q8_bytes, VKLLM_WRITE) : bind(a->out, qo, VKLLM_WRITE);
+        d.bytes += qo + q8_bytes;
         return vkllm_chain_dispatch(chain, &d);
     }
     if ((s = vkllm_chain_dispatch(chain, &d))) return s;
     vkllm_dispatch m = { .pipeline = pm, .name = "attn_decode_merge", .n_bindings = 3,
                          .bindings = { bind(vpart, part, VKLLM_READ), bind(a->len, 4, VKLLM_READ), bind(a->out, qo, VKLLM_WRITE) },
                          .push = &push, .groups = { a->n_q, a->n_tok, 1 }, .bytes = part + qo };
-    return vkllm_chain_dispatch(chain, &m);
+    if ((s = vkllm_chain_dispatch(chain, &m)) || !q8o) return s;
+    vkllm_quantize_q8_args qa = { .x = a->out, .out = a->q8_out, .n_in = a->n_q * hd, .n_vec = 1, .x_stride = a->n_q * hd,
+                                  .prologue = VKLLM_MVQ_NONE, .name = "attn_decode.quant_q8" };
+    return vkllm_op_quantize_q8(chain, &qa);
 }
 
 enum { CM_NSG = 4, CM_RB = 1, CM_BC = 32 };

@@ -86,7 +86,7 @@ static vkllm_status check_attn(ctx *c, rng *r, int prefill, uint32_t n_tok, uint
     /* decode runs the one-pass kernel where the device has it: its counters start at zero */
     if (!s) s = vkllm_buffer_fill(c->dev, &vs.buf, vs.offset, vkllm_attn_decode_counter_bytes(n_tok, n_q), 0);
     if (!s) s = vkllm_chain_begin(c->chain);
-    vkllm_attn_args a = { vq, vk, vv, vl, vo, vs, n_tok, n_q, n_kv, hd, ctx_len, window, 0.0f, 0, NULL, 0, 1 };
+    vkllm_attn_args a = { vq, vk, vv, vl, vo, vs, n_tok, n_q, n_kv, hd, ctx_len, window, 0.0f, 0, NULL, 0, 1, { { 0 }, 0 } };
     if (!s) s = prefill ? vkllm_op_attn_prefill(c->chain, &a) : vkllm_op_attn_decode(c->chain, &a);
     if (!s) s = vkllm_chain_end(c->chain);
     if (!s) s = vkllm_chain_run(c->chain);

@@ -116,16 +116,28 @@ static int q8(const vkllm_session *s, const weight *w, uint32_t M)
 /* y = W P(x) (+ residual) for one token with 8-bit activations; P: VKLLM_MVQ_* with its gain / up offset.
  * act_q8_global: P and the quantization run once in a quant_q8 dispatch into a.xq, which the mat-vec
  * reads instead of each of its workgroups re-doing them (same codes). */
+static vkllm_status proj_q8_from(const vkllm_session *s, vkllm_chain *c, const weight *w, vkllm_view x, uint32_t x_stride,
+                                 uint32_t prologue, const weight *gain, float eps, uint32_t up_offset, vkllm_view y,
+                                 const vkllm_view *res, const char *name, int xq_ready);
 static vkllm_status proj_q8(const vkllm_session *s, vkllm_chain *c, const weight *w, vkllm_view x, uint32_t x_stride,
                             uint32_t prologue, const weight *gain, float eps, uint32_t up_offset, vkllm_view y,
                             const vkllm_view *res, const char *name)
+{
+    return proj_q8_from(s, c, w, x, x_stride, prologue, gain, eps, up_offset, y, res, name, 0);
+}
+/* xq_ready: a.xq already holds Q8(P(x)) (the attention's merge wrote it): no quant_q8 dispatch */
+static vkllm_status proj_q8_from(const vkllm_session *s, vkllm_chain *c, const weight *w, vkllm_view x, uint32_t x_stride,
+                                 uint32_t prologue, const weight *gain, float eps, uint32_t up_offset, vkllm_view y,
+                                 const vkllm_view *res, const char *name, int xq_ready)
 {
     vkllm_view none = { { 0 }, 0 };
     vkllm_matvec_q8_args a = { .w = V(w->buf, 0), .type = w->type, .n_out = w->rows, .n_in = w->cols, .x = x, .y = y,
                                .residual = res ? *res : none, .n_vec = 1, .x_stride = x_stride, .y_stride = w->rows,
                                .r_stride = w->rows, .prologue = prologue, .norm = gain ? V(gain->buf, 0) : none,
                                .eps = eps, .up_offset = up_offset, .name = name };
-    if (s->act_q8_global) {
+    if (s->act_q8_global && xq_ready)
+        a.xq = V(s->a.xq, 0);
+    else if (s->act_q8_global) {
         char qn[112];
         snprintf(qn, sizeof qn, "%.90s.quant_q8", name);
         vkllm_quantize_q8_args q = { .x = x, .out = V(s->a.xq, 0), .n_in = w->cols, .n_vec = 1, .x_stride = x_stride,
@@ -205,11 +217,8 @@ static vkllm_status record_fused(vkllm_session *s, vkllm_chain *c, char *name, s
                                .out = V(a->attn, 0), .scratch = V(s->attn_scratch, 0), .n_tok = 1, .n_q = hp->n_head,
                                .n_kv = hp->n_head_kv, .head_dim = hp->head_dim, .ctx = s->n_ctx,
                                .window = hp->sliding_window, .one_pass = 1, .name = name };
+        aa.q8_out = V(a->xq2, 0); /* attn_output's input, quantized by the attention's merge */
         if ((st = vkllm_op_attn_decode(c, &aa))) return st;
-        snprintf(name, nn, "L%02u.attn_output.%s.quant_q8", l, tname(L->o.type));
-        vkllm_quantize_q8_args qa = { .x = V(a->attn, 0), .out = V(a->xq2, 0), .n_in = s->q_dim, .n_vec = 1, .x_stride = s->q_dim,
-                                      .prologue = VKLLM_MVQ_NONE, .name = name };
-        if ((st = vkllm_op_quantize_q8(c, &qa))) return st;
         snprintf(name, nn, "L%02u.attn_output.%s", l, tname(L->o.type));
         if ((st = fused_mv(s, c, &L->o, a->xq2, VKLLM_MVQ_NONE, V(a->x, 0), 1, VKLLM_MVQ_RMSNORM, a->xq, &L->ffn_norm, name))) return st;
         snprintf(name, nn, "L%02u.ffn_up.%s", l, tname(L->up.type));
@@ -274,12 +283,16 @@ static vkllm_status record_forward(vkllm_session *s, vkllm_chain *c, uint32_t M,
                                .out = V(at, 0), .scratch = V(s->attn_scratch, 0), .n_tok = M, .n_q = hp->n_head,
                                .n_kv = hp->n_head_kv, .head_dim = hp->head_dim, .ctx = s->n_ctx,
                                .window = hp->sliding_window, .one_pass = 1, .name = name };
+        /* 8-bit inputs quantized once: the attention's merge quantizes attn_output's input itself */
+        const int attn_q8 = M == 1 && q8_o && s->act_q8_global && hp->head_dim % 32 == 0 && s->dev->f.subgroup_size >= 8;
+        if (attn_q8) aa.q8_out = V(a->xq, 0);
         snprintf(name, sizeof name, "L%02u.attn", l);
         st = M == 1 ? vkllm_op_attn_decode(c, &aa) : vkllm_op_attn_prefill(c, &aa);
         if (st) return st;
         snprintf(name, sizeof name, "L%02u.attn_output.%s", l, tname(L->o.type));
         if (cp) {
-            st = q8_o ? proj_q8(s, c, &L->o, V(at, 0), s->q_dim, VKLLM_MVQ_NONE, NULL, 0, 0, V(cpl[CP_ATTN_OUT], 0), NULL, name)
+            st = q8_o ? proj_q8_from(s, c, &L->o, V(at, 0), s->q_dim, VKLLM_MVQ_NONE, NULL, 0, 0, V(cpl[CP_ATTN_OUT], 0), NULL, name,
+                                     attn_q8)
                       : proj(c, &L->o, V(at, 0), M, V(cpl[CP_ATTN_OUT], 0), NULL, name);
             if (st) return st;
             vkllm_add_args ad = { V(x, 0), V(cpl[CP_ATTN_OUT], 0), V(a->xmid, 0), M * E, "residual" };
@@ -287,7 +300,7 @@ static vkllm_status record_forward(vkllm_session *s, vkllm_chain *c, uint32_t M,
             x = a->xmid;
         } else {
             vkllm_view r = V(x, 0);
-            st = q8_o ? proj_q8(s, c, &L->o, V(at, 0), s->q_dim, VKLLM_MVQ_NONE, NULL, 0, 0, V(x, 0), &r, name)
+            st = q8_o ? proj_q8_from(s, c, &L->o, V(at, 0), s->q_dim, VKLLM_MVQ_NONE, NULL, 0, 0, V(x, 0), &r, name, attn_q8)
                       : proj(c, &L->o, V(at, 0), M, V(x, 0), &r, name);
             if (st) return st;
         }

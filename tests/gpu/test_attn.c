@@ -29,6 +29,7 @@
 #include "vkllm/half.h"
 #include "vkllm/ref.h"
 #include "vkllm/ref_attn.h"
+#include "vkllm/ops_matvec.h"
 
 /* ---------- KV write ---------- */
 
@@ -137,6 +138,7 @@ typedef struct attn_case {
 
 typedef struct attn_bufs {
     tu_fbuf q, k, v, len, out, scr;
+    tu_fbuf q8; /* decode, one row, head_dim a multiple of 32: the output quantized (vkllm_attn_args.q8_out) */
 } attn_bufs;
 
 /* decode: 1 = one pass (the scratch's counters zeroed first), 0 = split + merge */
@@ -146,7 +148,8 @@ static void record_attn(vkllm_device *dev, vkllm_chain *c, const attn_case *k, a
 {
     vkllm_attn_args a = { tu_view(&b->q), tu_view(&b->k), tu_view(&b->v), tu_view(&b->len), tu_view(&b->out), tu_view(&b->scr),
                           k->n_tok, k->n_q, k->n_kv, k->hd, k->ctx, k->window, 0.0f, k->n_split, NULL, k->coopmat < 0 ? -1 : !k->coopmat,
-                          g_one_pass };
+                          g_one_pass, { { 0 }, 0 } };
+    if (b->q8.n) a.q8_out = tu_view(&b->q8);
     vkllm_status s = k->prefill ? vkllm_op_attn_prefill(c, &a) : vkllm_op_attn_decode(c, &a);
     if (s) fail_msg("attn: %s", vkllm_device_error(dev));
 }
@@ -169,6 +172,43 @@ static void check_counters(const float *scr, uint32_t n_tok, uint32_t n_q, const
     for (uint64_t i = 0; i < vkllm_attn_decode_counter_bytes(n_tok, n_q) / 4; i++)
         if (cnt[i]) fail_msg("attn decode %s: counter %llu left at %u (seed %llu)", what, (unsigned long long)i, cnt[i],
                              (unsigned long long)tu_seed());
+}
+
+/* The quantized output (vkllm_attn_args.q8_out, quantize_q8's layout) against
+ * vkllm_ref_quantize_q8_act of the GPU's own float output: the same float32 inputs, so the codes
+ * agree but where the GPU's 1 / d rounds differently and a product lands on a rounding edge (at most
+ * 2 + 1 per thousand codes, off by one), d within 1e-6 relative, d * sum(q) and the int16 half sums
+ * those of the buffer's own codes. */
+static void check_q8_out(const uint8_t *qb, const float *out, uint32_t n, const char *what)
+{
+    const uint32_t nb = n / 32;
+    int8_t *q = malloc(n);
+    float *d = malloc((size_t)nb * 4);
+    assert_true(q && d);
+    vkllm_ref_quantize_q8_act(out, n, q, d);
+    uint32_t flips = 0;
+    for (uint32_t i = 0; i < n; i++)
+        if ((int8_t)qb[i] != q[i]) {
+            if (abs((int8_t)qb[i] - q[i]) > 1)
+                fail_msg("attn decode %s q8_out: code %u is %d, reference %d (seed %llu)", what, i, (int8_t)qb[i], q[i],
+                         (unsigned long long)tu_seed());
+            flips++;
+        }
+    if (flips > 2 + n / 1000) fail_msg("attn decode %s q8_out: %u of %u codes off by one", what, flips, n);
+    for (uint32_t b = 0; b < nb; b++) {
+        float ds[2];
+        int32_t h;
+        memcpy(ds, qb + n + (size_t)b * 8, 8);
+        memcpy(&h, qb + n + (size_t)nb * 8 + (size_t)b * 4, 4);
+        if (!(fabs((double)ds[0] - d[b]) <= 1e-6 * d[b]))
+            fail_msg("attn decode %s q8_out: block %u d = %.9g, reference %.9g", what, b, ds[0], d[b]);
+        int s0 = 0, s1 = 0;
+        for (uint32_t i = 0; i < 16; i++) s0 += (int8_t)qb[b * 32 + i], s1 += (int8_t)qb[b * 32 + 16 + i];
+        if ((int16_t)(h & 0xffff) != s0 || (h >> 16) != s1 || !(fabs(ds[1] - (double)ds[0] * (s0 + s1)) <= 1e-6 * ds[0] * (abs(s0 + s1) + 1)))
+            fail_msg("attn decode %s q8_out: block %u sums do not match its codes", what, b);
+    }
+    free(q);
+    free(d);
 }
 
 static void random_cache(tu_rng *r, uint16_t *c, size_t n)
@@ -205,7 +245,7 @@ static void run_attn(vkllm_device *dev, const attn_case *k, uint64_t id)
     random_cache(&r, vc, nc);
     attn_bufs b = { tu_fbuf_alloc(dev, nq), tu_fbuf_alloc(dev, nc / 2), tu_fbuf_alloc(dev, nc / 2), tu_fbuf_alloc(dev, 1),
                     tu_fbuf_alloc(dev, nq),
-                    tu_fbuf_alloc(dev, vkllm_attn_decode_scratch_bytes(k->n_tok, k->n_q, k->hd, k->ctx, k->n_split) / 4) };
+                    tu_fbuf_alloc(dev, vkllm_attn_decode_scratch_bytes(k->n_tok, k->n_q, k->hd, k->ctx, k->n_split) / 4), { { 0 }, 0 } };
     tu_fbuf_upload(dev, &b.q, q);
     tu_fbuf_upload(dev, &b.k, (const float *)kc);
     tu_fbuf_upload(dev, &b.v, (const float *)vc);
@@ -213,6 +253,11 @@ static void run_attn(vkllm_device *dev, const attn_case *k, uint64_t id)
     tu_fbuf_poison(dev, &b.out);
     tu_fbuf_poison(dev, &b.scr);
     if (!k->prefill) zero_counters(dev, &b.scr, k->n_tok, k->n_q);
+    const int q8 = !k->prefill && k->n_tok == 1 && k->hd % 32 == 0;
+    if (q8) {
+        b.q8 = tu_fbuf_alloc(dev, vkllm_q8_act_bytes(k->n_q * k->hd, 1) / 4);
+        tu_fbuf_poison(dev, &b.q8);
+    }
     vkllm_chain *c;
     assert_int_equal(vkllm_chain_create(dev, NULL, &c), VKLLM_OK);
     assert_int_equal(vkllm_chain_begin(c), VKLLM_OK);
@@ -227,6 +272,15 @@ static void run_attn(vkllm_device *dev, const attn_case *k, uint64_t id)
     if (!k->prefill) check_counters(scr, k->n_tok, k->n_q, "case");
     free(scr);
     check_attn(k, q, kc, vc, k->n_live, out);
+    if (q8) {
+        const uint32_t n = k->n_q * k->hd;
+        uint8_t *qb = malloc(vkllm_q8_act_bytes(n, 1));
+        assert_true(qb != NULL);
+        tu_fbuf_download(dev, &b.q8, (float *)qb);
+        check_q8_out(qb, out, n, g_one_pass ? "one-pass" : "split+merge");
+        free(qb);
+        tu_fbuf_free(dev, &b.q8);
+    }
     tu_fbuf_free(dev, &b.q); tu_fbuf_free(dev, &b.k); tu_fbuf_free(dev, &b.v); tu_fbuf_free(dev, &b.len);
     tu_fbuf_free(dev, &b.out); tu_fbuf_free(dev, &b.scr);
     free(q); free(out); free(kc); free(vc);
@@ -368,7 +422,8 @@ static void run_replay(vkllm_device *dev)
     random_cache(&r, kc, nc);
     random_cache(&r, vc, nc);
     attn_bufs b = { tu_fbuf_alloc(dev, nq), tu_fbuf_alloc(dev, nc / 2), tu_fbuf_alloc(dev, nc / 2), tu_fbuf_alloc(dev, 1),
-                    tu_fbuf_alloc(dev, nq), tu_fbuf_alloc(dev, vkllm_attn_decode_scratch_bytes(1, k.n_q, k.hd, k.ctx, 0) / 4) };
+                    tu_fbuf_alloc(dev, nq), tu_fbuf_alloc(dev, vkllm_attn_decode_scratch_bytes(1, k.n_q, k.hd, k.ctx, 0) / 4),
+                    { { 0 }, 0 } };
     tu_fbuf_upload(dev, &b.q, q);
     tu_fbuf_upload(dev, &b.k, (const float *)kc);
     tu_fbuf_upload(dev, &b.v, (const float *)vc);
@@ -455,7 +510,8 @@ static void test_attn_pipeline(void **state)
         vkllm_kv_write_args w = { vqkv, vpos, tu_view(&btab), vq, tu_view(&bk), tu_view(&bv), n_tok, n_q, n_kv, hd, hd, stride, ctx, 1,
                                   1.0f, 0, NULL };
         if (vkllm_op_kv_write(c, &w)) fail_msg("kv_write: %s", vkllm_device_error(dev));
-        vkllm_attn_args a = { vq, tu_view(&bk), tu_view(&bv), tu_view(&blen), vo, tu_view(&bs), n_tok, n_q, n_kv, hd, ctx, 0, 0.0f, 0, NULL, 0, 1 };
+        vkllm_attn_args a = { vq, tu_view(&bk), tu_view(&bv), tu_view(&blen), vo, tu_view(&bs), n_tok, n_q, n_kv, hd, ctx, 0, 0.0f, 0, NULL, 0, 1,
+                              { { 0 }, 0 } };
         if ((step ? vkllm_op_attn_decode(c, &a) : vkllm_op_attn_prefill(c, &a))) fail_msg("attn: %s", vkllm_device_error(dev));
         assert_int_equal(vkllm_chain_end(c), VKLLM_OK);
         assert_int_equal(vkllm_chain_run(c), VKLLM_OK);
@@ -486,7 +542,7 @@ static void test_attn_bad_args(void **state)
     assert_int_equal(vkllm_chain_create(dev, NULL, &c), VKLLM_OK);
     assert_int_equal(vkllm_chain_begin(c), VKLLM_OK);
     vkllm_view v = tu_view(&b);
-    vkllm_attn_args a = { v, v, v, v, v, v, 1, 6, 4, 64, 4, 0, 0.0f, 0, NULL, 0, 1 };
+    vkllm_attn_args a = { v, v, v, v, v, v, 1, 6, 4, 64, 4, 0, 0.0f, 0, NULL, 0, 1, { { 0 }, 0 } };
     assert_int_equal(vkllm_op_attn_decode(c, &a), VKLLM_ERROR_INVALID_ARGUMENT); /* 6 heads over 4 KV heads */
     a.n_kv = 2; a.head_dim = 72;
     assert_int_equal(vkllm_op_attn_prefill(c, &a), VKLLM_ERROR_INVALID_ARGUMENT); /* head_dim not a multiple of 16 */

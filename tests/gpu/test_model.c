@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "gpu_testutil.h"
+#include "vkllm/ops_attn.h"
 #include "vkllm/gguf.h"
 #include "vkllm/mkmodel.h"
 #include "vkllm/model.h"
@@ -216,9 +217,9 @@ static void append(void *user, int layer, const char *name, const float *data, u
  * reference's act_q8 = 2 (ffn_down's inputs rounded as well), the same bounds and reasons (lavapipe:
  * worst 1.9e-4, at ffn_out: rounding ffn_down's input turns the upstream error of the SwiGLU output,
  * NMSE ~1e-5 here, into code flips, P ~ 15% at these tiny widths; logits 6.7e-5); the last decode
- * step's dispatches must include quant_q8 and as many matvec_q8x_* (mode 2; mode 1: quant_q8 only
- * for the first attn_norm and the attention outputs, 1 + n_layer, and 4 n_layer + 1 matvec_q8x; the
- * path was taken). The
+ * step's dispatches must include 4 n_layer + 1 matvec_q8x_* and a quant_q8 for each but attn_output's
+ * (mode 2; the one-pass attention quantizes that input in its merge, where the device has it) or
+ * only for the first attn_norm (mode 1; the path was taken). The
  * mat-vec's own agreement with the reference is tests/gpu/test_matvec_q8.c's (1e-13). */
 static void check_q8(vkllm_mkmodel_ftype ft, const char *tname, uint64_t case_id, int mode)
 {
@@ -312,12 +313,15 @@ static void check_q8(vkllm_mkmodel_ftype ft, const char *tname, uint64_t case_id
             if (t[i].kernel && !strcmp(t[i].kernel, "quant_q8")) nq++;
             if (t[i].kernel && !strncmp(t[i].kernel, "matvec_q8x_", 11)) nx++;
         }
-        if (mode == 2 && (nq == 0 || nx != nq))
-            fail_msg("%s q8 quant_q8: the decode step ran %u quant_q8 and %u matvec_q8x dispatches (want equal, > 0)", tname, nq, nx);
-        /* fused: quant_q8 for the first attn_norm and each attention output only */
-        if (mode == 1 && (nq != 1 + hp.n_layer || nx != 4 * hp.n_layer + 1))
+        /* the one-pass attention quantizes attn_output's input in its merge (no quant_q8 for it) */
+        const uint32_t by_attn = vkllm_attn_decode_one_pass_available(dev) ? hp.n_layer : 0;
+        if (mode == 2 && (nx != 4 * hp.n_layer + 1 || nq != nx - by_attn))
+            fail_msg("%s q8 quant_q8: the decode step ran %u quant_q8 and %u matvec_q8x dispatches (want %u and %u)", tname, nq, nx,
+                     3 * hp.n_layer + 1 + hp.n_layer - by_attn, 4 * hp.n_layer + 1);
+        /* fused: quant_q8 for the first attn_norm (and each attention output without the one-pass kernel) */
+        if (mode == 1 && (nq != 1 + hp.n_layer - by_attn || nx != 4 * hp.n_layer + 1))
             fail_msg("%s q8 fused: the decode step ran %u quant_q8 and %u matvec_q8x dispatches (want %u and %u)", tname, nq, nx,
-                     1 + hp.n_layer, 4 * hp.n_layer + 1);
+                     1 + hp.n_layer - by_attn, 4 * hp.n_layer + 1);
         fprintf(stderr, "[ model    ] %-7s q8%s: %u quant_q8 and %u matvec_q8x per decode step\n", tname, mname[mode], nq, nx);
     }
     free(rl);

@@ -66,6 +66,10 @@ typedef struct vkllm_attn_args {
     int one_pass;       /* decode: 1 = one dispatch where available (the caller has zeroed the scratch's
                          * counters once, see above); 0 = split + merge dispatches, no counters used.
                          * $VKLLM_ATTN_DECODE_TWO_PASS=1 forces split + merge (comparison, fallback). */
+    vkllm_view q8_out;  /* decode, n_tok = 1, q8_out.buf.block != NULL: out also quantized per 32 for
+                         * vkllm_op_matvec_q8's xq (vkllm_op_quantize_q8's layout, no prologue;
+                         * vkllm_q8_act_bytes(n_q * head_dim, 1) bytes, offset a multiple of 16; head_dim
+                         * a multiple of 32): by the one-pass kernel's merge, else a quantize_q8 dispatch */
 } vkllm_attn_args;
 /* The most splits a decode call at capacity ctx may use (n_split if nonzero): what the scratch is sized for. */
 uint32_t vkllm_attn_decode_splits(uint32_t ctx, uint32_t n_split);
