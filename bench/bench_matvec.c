@@ -75,7 +75,7 @@ static void rec_xq(vkllm_chain *c, uint32_t i, void *u)
     vkllm_matvec_q8_args a = { .w = { k->w, j * k->w_stride }, .type = k->type, .n_out = k->n_out, .n_in = k->n_in,
                                .y = { k->y, 0 }, .n_vec = k->n_vec, .y_stride = k->n_out, .rows_per_wg = k->q_rows,
                                .rows_per_lane = k->q_rpl, .lanes_per_row = k->q_lanes, .variant = k->q_variant & ~XQ_ONCE,
-                               .xq = { k->xq, 0 }, .prologue = k->pro, .eps = 1e-5f /* RMSNorm: 1 / rms applied by the mat-vec */ };
+                               .xq = { k->xq, 0 } };
     if (vkllm_op_matvec_q8(c, &a)) bu_die(k->dev, "vkllm_op_matvec_q8 (xq)");
 }
 

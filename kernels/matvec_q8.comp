@@ -47,19 +47,19 @@
 // large against the weights (down reads 143 KB of gate/up per workgroup for 16 x 14.7 KB of weights).
 // Next: split long rows over workgroups.
 // XG=1 (modules matvec_q8x_*): x comes pre-quantized from a global buffer written by quant_q8.comp
-// or by the epilogue below (binding 1: codes [NV][NIN] bytes, then (d, d*sum(q)) [NV][NIN/32] vec2,
-// then the int16 half sums [NV][NIN/32], then RMSNorm's per-block sums of x^2 [NV][NIN/32]; layout in
-// ops_matvec.h): no shared x, no prologue, no workgroup barrier, the lanes read their codes straight
-// from L2 (1.5 bytes per element per workgroup instead of 4-8). PRO is ignored; xq_norm (push) says
-// the buffer holds RMSNorm in factored form (codes of x * g), and the outputs are multiplied by
-// 1 / rms(x) from the block sums. Without the shared x, small workgroups fit many per SM: the H100
-// sweep (bench-matvec --q8x, docs/BENCHMARKS.md) put 8 rows x 2 per group x 16 lanes (64 invocations)
-// first at every shape: gate_up Q4_K 41.9 us = 78% of the read ceiling (the prologue kernel 56.3),
-// output Q6_K 168.6 us = 79%, down Q6_K 38.4 us = 62%, qkv Q5_K 15.8 us = 54%, o Q4_K 11.5 us = 41%.
-// The decode step takes this path (quant_q8 + matvec_q8x, vkllm_session_options.act_q8_global).
-// EPI (XG, NV = 1; epilogue() below): the output also quantized as the next mat-vec's input, so that
-// no quant_q8 dispatch is needed between them. Measured slower end to end on the H100 (the per-block
-// synchronization costs the mat-vec more than the ~2.4 us of a dependent dispatch it saves); opt-in.
+// (binding 1: codes [NV][NIN] bytes, then (d, d*sum(q)) [NV][NIN/32] vec2, then the int16 half sums
+// [NV][NIN/32]; layout in ops_matvec.h): no shared x, no prologue, no workgroup barrier, the lanes read
+// their codes straight from L2 (1.375 bytes per element per workgroup instead of 4-8). PRO is ignored.
+// Without the shared x, small workgroups fit many per SM: the H100 sweep (bench-matvec --q8x,
+// docs/BENCHMARKS.md) put 8 rows x 2 per group x 16 lanes (64 invocations) first at every shape:
+// gate_up Q4_K 41.9 us = 78% of the read ceiling (this prologue kernel: 56.3 us), output Q6_K 168.6 us
+// = 79%, down Q6_K 38.4 us = 62%, qkv Q5_K 15.8 us = 54%, o Q4_K 11.5 us = 41%. The decode step takes
+// this path (quant_q8 + matvec_q8x; vkllm_session_options.act_q8_global). Tried and dropped: the
+// RMSNorm kept in factored form (the codes of x * g, 1 / rms applied by the reader from per-block sums
+// of squares) so that a mat-vec's epilogue could quantize its own output for the next one (the last
+// workgroup of each 32-block, found by a device-scope counter): correct, but the synchronization and
+// the sums cost the mat-vecs more than the ~2.4 us dependent dispatch they saved (H100 tg128 139-159
+// against 165-168 tokens/s).
 // The prologue and quantization are in common/q8act.glsl, shared with quant_q8.comp.
 #extension GL_GOOGLE_include_directive : require
 #extension GL_KHR_shader_subgroup_basic : require
@@ -79,32 +79,19 @@ layout(constant_id = 5) const uint HAS_RES = 0;
 layout(constant_id = 6) const uint PRO = 0;   // 0 none, 1 rmsnorm, 2 swiglu
 layout(constant_id = 7) const uint NIN = 256; // n_in (sizes the shared arrays)
 layout(constant_id = 8) const uint PF = 1;    // next step's weights loaded during this step's arithmetic
-layout(constant_id = 9) const uint EPI = 0;   // XG, NV = 1: 0 none, 1 RMSNorm, 2 SwiGLU epilogue (below)
 
 layout(std430, binding = 0) readonly buffer W4 { uvec4 w4[]; };
 #if XG
-#extension GL_KHR_memory_scope_semantics : require
-// one buffer view read as its parts (aliased declarations of one binding)
+// one buffer view read as its three parts (aliased declarations of one binding)
 layout(std430, binding = 1) readonly buffer XQ { uvec4 gq[]; };
 layout(std430, binding = 1) readonly buffer XD { vec2 gd[]; };
 layout(std430, binding = 1) readonly buffer XH { int gh[]; };
-layout(std430, binding = 1) readonly buffer XP { float gp[]; };
-// y is read back by the epilogue's last workgroup of each block: device-coherent
-layout(std430, binding = 2) coherent buffer Y { float y[]; };
 #else
 layout(std430, binding = 1) readonly buffer X4 { vec4 x4[]; };
+#endif
 layout(std430, binding = 2) buffer Y { float y[]; };
-#endif
 layout(std430, binding = 3) readonly buffer Res { float res[]; };
-layout(std430, binding = 4) readonly buffer G4 { vec4 g4[]; }; // XG: the epilogue's RMSNorm gain
-#if XG
-// epilogue output: the next mat-vec's input in the layout of quant_q8.comp (one view, its parts)
-layout(std430, binding = 5) writeonly buffer QW { uint ow[]; };
-layout(std430, binding = 5) writeonly buffer QD { vec2 od[]; };
-layout(std430, binding = 5) writeonly buffer QH { int oh[]; };
-layout(std430, binding = 5) writeonly buffer QP { float op[]; };
-layout(std430, binding = 6) coherent buffer Cnt { uint cnt[]; }; // per output block, zero between dispatches
-#endif
+layout(std430, binding = 4) readonly buffer G4 { vec4 g4[]; };
 
 layout(push_constant) uniform Params {
     uint n_out;
@@ -114,7 +101,6 @@ layout(push_constant) uniform Params {
     uint r_stride;
     uint up_offset; // SwiGLU: elements from gate to up
     float eps;
-    uint xq_norm;   // XG: 1 = xq holds RMSNorm in factored form; outputs times 1 / rms from its block sums
 } p;
 
 #include "common/reduce.glsl"
@@ -125,7 +111,6 @@ const uint NB = NIN / 32u;           // x blocks per vector
 #define XQ(i) gq[i]
 #define XDS(i) gd[NV * NIN / 8u + (i)]
 #define XH(i) gh[NV * NIN / 4u + NV * NB * 2u + (i)]
-#define XP(i) gp[NV * NIN / 4u + NV * NB * 3u + (i)]
 #else
 shared uvec4 xq[NV * NIN / 16u];     // x codes, 16 per uvec4; vector v at v * NIN / 16
 shared vec2 xds[NV * NB];            // (d, d * sum(q)) per x block
@@ -156,9 +141,8 @@ const uint WGS = (ROWS / R) * C;               // = gl_WorkGroupSize.x
 const uint XRN = (NIN / 4u + WGS - 1u) / WGS;  // vec4s of x per lane
 
 #if !XG
-// elements 4e..4e+3 of vector v (x' values a; block scale times sc): the 8 lanes of a 32-block meet
-// through shuffles
-void quant4(uint v, uint e, vec4 a, float sc)
+// elements 4e..4e+3 of vector v (x' values a): the 8 lanes of a 32-block meet through shuffles
+void quant4(uint v, uint e, vec4 a)
 {
     const q8_quad q = q8_quant4(a);
     const uint k = e & 7u, blk = e >> 3;
@@ -166,7 +150,7 @@ void quant4(uint v, uint e, vec4 a, float sc)
     const uint w1 = subgroupShuffleXor(q.word, 1u), w2 = subgroupShuffleXor(q.word, 2u), w3 = subgroupShuffleXor(q.word, 3u);
     if ((k & 3u) == 0u) xq[v * (NIN / 16u) + (e >> 2)] = uvec4(q.word, w1, w2, w3);
     if (k == 0u) {
-        xds[v * NB + blk] = q8_ds(q) * sc;
+        xds[v * NB + blk] = q8_ds(q);
         xh[v * NB + blk] = q8_h(q);
     }
 }
@@ -188,7 +172,7 @@ void prologue(uint tid)
             const float scale = q8_rms_scale(workgroup_sum(ss), NIN, p.eps);
             for (uint k = 0; k < XRN; k++) {
                 const uint e = tid + k * WGS;
-                if (e < NIN / 4u) quant4(v, e, q8_rms(xr[k], g4[e]), scale);
+                if (e < NIN / 4u) quant4(v, e, q8_rms(xr[k], scale, g4[e]));
             }
         } else if (PRO == 1u) {
             float ss = 0.0;
@@ -197,14 +181,14 @@ void prologue(uint tid)
                 ss += dot(a, a);
             }
             const float scale = q8_rms_scale(workgroup_sum(ss), NIN, p.eps);
-            for (uint e = tid; e < NIN / 4u; e += WGS) quant4(v, e, q8_rms(x4[xb + e], g4[e]), scale);
+            for (uint e = tid; e < NIN / 4u; e += WGS) quant4(v, e, q8_rms(x4[xb + e], scale, g4[e]));
         } else if (PRO == 2u) {
             for (uint e = tid; e < NIN / 4u; e += WGS) {
                 const vec4 a = x4[xb + e], u = x4[xb + (p.up_offset >> 2) + e];
-                quant4(v, e, q8_swiglu(a, u), 1.0);
+                quant4(v, e, q8_swiglu(a, u));
             }
         } else {
-            for (uint e = tid; e < NIN / 4u; e += WGS) quant4(v, e, x4[xb + e], 1.0);
+            for (uint e = tid; e < NIN / 4u; e += WGS) quant4(v, e, x4[xb + e]);
         }
     }
 }
@@ -479,82 +463,6 @@ void compute(uint u)
 #error "define one of Q4_K Q5_K Q6_K Q8_0 Q4_0"
 #endif
 
-#if XG
-// ---- XG: the input's RMSNorm scale, and the epilogue ----
-float xsc[NV]; // per vector: 1 / rms(x) where xq holds RMSNorm in factored form, else 1
-
-// 1 / rms(x) from the per-block sums of squares beside the codes: each subgroup adds them up itself
-void xq_scales()
-{
-    for (uint v = 0; v < NV; v++) {
-        xsc[v] = 1.0;
-        if (p.xq_norm != 0u) {
-            // a workgroup smaller than the subgroup (e.g. 8 lanes of a 32-wide one) strides by its size
-            const uint step = min(gl_SubgroupSize, WGS);
-            float ss = 0.0;
-            for (uint i = gl_SubgroupInvocationID; i < NB; i += step) ss += XP(v * NB + i);
-            xsc[v] = q8_rms_scale(subgroupAdd(ss), NIN, p.eps);
-        }
-    }
-}
-
-// EPI (NV = 1): y is the next mat-vec's input (EPI 1: x' = y * g, the RMSNorm in factored form, with
-// the block's sum of y^2; EPI 2: x' = silu(y[i]) * y[n_out / 2 + i], gate rows then up rows), and the
-// last workgroup to finish a 32-element block of x' quantizes it into the QW/QD/QH/QP view in the
-// layout of quant_q8.comp (n = n_out, or n_out / 2 for SwiGLU): the quant_q8 dispatch between the two
-// mat-vecs is gone. The host guarantees ROWS divides 32 and 32 divides n (each workgroup lies in
-// one block; a block has 32 / ROWS workgroups, twice that for SwiGLU).
-// Synchronization by one thread per workgroup, so that no workgroup-wide device-scope fence is paid
-// (with one, on the H100, ffn_up took 10 us longer): the group leaders hand their outputs to thread 0
-// through shared memory (a workgroup barrier); thread 0 stores the workgroup's y, then increments the
-// block's counter with acquire-release semantics at device scope (its own stores released, every
-// earlier increment's acquired through the counter's RMW chain); the thread that counts last has
-// every y of the block visible, resets the counter (nothing else touches it in this dispatch; the
-// next dispatch comes after a pipeline barrier) and quantizes the block alone, with the arithmetic of
-// q8_quant4 (same codes and scales; the sum of squares in another order).
-shared float epi_y[ROWS];
-void epilogue(uint tid, uint lane, uint base)
-{
-    const uint n = EPI == 2u ? p.n_out / 2u : p.n_out, nb = n / 32u;
-    const uint blk = (base % n) / 32u, need = (EPI == 2u ? 64u : 32u) / ROWS;
-    if (lane == 0u)
-        for (uint r = 0; r < R; r++) {
-            const uint k = grp * R + r, o = base + k;
-            epi_y[k] = HAS_RES != 0u ? acc[r] * xsc[0] + res[o] : acc[r] * xsc[0];
-        }
-    barrier();
-    if (tid != 0u) return;
-    for (uint k = 0; k < ROWS; k++) y[base + k] = epi_y[k];
-    const uint prev = atomicAdd(cnt[blk], 1u, gl_ScopeDevice, gl_StorageSemanticsBuffer, gl_SemanticsAcquireRelease);
-    if (prev + 1u != need) return;
-    atomicStore(cnt[blk], 0u, gl_ScopeDevice, gl_StorageSemanticsBuffer, gl_SemanticsRelaxed);
-    const uint i0 = blk * 32u;
-    float a[32];
-    float amax = 0.0, ss = 0.0;
-    for (uint i = 0; i < 32u; i++) {
-        const float v = y[i0 + i];
-        ss += v * v;
-        a[i] = EPI == 1u ? v * g4[(i0 + i) >> 2][i & 3u] : q8_swiglu(vec4(v), vec4(y[n + i0 + i])).x;
-        amax = max(amax, abs(a[i]));
-    }
-    const float d = amax / 127.0, id = amax != 0.0 ? 1.0 / d : 0.0;
-    int s0 = 0, s1 = 0;
-    for (uint w = 0; w < 8u; w++) {
-        uint word = 0u;
-        for (uint j = 0; j < 4u; j++) {
-            const int q = int(clamp(rnd(a[4u * w + j] * id), -127.0, 127.0));
-            if (w < 4u) s0 += q;
-            else s1 += q;
-            word |= uint(q & 255) << (8u * j);
-        }
-        ow[(i0 >> 2) + w] = word;
-    }
-    od[n / 8u + blk] = vec2(d, d * float(s0 + s1));
-    oh[n / 4u + nb * 2u + blk] = (s0 & 0xffff) | (s1 << 16);
-    if (EPI == 1u) op[n / 4u + nb * 3u + blk] = ss;
-}
-#endif
-
 void main()
 {
     // lanes numbered by subgroup, so a group of C lanes and the prologue's groups of 8 are inside
@@ -575,8 +483,6 @@ void main()
 #if !XG
     prologue(tid);
     barrier();
-#else
-    xq_scales();
 #endif
     if (PF == 0u) {
         if (lane < UNITS) compute(0u, lane);
@@ -597,8 +503,6 @@ void main()
 #if !XG
     prologue(tid);
     barrier();
-#else
-    xq_scales();
 #endif
     // group-uniform steps (every lane of a subgroup runs the same count: same n_in for all rows)
     if (PF == 0u)
@@ -629,23 +533,11 @@ void main()
         for (uint off = C >> 1; off > 0u; off >>= 1) s += subgroupShuffleXor(s, off);
         acc[i] = s;
     }
-#if XG
-    if (EPI != 0u) {
-        epilogue(tid, lane, base);
-        return;
-    }
-#endif
     if (lane == 0u)
         for (uint r = 0; r < R; r++) {
             const uint o = base + grp * R + r;
             if (o < p.n_out)
-                for (uint v = 0; v < NV; v++) {
-#if XG
-                    const float a = acc[r * NV + v] * xsc[v];
-#else
-                    const float a = acc[r * NV + v];
-#endif
-                    y[v * p.y_stride + o] = HAS_RES != 0u ? a + res[v * p.r_stride + o] : a;
-                }
+                for (uint v = 0; v < NV; v++)
+                    y[v * p.y_stride + o] = HAS_RES != 0u ? acc[r * NV + v] + res[v * p.r_stride + o] : acc[r * NV + v];
         }
 }

@@ -264,7 +264,7 @@ static q8_shape q8_choose(const vkllm_device *dev, vkllm_dtype t, uint32_t n_in,
     if (t == VKLLM_DTYPE_Q6_K) d = n_out >= 32768 ? (q8_shape){ 64, 2, 8 } : (q8_shape){ 16, 1, 16 };
     /* x pre-quantized (no shared x): small workgroups won at every shape of the H100 sweep
      * (bench-matvec --q8x, docs/BENCHMARKS.md): 8 rows x 2 per group x 16 lanes (64 invocations),
-     * Q4_0 8 x 1 x 32; rows dividing 32 also suit the epilogue */
+     * Q4_0 8 x 1 x 32 */
     if (xg) d = t == VKLLM_DTYPE_Q4_0 ? (q8_shape){ 8, 1, 32 } : (q8_shape){ 8, 2, 16 };
     q8_shape s = { rows_wg ? rows_wg : d.rows, rpl ? rpl : d.r, lanes ? lanes : (d.c < cmax ? d.c : cmax) };
     if (s.rows < s.r) s.rows = s.r;
@@ -361,54 +361,24 @@ static vkllm_status q8_record(vkllm_device *dev, vkllm_chain *chain, const vkllm
     }
     if (a->variant > 1)
         return vkllm_fail(dev, VKLLM_ERROR_INVALID_ARGUMENT, "matvec_q8: variant %u (0 or VKLLM_MVQ_NO_PREFETCH)", a->variant);
-    uint32_t wg = sh.rows / sh.r * sh.c, pf = !(a->variant & VKLLM_MVQ_NO_PREFETCH), epi = xg ? a->epilogue : 0;
-    uint32_t n_epi = epi == VKLLM_MVQ_SWIGLU ? a->n_out / 2 : a->n_out;
-    if (epi) {
-        /* the epilogue's blocks: each workgroup inside one, whole blocks only (ops header) */
-        if (32 % sh.rows || n_epi % 32 || (epi == VKLLM_MVQ_SWIGLU && a->n_out % 2))
-            return vkllm_fail(dev, VKLLM_ERROR_INVALID_ARGUMENT,
-                              "matvec_q8: the epilogue needs rows_per_wg (%u) dividing 32 and a multiple of 32 outputs (%u)", sh.rows, n_epi);
-        uint64_t qo = vkllm_q8_act_bytes(n_epi, 1);
-        if (!a->q8_out.buf.block || a->q8_out.offset + qo > a->q8_out.buf.size || abs_off(a->q8_out) % 16)
-            return vkllm_fail(dev, VKLLM_ERROR_INVALID_ARGUMENT,
-                              "matvec_q8: the epilogue needs q8_out of vkllm_q8_act_bytes(%u, 1) = %llu bytes at a 16-byte offset", n_epi,
-                              (unsigned long long)qo);
-        if (!a->counters.buf.block || a->counters.offset + 4ull * (n_epi / 32) > a->counters.buf.size)
-            return vkllm_fail(dev, VKLLM_ERROR_INVALID_ARGUMENT, "matvec_q8: the epilogue needs %u bytes of zeroed counters", 4 * (n_epi / 32));
-        if (epi == VKLLM_MVQ_RMSNORM && (!a->epi_norm.buf.block || abs_off(a->epi_norm) % 16 ||
-                                         a->epi_norm.offset + 4ull * a->n_out > a->epi_norm.buf.size))
-            return vkllm_fail(dev, VKLLM_ERROR_INVALID_ARGUMENT, "matvec_q8: the RMSNORM epilogue needs epi_norm, %u floats at a 16-byte offset",
-                              a->n_out);
-        const vkllm_view *vs[4] = { &a->y, &in, &a->counters, has_res ? &a->residual : NULL };
-        const uint64_t ls[4] = { ybytes, in_bytes, 4ull * (n_epi / 32), rbytes };
-        for (int i = 0; i < 4; i++)
-            if (vs[i] && vs[i]->buf.block == a->q8_out.buf.block) {
-                uint64_t o0 = abs_off(a->q8_out), v0 = abs_off(*vs[i]);
-                if (o0 < v0 + ls[i] && v0 < o0 + qo)
-                    return vkllm_fail(dev, VKLLM_ERROR_INVALID_ARGUMENT, "matvec_q8: q8_out overlaps y, xq, the residual or the counters");
-            }
-    }
-    vkllm_pipeline_desc pd = { .kernel = kernel, .n_bindings = xg ? 7 : 5, .push_size = 32, .n_spec = 10,
-                               .spec = { wg, sh.rows, sh.r, sh.c, a->n_vec, (uint32_t)has_res, xg ? 0u : a->prologue, a->n_in, pf, epi } };
+    uint32_t wg = sh.rows / sh.r * sh.c, pf = !(a->variant & VKLLM_MVQ_NO_PREFETCH);
+    vkllm_pipeline_desc pd = { .kernel = kernel, .n_bindings = 5, .push_size = 28, .n_spec = 9,
+                               .spec = { wg, sh.rows, sh.r, sh.c, a->n_vec, (uint32_t)has_res, xg ? 0u : a->prologue, a->n_in, pf } };
     vkllm_pipeline *p;
     if ((s = vkllm_pipeline_get(dev, &pd, &p))) return s;
     uint64_t row_bytes = wbytes / a->n_out;
-    const uint32_t xq_norm = xg && a->prologue == VKLLM_MVQ_RMSNORM;
-    struct { uint32_t n_out, row_c, xs, ys, rs, up; float eps; uint32_t xq_norm; } push = {
+    struct { uint32_t n_out, row_c, xs, ys, rs, up; float eps; } push = {
         a->n_out, (uint32_t)(staged ? row_bytes / 2 : row_bytes / 16), xg ? 0 : a->x_stride, a->y_stride, has_res ? a->r_stride : 0,
-        swiglu ? a->up_offset : 0, xg && !xq_norm ? 0.0f : a->eps, xq_norm };
+        swiglu ? a->up_offset : 0, xg ? 0.0f : a->eps };
     uint64_t bytes, flops;
     vkllm_matvec_q8_cost(a, &bytes, &flops);
     vkllm_binding bi = bind(in, in_bytes, VKLLM_READ);
-    vkllm_dispatch d = { .pipeline = p, .name = a->name ? a->name : kernel, .n_bindings = xg ? 7 : 5,
+    vkllm_dispatch d = { .pipeline = p, .name = a->name ? a->name : kernel, .n_bindings = 5,
                          .bindings = { bind(a->w, wbind, VKLLM_READ), bi,
-                                       bind(a->y, ybytes, in_place || epi ? VKLLM_READ_WRITE : VKLLM_WRITE),
-                                       /* absent residual / gain / epilogue views: the input stands in, never read */
+                                       bind(a->y, ybytes, in_place ? VKLLM_READ_WRITE : VKLLM_WRITE),
+                                       /* absent residual / gain: the input stands in, never read */
                                        has_res ? bind(a->residual, rbytes, VKLLM_READ) : bi,
-                                       rms ? bind(a->norm, 4ull * a->n_in, VKLLM_READ)
-                                           : epi == VKLLM_MVQ_RMSNORM ? bind(a->epi_norm, 4ull * a->n_out, VKLLM_READ) : bi,
-                                       epi ? bind(a->q8_out, vkllm_q8_act_bytes(n_epi, 1), VKLLM_WRITE) : bi,
-                                       epi ? bind(a->counters, 4ull * (n_epi / 32), VKLLM_READ_WRITE) : bi },
+                                       rms ? bind(a->norm, 4ull * a->n_in, VKLLM_READ) : bi },
                          .push = &push, .bytes = bytes, .flops = flops };
     grid_2d(dev, ((uint64_t)a->n_out + sh.rows - 1) / sh.rows, d.groups);
     return vkllm_chain_dispatch(chain, &d);
@@ -428,12 +398,7 @@ vkllm_status vkllm_op_matvec_q8(vkllm_chain *chain, const vkllm_matvec_q8_args *
         return vkllm_fail(dev, VKLLM_ERROR_UNSUPPORTED, "matvec_q8: %s is not in this build: use x and a prologue instead of xq", kernel);
     if (a->n_out == 0) return vkllm_fail(dev, VKLLM_ERROR_INVALID_ARGUMENT, "matvec_q8: n_out is 0");
     const int has_res = a->residual.buf.block != NULL;
-    if (a->epilogue > VKLLM_MVQ_SWIGLU || (a->epilogue && (!xg || a->n_vec != 1)))
-        return vkllm_fail(dev, VKLLM_ERROR_INVALID_ARGUMENT, "matvec_q8: epilogue %u (VKLLM_MVQ_RMSNORM/SWIGLU) needs xq and n_vec 1 (n_vec %u)",
-                          a->epilogue, a->n_vec);
-    if (xg && a->prologue > VKLLM_MVQ_SWIGLU)
-        return vkllm_fail(dev, VKLLM_ERROR_INVALID_ARGUMENT, "matvec_q8: prologue %u is not VKLLM_MVQ_NONE/RMSNORM/SWIGLU", a->prologue);
-    if (xg) { /* x pre-quantized (vkllm_op_quantize_q8 or an epilogue): the codes view at binding 1 */
+    if (xg) { /* x pre-quantized (vkllm_op_quantize_q8): the codes view at binding 1 */
         if (a->y_stride < a->n_out || (has_res && a->r_stride < a->n_out))
             return vkllm_fail(dev, VKLLM_ERROR_INVALID_ARGUMENT, "matvec_q8: strides y %u / r %u are smaller than n_out %u", a->y_stride,
                               a->r_stride, a->n_out);
@@ -467,7 +432,7 @@ vkllm_status vkllm_op_matvec_q8(vkllm_chain *chain, const vkllm_matvec_q8_args *
 uint64_t vkllm_q8_act_bytes(uint32_t n_in, uint32_t n_vec)
 {
     if (n_in % 32) return 0;
-    return (uint64_t)n_vec * (n_in + (uint64_t)n_in / 32 * 16);
+    return (uint64_t)n_vec * (n_in + (uint64_t)n_in / 32 * 12);
 }
 
 void vkllm_quantize_q8_cost(const vkllm_quantize_q8_args *a, uint64_t *bytes, uint64_t *flops)

@@ -37,8 +37,6 @@ typedef struct acts {
     vkllm_buffer act;    /* (B, n_ff) silu(gate) * up */
     vkllm_buffer logits; /* (L, n_vocab) L = 1, or B when capturing */
     vkllm_buffer xq;     /* act_q8_global: one token's input quantized (vkllm_q8_act_bytes(max(n_embd, q_dim, n_ff), 1)) */
-    vkllm_buffer xq2;    /* fused epilogues: the other of the pair (a mat-vec reads one and writes the other) */
-    vkllm_buffer cnt;    /* fused epilogues: per-block counters, max(n_embd, n_ff) / 32 uint32, zero between dispatches */
 } acts;
 
 typedef struct prefill_chain {
@@ -67,7 +65,6 @@ struct vkllm_session {
     int timestamps;
     int act_q8; /* decode steps use vkllm_op_matvec_q8 for the weights it supports */
     int act_q8_global; /* with act_q8: each input quantized once into a.xq (quant_q8), ffn_down included */
-    int fused;         /* with act_q8_global: the decode step's mat-vecs quantize the next input in their epilogues */
     double last_gpu_ns;
     double host_ns; /* time spent preparing and submitting steps (not waiting), summed */
     vkllm_chain *last; /* the chain of the last step (for its timings) */
@@ -170,67 +167,6 @@ static uint32_t cp_width(const vkllm_session *s, int which)
     }
 }
 
-/* One decode mat-vec of the fused step: y = W x (+ y) from xq (made with prologue `pro`), and with
- * epi the next input quantized into q8_out (gain g for RMSNORM). */
-static vkllm_status fused_mv(const vkllm_session *s, vkllm_chain *c, const weight *w, vkllm_buffer xq, uint32_t pro, vkllm_view y, int res,
-                             uint32_t epi, vkllm_buffer q8_out, const weight *g, const char *name)
-{
-    vkllm_view none = { { 0 }, 0 };
-    vkllm_matvec_q8_args a = { .w = V(w->buf, 0), .type = w->type, .n_out = w->rows, .n_in = w->cols, .y = y,
-                               .residual = res ? y : none, .n_vec = 1, .y_stride = w->rows, .r_stride = w->rows, .prologue = pro,
-                               .eps = s->m->hp.rms_eps, .name = name, .xq = V(xq, 0), .epilogue = epi,
-                               .q8_out = epi ? V(q8_out, 0) : none, .epi_norm = g ? V(g->buf, 0) : none,
-                               .counters = epi ? V(s->a.cnt, 0) : none };
-    return vkllm_op_matvec_q8(c, &a);
-}
-
-/* The decode step (one token, no capture) with every mat-vec input quantized by the mat-vec before:
- * xq holds the input of QKV, ffn_up and the output head (RMSNorm in factored form, written by the
- * residual mat-vec before: attn_output or the previous layer's ffn_down, whose epilogue applies the
- * next gain), xq2 those of attn_output (quant_q8 after the attention) and ffn_down (the SwiGLU
- * epilogue of ffn_up). Per layer: QKV, kv_write, attention, quant_q8, attn_output, ffn_up, ffn_down. */
-static vkllm_status record_fused(vkllm_session *s, vkllm_chain *c, char *name, size_t nn)
-{
-    vkllm_model *m = s->m;
-    const vkllm_phi3_hparams *hp = &m->hp;
-    const uint32_t E = hp->n_embd;
-    acts *a = &s->a;
-    vkllm_status st;
-    vkllm_view pos = V(s->dparams, s->off_pos), len = V(s->dparams, s->off_len);
-    vkllm_quantize_q8_args q0 = { .x = V(a->x, 0), .out = V(a->xq, 0), .n_in = E, .n_vec = 1, .x_stride = E,
-                                  .prologue = VKLLM_MVQ_RMSNORM, .norm = V(m->layer[0].attn_norm.buf, 0), .eps = hp->rms_eps,
-                                  .name = "L00.attn_norm.quant_q8" };
-    if ((st = vkllm_op_quantize_q8(c, &q0))) return st;
-    for (uint32_t l = 0; l < hp->n_layer; l++) {
-        const layer_weights *L = &m->layer[l];
-        snprintf(name, nn, "L%02u.attn_qkv.%s", l, tname(L->qkv.type));
-        if ((st = fused_mv(s, c, &L->qkv, a->xq, VKLLM_MVQ_RMSNORM, V(a->qkv, 0), 0, 0, a->xq, NULL, name))) return st;
-        snprintf(name, nn, "L%02u.kv_write", l);
-        vkllm_kv_write_args kw = { .qkv = V(a->qkv, 0), .pos = pos, .table = V(s->table, 0), .q = V(a->q, 0),
-                                   .k_cache = V(s->k[l], 0), .v_cache = V(s->v[l], 0), .n_tok = 1, .n_q = hp->n_head,
-                                   .n_kv = hp->n_head_kv, .head_dim = hp->head_dim, .n_rot = hp->n_rot,
-                                   .qkv_stride = s->qkv_dim, .ctx = s->n_ctx, .neox = 1, .attn_factor = s->attn_factor,
-                                   .name = name };
-        if ((st = vkllm_op_kv_write(c, &kw))) return st;
-        snprintf(name, nn, "L%02u.attn", l);
-        vkllm_attn_args aa = { .q = V(a->q, 0), .k_cache = V(s->k[l], 0), .v_cache = V(s->v[l], 0), .len = len,
-                               .out = V(a->attn, 0), .scratch = V(s->attn_scratch, 0), .n_tok = 1, .n_q = hp->n_head,
-                               .n_kv = hp->n_head_kv, .head_dim = hp->head_dim, .ctx = s->n_ctx,
-                               .window = hp->sliding_window, .one_pass = 1, .name = name };
-        aa.q8_out = V(a->xq2, 0); /* attn_output's input, quantized by the attention's merge */
-        if ((st = vkllm_op_attn_decode(c, &aa))) return st;
-        snprintf(name, nn, "L%02u.attn_output.%s", l, tname(L->o.type));
-        if ((st = fused_mv(s, c, &L->o, a->xq2, VKLLM_MVQ_NONE, V(a->x, 0), 1, VKLLM_MVQ_RMSNORM, a->xq, &L->ffn_norm, name))) return st;
-        snprintf(name, nn, "L%02u.ffn_up.%s", l, tname(L->up.type));
-        if ((st = fused_mv(s, c, &L->up, a->xq, VKLLM_MVQ_RMSNORM, V(a->gu, 0), 0, VKLLM_MVQ_SWIGLU, a->xq2, NULL, name))) return st;
-        snprintf(name, nn, "L%02u.ffn_down.%s", l, tname(L->down.type));
-        const weight *next = l + 1 < hp->n_layer ? &m->layer[l + 1].attn_norm : &m->out_norm;
-        if ((st = fused_mv(s, c, &L->down, a->xq2, VKLLM_MVQ_SWIGLU, V(a->x, 0), 1, VKLLM_MVQ_RMSNORM, a->xq, next, name))) return st;
-    }
-    snprintf(name, nn, "output.%s", tname(m->output.type));
-    return fused_mv(s, c, &m->output, a->xq, VKLLM_MVQ_RMSNORM, V(a->logits, 0), 0, 0, a->xq, NULL, name);
-}
-
 /* Records the forward pass of M tokens whose ids/positions/length are in dparams. With cp, every
  * checkpoint goes to its own buffer and the residual adds are separate dispatches; without, the
  * residual is fused into the O and down projections and only the last row reaches the output head. */
@@ -249,7 +185,6 @@ static vkllm_status record_forward(vkllm_session *s, vkllm_chain *c, uint32_t M,
                             .name = "token_embd" };
     if ((st = vkllm_op_embed(c, &ea))) return st;
     vkllm_buffer x = a->x; /* the stream; in capture mode it moves through the checkpoint buffers */
-    if (s->fused && !cp && M == 1) return record_fused(s, c, name, sizeof name);
     for (uint32_t l = 0; l < hp->n_layer; l++) {
         const layer_weights *L = &m->layer[l];
         vkllm_buffer *cpl = cp ? &cp->b[l * CP_PER_LAYER] : NULL;
@@ -258,8 +193,8 @@ static vkllm_status record_forward(vkllm_session *s, vkllm_chain *c, uint32_t M,
         /* ffn_down stays on the float kernel after the SwiGLU dispatch: with the SwiGLU as its
          * prologue every workgroup reads 2 n_ff floats (143 KB for Phi-4) besides ~235 KB of weights,
          * and on the H100 that measured 85 us against 50 + 4.6 (bench-matvec --q8, BENCHMARKS.md) */
-        /* With act_q8_global the SwiGLU and quantization are one small dispatch, and ffn_down reads
-         * 1.4 bytes per element from L2: it takes 8-bit inputs too (the opt-in path under measurement) */
+        /* With act_q8_global (the default) the SwiGLU and quantization are one small dispatch, and
+         * ffn_down reads 1.4 bytes per element from L2: it takes 8-bit inputs too */
         const int q8_qkv = q8(s, &L->qkv, M), q8_o = q8(s, &L->o, M), q8_up = q8(s, &L->up, M);
         const int q8_down = s->act_q8_global && q8(s, &L->down, M);
         vkllm_buffer xn = cp ? cpl[CP_ATTN_NORM] : a->xn;
@@ -401,21 +336,8 @@ vkllm_status vkllm_session_create(vkllm_model *m, const vkllm_session_options *o
         s->act_q8 = want >= 0 && dev->f.integer_dot && (want > 0 || dev->f.integer_dot_4x8_accel);
         /* VKLLM_ACT_Q8_GLOBAL=0/1 overrides the option (so `vkllm bench` can compare the two) */
         const char *env = getenv("VKLLM_ACT_Q8_GLOBAL");
-        int global = env && *env ? atoi(env) : (o ? o->act_q8_global : 0);
-        if (global == 0 && !(env && *env)) global = 2;
-        s->act_q8_global = s->act_q8 && global > 0 && vkllm_kernel_available("quant_q8");
-        /* the fused step (1): every decode mat-vec takes 8-bit inputs (else the step is mixed and
-         * keeps the separate quantization, as with 2) */
-        int fused = s->act_q8_global && global == 1 && hp->n_embd % 32 == 0 && hp->n_ff % 32 == 0 &&
-                    vkllm_kernel_available("matvec_q8x_q4_k") && /* the XG modules are built together */
-                    vkllm_matvec_q8_supported(dev, m->output.type, m->output.cols, 1);
-        for (uint32_t l = 0; fused && l < hp->n_layer; l++) {
-            const layer_weights *L = &m->layer[l];
-            const weight *ws[4] = { &L->qkv, &L->o, &L->up, &L->down };
-            for (int i = 0; i < 4; i++)
-                if (!vkllm_matvec_q8_supported(dev, ws[i]->type, ws[i]->cols, 1)) fused = 0;
-        }
-        s->fused = fused;
+        const int global = env && *env ? atoi(env) != 0 : (o ? o->act_q8_global >= 0 : 1);
+        s->act_q8_global = s->act_q8 && global && vkllm_kernel_available("quant_q8");
     }
     s->q_dim = hp->n_head * hp->head_dim;
     s->kv_dim = hp->n_head_kv * hp->head_dim;
@@ -474,10 +396,6 @@ vkllm_status vkllm_session_create(vkllm_model *m, const vkllm_session_options *o
         uint64_t w = hp->n_embd > s->q_dim ? hp->n_embd : s->q_dim;
         if (hp->n_ff > w) w = hp->n_ff;
         st = alloc_dev(s, &s->a.xq, vkllm_q8_act_bytes((uint32_t)((w + 31) / 32 * 32), 1));
-        if (!st && s->fused) st = alloc_dev(s, &s->a.xq2, vkllm_q8_act_bytes((uint32_t)((w + 31) / 32 * 32), 1));
-        /* the epilogues' counters start at zero; every dispatch leaves them so */
-        if (!st && s->fused) st = alloc_dev(s, &s->a.cnt, 4 * ((w + 31) / 32));
-        if (!st && s->fused) st = vkllm_buffer_fill(dev, &s->a.cnt, 0, 4 * ((w + 31) / 32), 0);
     }
     if (!st) st = alloc_dev(s, &s->attn_scratch, vkllm_attn_decode_scratch_bytes(1, hp->n_head, hp->head_dim, s->n_ctx, 0));
     /* the one-pass decode attention's counters start at zero; every call leaves them so */
@@ -509,7 +427,7 @@ void vkllm_session_destroy(vkllm_session *s)
     free(s->k);
     free(s->v);
     vkllm_buffer *bufs[] = { &s->table, &s->hparams, &s->dparams, &s->dout, &s->a.x, &s->a.xmid, &s->a.xn, &s->a.qkv,
-                             &s->a.q, &s->a.attn, &s->a.gu, &s->a.act, &s->a.logits, &s->a.xq, &s->a.xq2, &s->a.cnt, &s->attn_scratch,
+                             &s->a.q, &s->a.attn, &s->a.gu, &s->a.act, &s->a.logits, &s->a.xq, &s->attn_scratch,
                              &s->argmax_scratch, &s->topk_scratch };
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) vkllm_buffer_free(dev, bufs[i]);
     free(s);
@@ -549,7 +467,7 @@ void vkllm_session_host_time(vkllm_session *s, double *ns, uint64_t *steps, int 
 }
 
 uint32_t vkllm_session_pos(const vkllm_session *s) { return s ? s->pos : 0; }
-int vkllm_session_act_q8(const vkllm_session *s) { return s && s->act_q8 ? 1 + (s->act_q8_global != 0) + (s->fused != 0) : 0; }
+int vkllm_session_act_q8(const vkllm_session *s) { return s && s->act_q8 ? 1 + (s->act_q8_global != 0) : 0; }
 uint32_t vkllm_session_n_ctx(const vkllm_session *s) { return s ? s->n_ctx : 0; }
 double vkllm_session_last_gpu_ns(const vkllm_session *s) { return s ? s->last_gpu_ns : 0; }
 
@@ -561,8 +479,7 @@ void vkllm_session_sizes(const vkllm_session *s, uint64_t *kv_bytes, uint64_t *s
         const vkllm_phi3_hparams *hp = &s->m->hp;
         uint64_t w = hp->n_embd > s->q_dim ? hp->n_embd : s->q_dim;
         if (hp->n_ff > w) w = hp->n_ff;
-        *scratch_bytes += vkllm_q8_act_bytes((uint32_t)((w + 31) / 32 * 32), 1) * (s->fused ? 2 : 1);
-        if (s->fused) *scratch_bytes += 4 * ((w + 31) / 32);
+        *scratch_bytes += vkllm_q8_act_bytes((uint32_t)((w + 31) / 32 * 32), 1);
     }
 }
 

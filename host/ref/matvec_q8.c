@@ -48,16 +48,13 @@ vkllm_status vkllm_ref_matvec_q8(vkllm_dtype type, const void *w, size_t n_out, 
             for (size_t i = 0; i < n_in; i++) ss += (double)xv[i] * xv[i];
             scale = 1.0 / sqrt(ss / (double)n_in + eps);
         }
-        // RMSNorm in factored form as the kernels: the codes of x * g (float32 products), d times 1 / rms
         for (size_t i = 0; i < n_in; i++) {
             double a = xv[i];
-            if (prologue == 1) a = xv[i] * norm[i];
+            if (prologue == 1) a = a * norm[i] * scale;
             if (prologue == 2) a = a / (1.0 + exp(-a)) * xv[up_offset + i];
             xp[i] = (float)a;
         }
         vkllm_ref_quantize_q8_act(xp, (uint32_t)n_in, xq + v * n_in, xd + v * nb);
-        if (prologue == 1)
-            for (size_t b = 0; b < nb; b++) xd[v * nb + b] = (float)(xd[v * nb + b] * scale);
     }
     // outputs first read r (it may alias y), so each y is written after its own r was read
     for (size_t o = 0; o < n_out; o++) {

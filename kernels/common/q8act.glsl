@@ -2,8 +2,7 @@
 // matvec_q8.comp (in its per-workgroup prologue) and quant_q8.comp (once, into a global buffer) share,
 // so the two paths give the same codes. Q8 is vkllm_ref_quantize_q8_act (host/ref/matvec_q8.c):
 // amax = max|x'| over the block, d = amax / 127, id = 1 / d (0 when amax == 0),
-// q = round-half-away-from-zero(x' * id) clamped to [-127, 127], all in float32 (RMSNorm: x' = x * g,
-// d then times 1 / rms(x), see q8_rms).
+// q = round-half-away-from-zero(x' * id) clamped to [-127, 127], all in float32.
 // A block's 32 elements are 8 consecutive lanes of one subgroup holding 4 elements each (lane k of the
 // block has elements 4k..4k+3): the callers keep those 8 lanes together and active.
 #ifndef VKLLM_Q8ACT_GLSL
@@ -18,12 +17,9 @@ float rnd(float v)
     return abs(v - t) >= 0.5 ? t + sign(v) : t;
 }
 
-// P: RMSNorm x * g / rms(x) in factored form: the codes quantize u = x * g (the quantization is
-// scale-invariant), and the block scale d is multiplied by 1 / rms(x) afterwards (by the prologue,
-// which knows rms(x), or by the mat-vec reading a global buffer, from the per-block sums of squares
-// stored beside the codes: then no dispatch needs the whole vector before quantizing)
+// P: RMSNorm's scale from the sum of squares of the whole vector (n elements)
 float q8_rms_scale(float ss, uint n, float eps) { return inversesqrt(ss / float(n) + eps); }
-vec4 q8_rms(vec4 x, vec4 g) { return x * g; }
+vec4 q8_rms(vec4 x, float scale, vec4 g) { return x * scale * g; }
 // P: SwiGLU silu(gate) * up
 vec4 q8_swiglu(vec4 a, vec4 u) { return a / (1.0 + exp(-a)) * u; }
 

@@ -210,24 +210,17 @@ static void append(void *user, int layer, const char *name, const float *data, u
  * by ~3e-4 relative (NMSE ~1e-7), a few percent of the 8-bit codes land one step (amax/127 of
  * their block of 32) from the reference's: NMSE ~1e-6..1e-5 after one product, growing through the
  * layers (measured on lavapipe, tiny models: worst 8e-5 per checkpoint, 5e-5 on the logits).
- * mode 1 and 2: the same with each input quantized once (vkllm_session_options.act_q8_global 1:
- * mostly by the epilogue of the mat-vec before in the decode steps, which the greedy part runs,
- * while the capture runs the quant_q8 dispatches of mode 2; 2, the default: always by quant_q8), the
- * mat-vecs reading its codes, ffn_down's SwiGLU output rounded too, against the
+ * (global = 0 sets vkllm_session_options.act_q8_global = -1, the per-workgroup prologue.)
+ * global = 1: the same with act_q8_global = 1, the default (each input quantized once by
+ * quant_q8, the mat-vecs reading its codes, ffn_down's SwiGLU output rounded too) against the
  * reference's act_q8 = 2 (ffn_down's inputs rounded as well), the same bounds and reasons (lavapipe:
  * worst 1.9e-4, at ffn_out: rounding ffn_down's input turns the upstream error of the SwiGLU output,
  * NMSE ~1e-5 here, into code flips, P ~ 15% at these tiny widths; logits 6.7e-5); the last decode
  * step's dispatches must include 4 n_layer + 1 matvec_q8x_* and a quant_q8 for each but attn_output's
- * (mode 2; the one-pass attention quantizes that input in its merge, where the device has it) or
- * only for the first attn_norm (mode 1; the path was taken). The
+ * (the one-pass attention quantizes that input in its merge, where the device has it). The
  * mat-vec's own agreement with the reference is tests/gpu/test_matvec_q8.c's (1e-13). */
-static void check_q8(vkllm_mkmodel_ftype ft, const char *tname, uint64_t case_id, int mode)
+static void check_q8(vkllm_mkmodel_ftype ft, const char *tname, uint64_t case_id, int global)
 {
-    /* mode (vkllm_session_options.act_q8_global): 0 the prologue in each workgroup (-1), 1 inputs
-     * quantized once, mostly by the mat-vec before (epilogues), 2 inputs quantized once by quant_q8
-     * dispatches (the default) */
-    const int global = mode != 0;
-    static const char *mname[] = { "", " fused", " quant_q8" };
     vkllm_device *dev = tu_device_open();
     if (!vkllm_device_features(dev)->integer_dot) {
         fprintf(stderr, "[ model    ] %s q8: no integer dot product on this device, skipped\n", tname);
@@ -249,19 +242,18 @@ static void check_q8(vkllm_mkmodel_ftype ft, const char *tname, uint64_t case_id
     vkllm_model *m;
     vkllm_load_options lo = { .n_ctx = 256 };
     if (vkllm_model_load(dev, mc.path, &lo, &m)) fail_msg("load: %s", vkllm_device_error(dev));
-    vkllm_session_options so = { .n_ctx = 256, .max_batch = 64, .act_q8 = 1, .timestamps = global,
-                                 .act_q8_global = mode == 0 ? -1 : mode };
+    vkllm_session_options so = { .n_ctx = 256, .max_batch = 64, .act_q8 = 1, .timestamps = global, .act_q8_global = global ? 1 : -1 };
     vkllm_session *s;
     if (vkllm_session_create(m, &so, &s)) fail_msg("session: %s", vkllm_device_error(dev));
-    assert_int_equal(vkllm_session_act_q8(s), mode == 0 ? 1 : mode == 1 ? 3 : 2);
+    assert_int_equal(vkllm_session_act_q8(s), 1 + global);
     const double bound = 5e-4;
     store got = { 0 };
     if (vkllm_session_capture(s, toks, NT, 0, keep, &got)) fail_msg("capture: %s", vkllm_device_error(dev));
     char what[64];
-    snprintf(what, sizeof what, "%s q8%s token-by-token", tname, mname[mode]);
+    snprintf(what, sizeof what, "%s q8%s token-by-token", tname, global ? " global" : "");
     double worst = compare(&got, &want, bound, 2e-3, what);
     fprintf(stderr, "[ model    ] %-7s q8%s token-by-token %d checkpoints, worst NMSE %.2e (bound %.0e)\n", tname,
-            mname[mode], got.n, worst, bound);
+            global ? " global" : "", got.n, worst, bound);
     store_free(&got);
 
     /* Greedy, teacher-forced: a 5-token prompt (unrounded on both sides: the GPU's 8-bit path is for
@@ -304,7 +296,7 @@ static void check_q8(vkllm_mkmodel_ftype ft, const char *tname, uint64_t case_id
         if (vkllm_session_decode(s, rt, NULL, &unused, gl)) fail_msg("decode: %s", vkllm_device_error(dev));
     }
     fprintf(stderr, "[ model    ] %-7s q8%s greedy: %u steps, %u near-tie swaps within the error, worst logits NMSE %.2e\n", tname,
-            mname[mode], NG, swaps, worst_l);
+            global ? " global" : "", NG, swaps, worst_l);
     if (global) {
         const vkllm_timing *t;
         uint32_t n, nq = 0, nx = 0;
@@ -315,14 +307,10 @@ static void check_q8(vkllm_mkmodel_ftype ft, const char *tname, uint64_t case_id
         }
         /* the one-pass attention quantizes attn_output's input in its merge (no quant_q8 for it) */
         const uint32_t by_attn = vkllm_attn_decode_one_pass_available(dev) ? hp.n_layer : 0;
-        if (mode == 2 && (nx != 4 * hp.n_layer + 1 || nq != nx - by_attn))
-            fail_msg("%s q8 quant_q8: the decode step ran %u quant_q8 and %u matvec_q8x dispatches (want %u and %u)", tname, nq, nx,
-                     3 * hp.n_layer + 1 + hp.n_layer - by_attn, 4 * hp.n_layer + 1);
-        /* fused: quant_q8 for the first attn_norm (and each attention output without the one-pass kernel) */
-        if (mode == 1 && (nq != 1 + hp.n_layer - by_attn || nx != 4 * hp.n_layer + 1))
-            fail_msg("%s q8 fused: the decode step ran %u quant_q8 and %u matvec_q8x dispatches (want %u and %u)", tname, nq, nx,
-                     1 + hp.n_layer - by_attn, 4 * hp.n_layer + 1);
-        fprintf(stderr, "[ model    ] %-7s q8%s: %u quant_q8 and %u matvec_q8x per decode step\n", tname, mname[mode], nq, nx);
+        if (nx != 4 * hp.n_layer + 1 || nq != nx - by_attn)
+            fail_msg("%s q8 global: the decode step ran %u quant_q8 and %u matvec_q8x dispatches (want %u and %u)", tname, nq, nx,
+                     4 * hp.n_layer + 1 - by_attn, 4 * hp.n_layer + 1);
+        fprintf(stderr, "[ model    ] %-7s q8 global: %u quant_q8 + matvec_q8x pairs per decode step\n", tname, nq);
     }
     free(rl);
     free(gl);
@@ -337,8 +325,7 @@ static void test_model_q8_q4_k_m(void **state) { (void)state; check_q8(VKLLM_MKM
 static void test_model_q8_q8_0(void **state) { (void)state; check_q8(VKLLM_MKMODEL_Q8_0, "q8_0", 7, 0); }
 static void test_model_q8_q4_0(void **state) { (void)state; check_q8(VKLLM_MKMODEL_Q4_0, "q4_0", 8, 0); }
 static void test_model_q8g_q4_k_m(void **state) { (void)state; check_q8(VKLLM_MKMODEL_Q4_K_M, "q4_k_m", 9, 1); }
-static void test_model_q8g_q8_0(void **state) { (void)state; check_q8(VKLLM_MKMODEL_Q8_0, "q8_0", 10, 2); }
-static void test_model_q8q_q4_k_m(void **state) { (void)state; check_q8(VKLLM_MKMODEL_Q4_K_M, "q4_k_m", 11, 2); }
+static void test_model_q8g_q8_0(void **state) { (void)state; check_q8(VKLLM_MKMODEL_Q8_0, "q8_0", 10, 1); }
 
 static void test_model_f32(void **state) { (void)state; check_type(VKLLM_MKMODEL_F32, "f32", 1); }
 static void test_model_f16(void **state) { (void)state; check_type(VKLLM_MKMODEL_F16, "f16", 2); }
@@ -370,7 +357,7 @@ int main(void)
         cmocka_unit_test(test_model_f32),  cmocka_unit_test(test_model_f16),    cmocka_unit_test(test_model_q8_0),
         cmocka_unit_test(test_model_q4_0), cmocka_unit_test(test_model_q4_k_m), cmocka_unit_test(test_model_refusals),
         cmocka_unit_test(test_model_q8_q4_k_m), cmocka_unit_test(test_model_q8_q8_0), cmocka_unit_test(test_model_q8_q4_0),
-        cmocka_unit_test(test_model_q8g_q4_k_m), cmocka_unit_test(test_model_q8g_q8_0), cmocka_unit_test(test_model_q8q_q4_k_m),
+        cmocka_unit_test(test_model_q8g_q4_k_m), cmocka_unit_test(test_model_q8g_q8_0),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

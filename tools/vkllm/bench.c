@@ -166,8 +166,7 @@ int cmd_bench(int argc, char **argv)
                host_ns_all / steps_all / 1000.0, 100.0 * host_ns_all / gpu_wall_all);
     const int q8 = vkllm_session_act_q8(s);
     printf("decode mat-vecs: %s\n",
-           q8 == 3 ? "8-bit activations and integer dot products, each input quantized once, mostly by the mat-vec before (epilogues)"
-           : q8 == 2 ? "8-bit activations and integer dot products, every input quantized once by quant_q8 (VKLLM_ACT_Q8_GLOBAL=2)"
+           q8 == 2 ? "8-bit activations and integer dot products, every input quantized once (quant_q8, the attention's merge)"
            : q8    ? "8-bit activations and integer dot products, quantized in every workgroup (VKLLM_ACT_Q8_GLOBAL=0; not ffn_down)"
                    : "float32 activations (--act-q8 off, or not accelerated here)");
     cli_memory_report(stdout, m, s);

@@ -46,10 +46,9 @@ double vkllm_ref_nmse(const float *out, const float *ref, size_t n);
 void vkllm_ref_quantize_q8_act(const float *x, uint32_t n, int8_t *q, float *d);
 
 /* y[v][o] = sum_i W[o][i] * d[v][i / 32] * q[v][i] (+ r[v][o] if r): W dequantized with
- * vkllm_dequantize, (q, d) = vkllm_ref_quantize_q8_act(P(x[v])) with P rounded to float: prologue
- * 0 none, 1 rmsnorm in the kernels' factored form (the codes and d of the float32 products
- * x[i] * norm[i], then d times 1 / sqrt(mean(x^2) + eps) in double), 2 swiglu silu(x[i]) * x[up_offset + i]
- * in double (VKLLM_MVQ_* of ops_matvec.h); the product in double.
+ * vkllm_dequantize, (q, d) = vkllm_ref_quantize_q8_act(P(x[v])) with P in double then rounded to
+ * float: prologue 0 none, 1 rmsnorm x[i] * norm[i] / sqrt(mean(x^2) + eps), 2 swiglu
+ * silu(x[i]) * x[up_offset + i] (VKLLM_MVQ_* of ops_matvec.h); the product in double.
  * w: (n_out, row bytes) GGUF rows; x: (n_vec, x_stride); y, r: (n_vec, y_stride / r_stride); r may
  * be NULL or alias y. VKLLM_ERROR_INVALID_ARGUMENT for a partial block, bad type or prologue (or
  * rmsnorm without norm), VKLLM_ERROR_OUT_OF_HOST_MEMORY. */

@@ -57,21 +57,16 @@ typedef struct vkllm_session_options {
     int timestamps;        /* 0 off; 1 a stamp pair around every dispatch; any VKLLM_STAMPS_* of chain.h
                             * (VKLLM_STAMPS_SAMPLED(VKLLM_STAMPS_COMPUTE, 8): what vkllm profile uses) */
     int act_q8;            /* decode steps (one token): the mat-vecs of quantized weights take 8-bit
-                            * activations and integer dot products, with the RMSNorm / SwiGLU before them
-                            * fused in (vkllm_op_matvec_q8; how: act_q8_global). 0 = where the device's packed
-                            * 4x8 integer dot product is accelerated, 1 = wherever it runs, -1 = never */
-    int act_q8_global;     /* with act_q8 on, how the one-token mat-vec inputs are quantized: 0 = the
-                            * default (2: the fastest on the H100, docs/BENCHMARKS.md; the epilogues of 1 cost
-                            * the mat-vecs more than the dispatches they save); 1 = once per input, by the
-                            * mat-vec before where it can (its
-                            * epilogue: ffn_norm by attn_output, SwiGLU by ffn_up, the next attn_norm by
-                            * ffn_down; vkllm_matvec_q8_args.epilogue) and else by a vkllm_op_quantize_q8
-                            * dispatch (the first attn_norm, the attention output); 2 = once per input, always
-                            * by a vkllm_op_quantize_q8 dispatch; -1 = in every mat-vec workgroup (the
-                            * prologue; ffn_down then stays on float inputs). The mat-vecs read the codes
-                            * (vkllm_matvec_q8_args.xq). Where some weight of the model has no 8-bit kernel,
-                            * 1 acts as 2. The environment variable VKLLM_ACT_Q8_GLOBAL=-1/0/1/2 overrides it
-                            * (0 meaning -1 there, off), so that `vkllm bench` can compare them. */
+                            * activations and integer dot products, the RMSNorm / SwiGLU before them
+                            * included (vkllm_op_matvec_q8; how: act_q8_global). 0 = where the device's
+                            * packed 4x8 integer dot product is accelerated, 1 = wherever it runs, -1 = never */
+    int act_q8_global;     /* with act_q8 on: 0 (default) or 1 = each one-token mat-vec input is quantized
+                            * once (a vkllm_op_quantize_q8 dispatch: RMSNorm / SwiGLU / none + Q8; the one-pass
+                            * decode attention quantizes attn_output's input in its merge) and the mat-vecs
+                            * read its codes (vkllm_matvec_q8_args.xq), ffn_down included; -1 = the prologue
+                            * in every mat-vec workgroup instead (ffn_down then stays on float inputs). On the
+                            * H100, tg128 165-170 against 150 tokens/s (docs/BENCHMARKS.md). The environment
+                            * variable VKLLM_ACT_Q8_GLOBAL=0/1 overrides it (0 the prologue, 1 once). */
 } vkllm_session_options;
 
 /* Allocates the KV cache (fp16) and scratch, builds the RoPE table for n_ctx, records the decode
@@ -90,9 +85,8 @@ vkllm_status vkllm_session_rewind(vkllm_session *s, uint32_t pos);
 void vkllm_session_host_time(vkllm_session *s, double *ns, uint64_t *steps, int reset);
 /* Tokens in the cache, and the most it holds (0 for NULL s). */
 uint32_t vkllm_session_pos(const vkllm_session *s);
-/* How the session's decode steps take 8-bit activations (vkllm_session_options.act_q8 and act_q8_global
- * resolved): 0 not at all, 1 quantized in each mat-vec workgroup, 2 once per input by quant_q8
- * dispatches, 3 once per input, mostly by the mat-vec before (epilogues). */
+/* 1 when the session's decode steps use 8-bit activations (vkllm_session_options.act_q8 resolved), 2
+ * when each input is also quantized once into a buffer (act_q8_global), 0 otherwise. */
 int vkllm_session_act_q8(const vkllm_session *s);
 uint32_t vkllm_session_n_ctx(const vkllm_session *s);
 /* Bytes of the KV cache and of the scratch buffers. */

@@ -46,11 +46,9 @@ uint64_t vkllm_matvec_weight_bytes(vkllm_dtype type, uint32_t n_out, uint32_t n_
 /* ---- 8-bit activations, integer dot products (kernels/matvec_q8.comp) ----
  * The vector is quantized per block of 32 elements (after the prologue P) exactly as
  * vkllm_ref_quantize_q8_act: amax = max|x'|, d = amax / 127, q = round-half-away(x' * (1/d)) clamped
- * to [-127, 127] (q = 0 where amax == 0), in float32; for RMSNorm x' = x * norm and d is then
- * multiplied by 1 / sqrt(mean(x^2) + eps) (factored form: the same codes up to float rounding;
- * vkllm_ref_matvec_q8 does the same). Each workgroup does this itself into shared memory, so the
- * RMSNorm before QKV / gate-up / output and the SwiGLU before down need no dispatch of their own;
- * or it is done once into a buffer (vkllm_op_quantize_q8, or the epilogue of the mat-vec before). */
+ * to [-127, 127] (q = 0 where amax == 0), in float32. Each workgroup does this itself into shared
+ * memory, so the RMSNorm before QKV / gate-up / output and the SwiGLU before down need no dispatch
+ * of their own. */
 enum { VKLLM_MVQ_NONE = 0, VKLLM_MVQ_RMSNORM = 1, VKLLM_MVQ_SWIGLU = 2 };
 /* y[v][o] = sum_i W[o][i] * Q8(P(x[v]))[i] (+ residual[v][o]), v < n_vec: P the prologue, Q8 the
  * per-32 int8 quantization above. Types Q4_K Q5_K Q6_K Q8_0 Q4_0.
@@ -78,21 +76,9 @@ typedef struct vkllm_matvec_q8_args {
     uint32_t rows_per_lane; /* tuning: rows each lane group keeps (1..4), 0 = 2 */
     uint32_t lanes_per_row; /* tuning: lanes sharing a row, power of two, 8..subgroup size; 0 = chosen */
     uint32_t variant;       /* experiments (benchmarks, tests): VKLLM_MVQ_NO_PREFETCH; 0 = default */
-    vkllm_view xq;          /* xq.buf.block != NULL: x pre-quantized by vkllm_op_quantize_q8 or by another
-                             * mat-vec's epilogue (same n_in and n_vec; offset a multiple of 16 bytes): read from
-                             * there (no prologue, no shared x: modules matvec_q8x_*); x, x_stride, norm and
-                             * up_offset are ignored. prologue says which P made xq: RMSNORM (kept in factored form
-                             * in xq, see vkllm_op_quantize_q8) makes the outputs times 1 / sqrt(mean(x^2) + eps). */
-    /* Epilogue (with xq, n_vec = 1 only): y (after the residual) is also the next mat-vec's input,
-     * quantized here into q8_out by the last workgroup to finish each 32-element block, in the layout of
-     * vkllm_op_quantize_q8 with prologue `epilogue` applied: RMSNORM x' = y * epi_norm (factored form,
-     * sums of squares included), SWIGLU x'[i] = silu(y[i]) * y[n_out / 2 + i] (n = n_out / 2; gate rows,
-     * then up rows). This replaces the quant_q8 dispatch between two mat-vecs. Needs n a multiple of
-     * 32 and a launch shape with rows_per_wg dividing 32 (the defaults do). */
-    uint32_t epilogue;      /* VKLLM_MVQ_NONE (off), RMSNORM or SWIGLU */
-    vkllm_view q8_out;      /* vkllm_q8_act_bytes(n, 1) bytes, offset a multiple of 16; overlaps none of the others */
-    vkllm_view epi_norm;    /* RMSNORM: float32 gain [n_out], offset a multiple of 16 */
-    vkllm_view counters;    /* 4 * n / 32 bytes of uint32 zeros; every dispatch leaves them zero again */
+    vkllm_view xq;          /* xq.buf.block != NULL: x pre-quantized by vkllm_op_quantize_q8 (same n_in and n_vec;
+                             * offset a multiple of 16 bytes): read from there, and x, x_stride, prologue, norm,
+                             * eps and up_offset are ignored (no prologue, no shared x: modules matvec_q8x_*) */
 } vkllm_matvec_q8_args;
 /* variant bit: load each step's weights only when it starts (no second register set in flight) */
 enum { VKLLM_MVQ_NO_PREFETCH = 1 };
@@ -113,11 +99,7 @@ void vkllm_matvec_q8_cost(const vkllm_matvec_q8_args *a, uint64_t *bytes, uint64
  *   then [n_vec n, + 8 n_vec NB):    float32 pairs (d, d * sum of the block's 32 codes) [n_vec][NB]
  *   then 4 n_vec NB bytes:           int32 per block: sum of codes 0..15 (low 16 bits, signed) and
  *                                    16..31 (high 16 bits) [n_vec][NB] (Q6_K's offset terms)
- *   then 4 n_vec NB bytes:           RMSNORM only: float32 sum of x^2 over the block [n_vec][NB]
- * vkllm_q8_act_bytes(n_in, n_vec) = n_vec * (n + 16 NB).
- * RMSNORM is kept in factored form: the codes and d are those of x[i] * norm[i] (the quantization is
- * scale-invariant), and the reading mat-vec multiplies by 1 / sqrt(mean(x^2) + eps) from the block
- * sums; so no workgroup needs the whole vector, and a mat-vec's epilogue can write the same buffer. */
+ * vkllm_q8_act_bytes(n_in, n_vec) = n_vec * (n + 12 NB). */
 typedef struct vkllm_quantize_q8_args {
     vkllm_view x;        /* float32, vector v at v * x_stride elements (offset a multiple of 16 bytes) */
     vkllm_view out;      /* vkllm_q8_act_bytes(n_in, n_vec) bytes, offset a multiple of 16; must not overlap x */
