@@ -118,7 +118,9 @@ int cmd_bench(int argc, char **argv)
         if (d && vkllm_session_prefill(s, toks, d, NULL)) goto fail;
         char test[64];
         if (np) {
-            vkllm_session_prefill(s, toks + d, np < 8 ? np : 8, NULL); /* warm-up */
+            /* warm-up with the timed batch itself: its chain is recorded and its pipelines created on
+             * first use (with 8 tokens instead, the first repetition of pp512 paid that: ± 1450 on the H100) */
+            if (vkllm_session_prefill(s, toks + d, np, NULL) || vkllm_session_rewind(s, d)) goto fail;
             for (uint32_t r = 0; r < reps; r++) {
                 if (vkllm_session_rewind(s, d)) goto fail;
                 double t0 = cli_now();
