@@ -416,10 +416,10 @@ int main(int argc, char **argv)
                                             { 64, 2, 8, 0 }, { 64, 2, 16, 0 } };
         /* --q8x: x quantized once (quant_q8 + matvec_q8x) over launch shapes: without the shared x
          * of the prologue, small workgroups fit many per SM */
-        static const q8_tuning x_tv[] = { { 0, 0, 0, XQ_ONCE },   { 0, 0, 0, 0 },           { 8, 1, 32, XQ_ONCE },  { 16, 1, 32, XQ_ONCE },
-                                          { 8, 2, 16, XQ_ONCE },  { 16, 2, 16, XQ_ONCE },   { 32, 2, 16, XQ_ONCE }, { 16, 1, 16, XQ_ONCE },
-                                          { 32, 1, 16, XQ_ONCE }, { 16, 2, 8, XQ_ONCE },    { 32, 2, 8, XQ_ONCE },  { 64, 2, 8, XQ_ONCE },
-                                          { 4, 1, 32, XQ_ONCE },  { 32, 4, 16, XQ_ONCE } };
+        static const q8_tuning x_tv[] = { { 0, 0, 0, XQ_ONCE },  { 0, 0, 0, XQ_ONCE | VKLLM_MVQ_NO_PREFETCH }, { 0, 0, 0, 0 },
+                                          { 8, 1, 32, XQ_ONCE }, { 4, 1, 32, XQ_ONCE },  { 4, 2, 16, XQ_ONCE },  { 8, 2, 32, XQ_ONCE },
+                                          { 16, 2, 32, XQ_ONCE }, { 8, 4, 16, XQ_ONCE }, { 16, 4, 8, XQ_ONCE },  { 8, 1, 16, XQ_ONCE },
+                                          { 16, 2, 16, XQ_ONCE }, { 2, 1, 32, XQ_ONCE } };
         const q8_tuning *tv = q8x ? x_tv : all_tv;
         size_t n_tv = q8x ? sizeof x_tv / sizeof x_tv[0] : bu_quick || q8_defaults ? 3 : sizeof all_tv / sizeof all_tv[0];
         q8_tv = tv;
