@@ -65,7 +65,7 @@ typedef struct vkllm_session_options {
                             * decode attention quantizes attn_output's input in its merge) and the mat-vecs
                             * read its codes (vkllm_matvec_q8_args.xq), ffn_down included; -1 = the prologue
                             * in every mat-vec workgroup instead (ffn_down then stays on float inputs). On the
-                            * H100, tg128 165-170 against 150 tokens/s (docs/BENCHMARKS.md). The environment
+                            * H100, tg128 175 against 144-150 tokens/s (docs/BENCHMARKS.md). The environment
                             * variable VKLLM_ACT_Q8_GLOBAL=0/1 overrides it (0 the prologue, 1 once). */
 } vkllm_session_options;
 
