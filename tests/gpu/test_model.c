@@ -310,7 +310,7 @@ static void check_q8(vkllm_mkmodel_ftype ft, const char *tname, uint64_t case_id
         if (nx != 4 * hp.n_layer + 1 || nq != nx - by_attn)
             fail_msg("%s q8 global: the decode step ran %u quant_q8 and %u matvec_q8x dispatches (want %u and %u)", tname, nq, nx,
                      4 * hp.n_layer + 1 - by_attn, 4 * hp.n_layer + 1);
-        fprintf(stderr, "[ model    ] %-7s q8 global: %u quant_q8 + matvec_q8x pairs per decode step\n", tname, nq);
+        fprintf(stderr, "[ model    ] %-7s q8 global: %u quant_q8 and %u matvec_q8x per decode step\n", tname, nq, nx);
     }
     free(rl);
     free(gl);
