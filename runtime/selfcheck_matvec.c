@@ -15,40 +15,51 @@
 
 
 
-/* y (n_vec, n_out) = W (n_out, n_in; type t) x (n_vec, n_in) [+ y in place] */
-static vkllm_status check(vkllm_device *dev, vkllm_chain *chain, rng *r, vkllm_dtype t, uint32_t n_out, uint32_t n_in,
-                          uint32_t n_vec, int in_place, vkllm_selfcheck_result *res)
+/* Random weights of type t (quantized from normals, zero tail up to wsize bytes) uploaded to a
+ * view of c; the bytes stay in *w for the reference (the caller frees them). */
+static vkllm_status upload_weights(ctx *c, rng *r, vkllm_dtype t, uint32_t n_out, uint32_t n_in, uint64_t wsize, uint8_t **w,
+                                   vkllm_view *v)
 {
-    uint64_t wbytes = vkllm_matvec_weight_bytes(t, n_out, n_in), wsize = (wbytes + 3) & ~3ull;
-    size_t nx = (size_t)n_in * n_vec, ny = (size_t)n_out * n_vec;
-    float *wf = malloc((size_t)n_out * n_in * 4), *x = malloc(nx * 4), *ref = malloc(ny * 4), *out = malloc(ny * 4);
-    uint8_t *w = calloc(1, wsize);
-    vkllm_buffer bw = { 0 }, bx = { 0 }, by = { 0 };
-    vkllm_status s = (!wf || !x || !ref || !out || !w) ? vkllm_fail(dev, VKLLM_ERROR_OUT_OF_HOST_MEMORY, "self-check: out of host memory")
-                                                        : VKLLM_OK;
+    float *wf = malloc((size_t)n_out * n_in * 4);
+    *w = calloc(1, wsize);
+    vkllm_status s = (!wf || !*w) ? vkllm_fail(c->dev, VKLLM_ERROR_OUT_OF_HOST_MEMORY, "self-check: out of host memory") : VKLLM_OK;
     if (!s) {
         for (size_t i = 0; i < (size_t)n_out * n_in; i++) wf[i] = normal(r);
+        s = vkllm_quantize(t, wf, *w, (size_t)n_out * n_in);
+        if (s) s = vkllm_fail(c->dev, s, "self-check: cannot quantize to %s", vkllm_dtype_name(t));
+    }
+    if (!s) s = upload(c, *w, wsize, v);
+    free(wf);
+    return s;
+}
+
+/* y (n_vec, n_out) = W (n_out, n_in; type t) x (n_vec, n_in) [+ y in place] */
+static vkllm_status check(ctx *c, rng *r, vkllm_dtype t, uint32_t n_out, uint32_t n_in, uint32_t n_vec, int in_place,
+                          vkllm_selfcheck_result *res)
+{
+    uint64_t wsize = (vkllm_matvec_weight_bytes(t, n_out, n_in) + 3) & ~3ull;
+    size_t nx = (size_t)n_in * n_vec, ny = (size_t)n_out * n_vec;
+    float *x = malloc(nx * 4), *ref = malloc(ny * 4), *out = malloc(ny * 4);
+    uint8_t *w = NULL;
+    vkllm_view vw, vx, vy;
+    vkllm_status s = (!x || !ref || !out) ? vkllm_fail(c->dev, VKLLM_ERROR_OUT_OF_HOST_MEMORY, "self-check: out of host memory")
+                                         : upload_weights(c, r, t, n_out, n_in, wsize, &w, &vw);
+    if (!s) {
         for (size_t i = 0; i < nx; i++) x[i] = normal(r);
         for (size_t i = 0; i < ny; i++) ref[i] = in_place ? normal(r) : NAN;
-        s = vkllm_quantize(t, wf, w, (size_t)n_out * n_in);
-        if (s) s = vkllm_fail(dev, s, "self-check: cannot quantize to %s", vkllm_dtype_name(t));
+        s = upload(c, x, nx * 4, &vx);
     }
-    if (!s) s = vkllm_buffer_alloc(dev, VKLLM_MEM_DEVICE, wsize, &bw);
-    if (!s) s = vkllm_buffer_write(dev, &bw, 0, w, wsize);
-    if (!s) s = vkllm_buffer_alloc(dev, VKLLM_MEM_DEVICE, nx * 4, &bx);
-    if (!s) s = vkllm_buffer_write(dev, &bx, 0, x, nx * 4);
-    if (!s) s = vkllm_buffer_alloc(dev, VKLLM_MEM_DEVICE, ny * 4, &by);
-    if (!s) s = vkllm_buffer_write(dev, &by, 0, ref, ny * 4); /* the residual, or NaN poison */
+    if (!s) s = upload(c, ref, ny * 4, &vy); /* the residual, or NaN poison */
     if (!s && vkllm_ref_matvec(t, w, n_out, n_in, x, n_in, ref, n_out, in_place ? ref : NULL, n_out, n_vec))
-        s = vkllm_fail(dev, VKLLM_ERROR_OUT_OF_HOST_MEMORY, "self-check: matvec reference failed");
-    if (!s) s = vkllm_chain_begin(chain);
-    vkllm_matvec_args a = { .w = { bw, 0 }, .type = t, .n_out = n_out, .n_in = n_in, .x = { bx, 0 }, .y = { by, 0 },
+        s = vkllm_fail(c->dev, VKLLM_ERROR_OUT_OF_HOST_MEMORY, "self-check: matvec reference failed");
+    if (!s) s = vkllm_chain_begin(c->chain);
+    vkllm_matvec_args a = { .w = vw, .type = t, .n_out = n_out, .n_in = n_in, .x = vx, .y = vy,
                             .n_vec = n_vec, .x_stride = n_in, .y_stride = n_out, .r_stride = n_out };
     if (in_place) a.residual = a.y;
-    if (!s) s = vkllm_op_matvec(chain, &a);
-    if (!s) s = vkllm_chain_end(chain);
-    if (!s) s = vkllm_chain_run(chain);
-    if (!s) s = vkllm_buffer_read(dev, &by, 0, out, ny * 4);
+    if (!s) s = vkllm_op_matvec(c->chain, &a);
+    if (!s) s = vkllm_chain_end(c->chain);
+    if (!s) s = vkllm_chain_run(c->chain);
+    if (!s) s = vkllm_buffer_read(c->dev, &vy.buf, 0, out, ny * 4);
     if (!s) {
         static const char *names[] = { [VKLLM_DTYPE_F16] = "matvec_f16", [VKLLM_DTYPE_Q8_0] = "matvec_q8_0",
                                        [VKLLM_DTYPE_Q4_K] = "matvec_q4_k", [VKLLM_DTYPE_Q6_K] = "matvec_q6_k" };
@@ -58,8 +69,8 @@ static vkllm_status check(vkllm_device *dev, vkllm_chain *chain, rng *r, vkllm_d
         res->nmse = nmse(out, ref, ny);
         res->bound = 1e-9;
     }
-    vkllm_buffer_free(dev, &bw); vkllm_buffer_free(dev, &bx); vkllm_buffer_free(dev, &by);
-    free(wf); free(x); free(ref); free(out); free(w);
+    release(c);
+    free(x); free(ref); free(out); free(w);
     return s;
 }
 
@@ -67,57 +78,47 @@ static vkllm_status check(vkllm_device *dev, vkllm_chain *chain, rng *r, vkllm_d
  * Bound as in tests/gpu/test_matvec_q8.c: NMSE <= 1e-5 (exact integer dots and float32 against double
  * accumulation: 1e-14; but a code on the other side of a rounding edge than in the reference, from the
  * float32 prologue, adds ~1e-6 at n = 512). */
-static vkllm_status check_q8(vkllm_device *dev, vkllm_chain *chain, rng *r, vkllm_selfcheck_result *res)
+static vkllm_status check_q8(ctx *c, rng *r, vkllm_selfcheck_result *res)
 {
     const vkllm_dtype t = VKLLM_DTYPE_Q4_K;
     const uint32_t n_out = 67, n_in = 512;
-    uint64_t wbytes = vkllm_matvec_weight_bytes(t, n_out, n_in), wsize = (wbytes + 15) & ~15ull;
-    float *wf = malloc((size_t)n_out * n_in * 4), *x = malloc(n_in * 4), *g = malloc(n_in * 4), *ref = malloc(n_out * 4),
-          *out = malloc(n_out * 4);
-    uint8_t *w = calloc(1, wsize);
-    vkllm_buffer bw = { 0 }, bx = { 0 }, bg = { 0 }, by = { 0 };
-    vkllm_status s = (!wf || !x || !g || !ref || !out || !w) ? vkllm_fail(dev, VKLLM_ERROR_OUT_OF_HOST_MEMORY, "self-check: out of host memory")
-                                                              : VKLLM_OK;
+    uint64_t wsize = (vkllm_matvec_weight_bytes(t, n_out, n_in) + 15) & ~15ull;
+    float *x = malloc(n_in * 4), *g = malloc(n_in * 4), *ref = malloc(n_out * 4), *out = malloc(n_out * 4);
+    uint8_t *w = NULL;
+    vkllm_view vw, vx, vg, vy;
+    vkllm_status s = (!x || !g || !ref || !out) ? vkllm_fail(c->dev, VKLLM_ERROR_OUT_OF_HOST_MEMORY, "self-check: out of host memory")
+                                               : upload_weights(c, r, t, n_out, n_in, wsize, &w, &vw);
     if (!s) {
-        for (size_t i = 0; i < (size_t)n_out * n_in; i++) wf[i] = normal(r);
         for (size_t i = 0; i < n_in; i++) x[i] = 3.0f * normal(r), g[i] = 1.0f + 0.3f * normal(r);
-        for (size_t i = 0; i < n_out; i++) ref[i] = NAN;
-        s = vkllm_quantize(t, wf, w, (size_t)n_out * n_in);
-        if (s) s = vkllm_fail(dev, s, "self-check: cannot quantize to %s", vkllm_dtype_name(t));
+        s = upload(c, x, n_in * 4, &vx);
     }
-    if (!s) s = vkllm_buffer_alloc(dev, VKLLM_MEM_DEVICE, wsize, &bw);
-    if (!s) s = vkllm_buffer_write(dev, &bw, 0, w, wsize);
-    if (!s) s = vkllm_buffer_alloc(dev, VKLLM_MEM_DEVICE, n_in * 4, &bx);
-    if (!s) s = vkllm_buffer_write(dev, &bx, 0, x, n_in * 4);
-    if (!s) s = vkllm_buffer_alloc(dev, VKLLM_MEM_DEVICE, n_in * 4, &bg);
-    if (!s) s = vkllm_buffer_write(dev, &bg, 0, g, n_in * 4);
-    if (!s) s = vkllm_buffer_alloc(dev, VKLLM_MEM_DEVICE, n_out * 4, &by);
-    if (!s) s = vkllm_buffer_write(dev, &by, 0, ref, n_out * 4); /* NaN poison */
+    if (!s) s = upload(c, g, n_in * 4, &vg);
+    if (!s) s = upload(c, NULL, n_out * 4, &vy); /* NaN poison */
     if (!s && vkllm_ref_matvec_q8(t, w, n_out, n_in, x, n_in, VKLLM_MVQ_RMSNORM, g, 1e-5f, 0, ref, n_out, NULL, 0, 1))
-        s = vkllm_fail(dev, VKLLM_ERROR_OUT_OF_HOST_MEMORY, "self-check: matvec_q8 reference failed");
-    if (!s) s = vkllm_chain_begin(chain);
-    vkllm_matvec_q8_args a = { .w = { bw, 0 }, .type = t, .n_out = n_out, .n_in = n_in, .x = { bx, 0 }, .y = { by, 0 }, .n_vec = 1,
-                               .x_stride = n_in, .y_stride = n_out, .prologue = VKLLM_MVQ_RMSNORM, .norm = { bg, 0 }, .eps = 1e-5f };
-    if (!s) s = vkllm_op_matvec_q8(chain, &a);
-    if (!s) s = vkllm_chain_end(chain);
-    if (!s) s = vkllm_chain_run(chain);
-    if (!s) s = vkllm_buffer_read(dev, &by, 0, out, n_out * 4);
+        s = vkllm_fail(c->dev, VKLLM_ERROR_OUT_OF_HOST_MEMORY, "self-check: matvec_q8 reference failed");
+    if (!s) s = vkllm_chain_begin(c->chain);
+    vkllm_matvec_q8_args a = { .w = vw, .type = t, .n_out = n_out, .n_in = n_in, .x = vx, .y = vy, .n_vec = 1,
+                               .x_stride = n_in, .y_stride = n_out, .prologue = VKLLM_MVQ_RMSNORM, .norm = vg, .eps = 1e-5f };
+    if (!s) s = vkllm_op_matvec_q8(c->chain, &a);
+    if (!s) s = vkllm_chain_end(c->chain);
+    if (!s) s = vkllm_chain_run(c->chain);
+    if (!s) s = vkllm_buffer_read(c->dev, &vy.buf, 0, out, n_out * 4);
     if (!s) {
         res->kernel = "matvec_q8_q4_k";
         snprintf(res->shape, sizeof res->shape, "%ux%u %s n_vec=1 +rmsnorm", n_out, n_in, vkllm_dtype_name(t));
         res->nmse = nmse(out, ref, n_out);
         res->bound = 1e-5;
     }
-    vkllm_buffer_free(dev, &bw); vkllm_buffer_free(dev, &bx); vkllm_buffer_free(dev, &bg); vkllm_buffer_free(dev, &by);
-    free(wf); free(x); free(g); free(ref); free(out); free(w);
+    release(c);
+    free(x); free(g); free(ref); free(out); free(w);
     return s;
 }
 
 vkllm_status vkllm_selfcheck_matvec(vkllm_device *dev, vkllm_selfcheck_sink *sink);
 vkllm_status vkllm_selfcheck_matvec(vkllm_device *dev, vkllm_selfcheck_sink *sink)
 {
-    vkllm_chain *chain;
-    vkllm_status s = vkllm_chain_create(dev, NULL, &chain);
+    ctx c = { .dev = dev };
+    vkllm_status s = vkllm_chain_create(dev, NULL, &c.chain);
     if (s) return s;
     rng r = { sink->seed ^ 0x6d617476ull };
     static const struct { vkllm_dtype t; uint32_t n_out, n_in, n_vec; int in_place; } cases[] = {
@@ -127,15 +128,15 @@ vkllm_status vkllm_selfcheck_matvec(vkllm_device *dev, vkllm_selfcheck_sink *sin
     for (size_t i = 0; i < sizeof cases / sizeof cases[0] && !s; i++) {
         vkllm_selfcheck_result res;
         memset(&res, 0, sizeof res);
-        s = check(dev, chain, &r, cases[i].t, cases[i].n_out, cases[i].n_in, cases[i].n_vec, cases[i].in_place, &res);
+        s = check(&c, &r, cases[i].t, cases[i].n_out, cases[i].n_in, cases[i].n_vec, cases[i].in_place, &res);
         if (!s) vkllm_selfcheck_emit(sink, &res);
     }
     if (!s && vkllm_matvec_q8_supported(dev, VKLLM_DTYPE_Q4_K, 512, 1)) {
         vkllm_selfcheck_result res;
         memset(&res, 0, sizeof res);
-        s = check_q8(dev, chain, &r, &res);
+        s = check_q8(&c, &r, &res);
         if (!s) vkllm_selfcheck_emit(sink, &res);
     }
-    vkllm_chain_destroy(chain);
+    vkllm_chain_destroy(c.chain);
     return s;
 }
