@@ -112,20 +112,11 @@ static int q8(const vkllm_session *s, const weight *w, uint32_t M)
 
 /* y = W P(x) (+ residual) for one token with 8-bit activations; P: VKLLM_MVQ_* with its gain / up offset.
  * act_q8_global: P and the quantization run once in a quant_q8 dispatch into a.xq, which the mat-vec
- * reads instead of each of its workgroups re-doing them (same codes). */
-static vkllm_status proj_q8_from(const vkllm_session *s, vkllm_chain *c, const weight *w, vkllm_view x, uint32_t x_stride,
-                                 uint32_t prologue, const weight *gain, float eps, uint32_t up_offset, vkllm_view y,
-                                 const vkllm_view *res, const char *name, int xq_ready);
+ * reads instead of each of its workgroups re-doing them (same codes); xq_ready: a.xq already holds
+ * Q8(P(x)) (the attention's merge wrote it), so no quant_q8 dispatch. */
 static vkllm_status proj_q8(const vkllm_session *s, vkllm_chain *c, const weight *w, vkllm_view x, uint32_t x_stride,
                             uint32_t prologue, const weight *gain, float eps, uint32_t up_offset, vkllm_view y,
-                            const vkllm_view *res, const char *name)
-{
-    return proj_q8_from(s, c, w, x, x_stride, prologue, gain, eps, up_offset, y, res, name, 0);
-}
-/* xq_ready: a.xq already holds Q8(P(x)) (the attention's merge wrote it): no quant_q8 dispatch */
-static vkllm_status proj_q8_from(const vkllm_session *s, vkllm_chain *c, const weight *w, vkllm_view x, uint32_t x_stride,
-                                 uint32_t prologue, const weight *gain, float eps, uint32_t up_offset, vkllm_view y,
-                                 const vkllm_view *res, const char *name, int xq_ready)
+                            const vkllm_view *res, const char *name, int xq_ready)
 {
     vkllm_view none = { { 0 }, 0 };
     vkllm_matvec_q8_args a = { .w = V(w->buf, 0), .type = w->type, .n_out = w->rows, .n_in = w->cols, .x = x, .y = y,
@@ -202,7 +193,7 @@ static vkllm_status record_forward(vkllm_session *s, vkllm_chain *c, uint32_t M,
         vkllm_rmsnorm_args rn = { V(x, 0), V(L->attn_norm.buf, 0), V(xn, 0), E, M, E, E, hp->rms_eps, name };
         if ((!q8_qkv || cp) && (st = vkllm_op_rmsnorm(c, &rn))) return st;
         snprintf(name, sizeof name, "L%02u.attn_qkv.%s", l, tname(L->qkv.type));
-        st = q8_qkv ? proj_q8(s, c, &L->qkv, V(x, 0), E, VKLLM_MVQ_RMSNORM, &L->attn_norm, hp->rms_eps, 0, V(a->qkv, 0), NULL, name)
+        st = q8_qkv ? proj_q8(s, c, &L->qkv, V(x, 0), E, VKLLM_MVQ_RMSNORM, &L->attn_norm, hp->rms_eps, 0, V(a->qkv, 0), NULL, name, 0)
                     : proj(c, &L->qkv, V(xn, 0), M, V(a->qkv, 0), NULL, name);
         if (st) return st;
         vkllm_buffer q = cp ? cpl[CP_Q] : a->q;
@@ -226,8 +217,7 @@ static vkllm_status record_forward(vkllm_session *s, vkllm_chain *c, uint32_t M,
         if (st) return st;
         snprintf(name, sizeof name, "L%02u.attn_output.%s", l, tname(L->o.type));
         if (cp) {
-            st = q8_o ? proj_q8_from(s, c, &L->o, V(at, 0), s->q_dim, VKLLM_MVQ_NONE, NULL, 0, 0, V(cpl[CP_ATTN_OUT], 0), NULL, name,
-                                     attn_q8)
+            st = q8_o ? proj_q8(s, c, &L->o, V(at, 0), s->q_dim, VKLLM_MVQ_NONE, NULL, 0, 0, V(cpl[CP_ATTN_OUT], 0), NULL, name, attn_q8)
                       : proj(c, &L->o, V(at, 0), M, V(cpl[CP_ATTN_OUT], 0), NULL, name);
             if (st) return st;
             vkllm_add_args ad = { V(x, 0), V(cpl[CP_ATTN_OUT], 0), V(a->xmid, 0), M * E, "residual" };
@@ -235,7 +225,7 @@ static vkllm_status record_forward(vkllm_session *s, vkllm_chain *c, uint32_t M,
             x = a->xmid;
         } else {
             vkllm_view r = V(x, 0);
-            st = q8_o ? proj_q8_from(s, c, &L->o, V(at, 0), s->q_dim, VKLLM_MVQ_NONE, NULL, 0, 0, V(x, 0), &r, name, attn_q8)
+            st = q8_o ? proj_q8(s, c, &L->o, V(at, 0), s->q_dim, VKLLM_MVQ_NONE, NULL, 0, 0, V(x, 0), &r, name, attn_q8)
                       : proj(c, &L->o, V(at, 0), M, V(x, 0), &r, name);
             if (st) return st;
         }
@@ -244,7 +234,7 @@ static vkllm_status record_forward(vkllm_session *s, vkllm_chain *c, uint32_t M,
         vkllm_rmsnorm_args fn = { V(x, 0), V(L->ffn_norm.buf, 0), V(xn, 0), E, M, E, E, hp->rms_eps, name };
         if ((!q8_up || cp) && (st = vkllm_op_rmsnorm(c, &fn))) return st;
         snprintf(name, sizeof name, "L%02u.ffn_up.%s", l, tname(L->up.type));
-        st = q8_up ? proj_q8(s, c, &L->up, V(x, 0), E, VKLLM_MVQ_RMSNORM, &L->ffn_norm, hp->rms_eps, 0, V(a->gu, 0), NULL, name)
+        st = q8_up ? proj_q8(s, c, &L->up, V(x, 0), E, VKLLM_MVQ_RMSNORM, &L->ffn_norm, hp->rms_eps, 0, V(a->gu, 0), NULL, name, 0)
                    : proj(c, &L->up, V(xn, 0), M, V(a->gu, 0), NULL, name);
         if (st) return st;
         vkllm_buffer act = cp ? cpl[CP_FFN_ACT] : a->act;
@@ -254,7 +244,7 @@ static vkllm_status record_forward(vkllm_session *s, vkllm_chain *c, uint32_t M,
         snprintf(name, sizeof name, "L%02u.ffn_down.%s", l, tname(L->down.type));
         if (cp) {
             st = q8_down ? proj_q8(s, c, &L->down, V(a->gu, 0), 2 * hp->n_ff, VKLLM_MVQ_SWIGLU, NULL, 0, hp->n_ff,
-                                   V(cpl[CP_FFN_OUT], 0), NULL, name)
+                                   V(cpl[CP_FFN_OUT], 0), NULL, name, 0)
                          : proj(c, &L->down, V(act, 0), M, V(cpl[CP_FFN_OUT], 0), NULL, name);
             if (st) return st;
             vkllm_add_args ad = { V(x, 0), V(cpl[CP_FFN_OUT], 0), V(cpl[CP_OUT], 0), M * E, "residual" };
@@ -262,7 +252,7 @@ static vkllm_status record_forward(vkllm_session *s, vkllm_chain *c, uint32_t M,
             x = cpl[CP_OUT];
         } else {
             vkllm_view r = V(x, 0);
-            st = q8_down ? proj_q8(s, c, &L->down, V(a->gu, 0), 2 * hp->n_ff, VKLLM_MVQ_SWIGLU, NULL, 0, hp->n_ff, V(x, 0), &r, name)
+            st = q8_down ? proj_q8(s, c, &L->down, V(a->gu, 0), 2 * hp->n_ff, VKLLM_MVQ_SWIGLU, NULL, 0, hp->n_ff, V(x, 0), &r, name, 0)
                          : proj(c, &L->down, V(act, 0), M, V(x, 0), &r, name);
             if (st) return st;
         }
@@ -282,7 +272,7 @@ static vkllm_status record_forward(vkllm_session *s, vkllm_chain *c, uint32_t M,
     snprintf(name, sizeof name, "output.%s", tname(m->output.type));
     if (q8_out) /* M == 1: the only row */
         return proj_q8(s, c, &m->output, V(x, 0), E, VKLLM_MVQ_RMSNORM, &m->out_norm, hp->rms_eps, 0,
-                       V(cp ? cp->logits : a->logits, 0), NULL, name);
+                       V(cp ? cp->logits : a->logits, 0), NULL, name, 0);
     if (cp) return proj(c, &m->output, V(on, 0), M, V(cp->logits, 0), NULL, name);
     if (rows == 1) return proj(c, &m->output, V(on, 0), 1, V(a->logits, 0), NULL, name);
     /* unaligned last row: the head on the last normalized row, copied to the aligned start first */
