@@ -66,7 +66,7 @@ vkllm_status vkllm_op_rope(vkllm_chain *chain, const vkllm_rope_args *a)
         a->attn_factor == 0 ? 1.0f : a->attn_factor, 0 };
     uint64_t xlast = ((uint64_t)(a->n_tok - 1) * a->x_tok + (uint64_t)(a->n_head - 1) * a->x_head + a->head_dim) * 4;
     uint64_t ylast = ((uint64_t)(a->n_tok - 1) * a->y_tok + (uint64_t)(a->n_head - 1) * a->y_head + a->head_dim) * 4;
-    int in_place = a->x.buf.block == a->y.buf.block && a->x.buf.offset + a->x.offset == a->y.buf.offset + a->y.offset;
+    int in_place = same_view(a->x, a->y);
     vkllm_dispatch d = { .pipeline = p, .name = a->name ? a->name : kernel, .n_bindings = 4,
                          .bindings = { bind(a->x, xlast, in_place ? VKLLM_READ_WRITE : VKLLM_READ),
                                        bind(a->y, ylast, VKLLM_WRITE), bind(a->pos, (uint64_t)a->n_tok * 4, VKLLM_READ),

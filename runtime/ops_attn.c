@@ -198,9 +198,11 @@ vkllm_status vkllm_op_attn_decode(vkllm_chain *chain, const vkllm_attn_args *a)
             return vkllm_fail(dev, VKLLM_ERROR_INVALID_ARGUMENT,
                               "attn_decode: q8_out needs one query row (n_tok %u), head_dim %u a multiple of 32 and subgroups of 8 or more",
                               a->n_tok, hd);
-        if (a->q8_out.offset + q8_bytes > a->q8_out.buf.size || (a->q8_out.buf.offset + a->q8_out.offset) % 16)
+        if (a->q8_out.offset + q8_bytes > a->q8_out.buf.size || abs_off(a->q8_out) % 16)
             return vkllm_fail(dev, VKLLM_ERROR_INVALID_ARGUMENT, "attn_decode: q8_out needs %llu bytes at a 16-byte offset",
                               (unsigned long long)q8_bytes);
+        if (views_overlap(a->q8_out, q8_bytes, a->out, (uint64_t)a->n_q * hd * 4) || views_overlap(a->q8_out, q8_bytes, a->q, (uint64_t)a->n_q * hd * 4))
+            return vkllm_fail(dev, VKLLM_ERROR_INVALID_ARGUMENT, "attn_decode: q8_out overlaps q or out");
     }
     const uint32_t qout = q8o && one;
     vkllm_pipeline_desc pd = { .kernel = one ? "attn_decode_1p" : "attn_decode", .n_bindings = one ? 8 : 5, .push_size = 32,

@@ -237,10 +237,6 @@ int vkllm_gemm_uses_coopmat(vkllm_device *dev, vkllm_dtype type, uint32_t n_in, 
 }
 
 
-static int same_view(vkllm_view a, vkllm_view b)
-{
-    return a.buf.block == b.buf.block && a.buf.offset + a.offset == b.buf.offset + b.offset;
-}
 
 vkllm_status vkllm_op_gemm(vkllm_chain *chain, const vkllm_gemm_args *a)
 {

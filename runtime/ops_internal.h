@@ -11,14 +11,26 @@ static inline vkllm_binding bind(vkllm_view v, uint64_t size, vkllm_access acc)
     return b;
 }
 
+/* A view's offset within its pool block (alignment checks). */
+static inline uint64_t abs_off(vkllm_view v) { return v.buf.offset + v.offset; }
+
+/* 1 if the two views start at the same byte of the same block. */
+static inline int same_view(vkllm_view a, vkllm_view b) { return a.buf.block == b.buf.block && abs_off(a) == abs_off(b); }
+
+/* 1 if a_bytes from view a and b_bytes from view b share a byte (same block, ranges intersecting). */
+static inline int views_overlap(vkllm_view a, uint64_t a_bytes, vkllm_view b, uint64_t b_bytes)
+{
+    if (a.buf.block != b.buf.block) return 0;
+    const uint64_t a0 = abs_off(a), b0 = abs_off(b);
+    return a0 < b0 + b_bytes && b0 < a0 + a_bytes;
+}
+
 /* How y = op(..) + r uses r (y_bytes / r_bytes: the spans the op touches): 1 in place (r is y, same
  * start and stride), 0 apart, -1 overlapping y without being it (the caller refuses that). */
 static inline int residual_mode(vkllm_view y, uint64_t y_bytes, uint32_t y_stride, vkllm_view r, uint64_t r_bytes, uint32_t r_stride)
 {
-    if (r.buf.block != y.buf.block) return 0;
-    const uint64_t r0 = r.buf.offset + r.offset, y0 = y.buf.offset + y.offset;
-    if (r0 == y0 && r_stride == y_stride) return 1;
-    return r0 < y0 + y_bytes && y0 < r0 + r_bytes ? -1 : 0;
+    if (same_view(r, y) && r_stride == y_stride) return 1;
+    return views_overlap(y, y_bytes, r, r_bytes) ? -1 : 0;
 }
 
 static inline void grid_2d(const vkllm_device *dev, uint64_t groups, uint32_t out[3])

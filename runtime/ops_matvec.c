@@ -38,7 +38,6 @@ void vkllm_matvec_cost(const vkllm_matvec_args *a, uint64_t *bytes, uint64_t *fl
     if (flops) *flops = wb ? 2ull * a->n_vec * a->n_in * a->n_out + (res ? (uint64_t)a->n_vec * a->n_out : 0) : 0;
 }
 
-static uint64_t abs_off(vkllm_view v) { return v.buf.offset + v.offset; }
 
 vkllm_status vkllm_op_matvec(vkllm_chain *chain, const vkllm_matvec_args *a)
 {
@@ -353,12 +352,9 @@ static vkllm_status q8_record(vkllm_device *dev, vkllm_chain *chain, const vkllm
     const int in_place = has_res ? residual_mode(a->y, ybytes, a->y_stride, a->residual, rbytes, a->r_stride) : 0;
     if (in_place < 0)
         return vkllm_fail(dev, VKLLM_ERROR_INVALID_ARGUMENT, "matvec_q8: residual overlaps y without being y itself (same offset and stride)");
-    if (a->y.buf.block == in.buf.block) {
-        uint64_t i0 = abs_off(in), y0 = abs_off(a->y);
-        if (i0 < y0 + ybytes && y0 < i0 + in_bytes)
-            return vkllm_fail(dev, VKLLM_ERROR_INVALID_ARGUMENT, "matvec_q8: y overlaps %s (every workgroup reads the whole %s)", in_name,
-                              in_name);
-    }
+    if (views_overlap(a->y, ybytes, in, in_bytes))
+        return vkllm_fail(dev, VKLLM_ERROR_INVALID_ARGUMENT, "matvec_q8: y overlaps %s (every workgroup reads the whole %s)", in_name,
+                          in_name);
     if (a->variant > 1)
         return vkllm_fail(dev, VKLLM_ERROR_INVALID_ARGUMENT, "matvec_q8: variant %u (0 or VKLLM_MVQ_NO_PREFETCH)", a->variant);
     uint32_t wg = sh.rows / sh.r * sh.c, pf = !(a->variant & VKLLM_MVQ_NO_PREFETCH);
@@ -469,11 +465,7 @@ vkllm_status vkllm_op_quantize_q8(vkllm_chain *chain, const vkllm_quantize_q8_ar
     if (xbytes > dev->f.max_storage_buffer_range)
         return vkllm_fail(dev, VKLLM_ERROR_TOO_LARGE, "quantize_q8: x (%llu bytes) exceeds maxStorageBufferRange %llu",
                           (unsigned long long)xbytes, (unsigned long long)dev->f.max_storage_buffer_range);
-    if (a->out.buf.block == a->x.buf.block) {
-        uint64_t x0 = abs_off(a->x), q0 = abs_off(a->out);
-        if (x0 < q0 + qbytes && q0 < x0 + xbytes)
-            return vkllm_fail(dev, VKLLM_ERROR_INVALID_ARGUMENT, "quantize_q8: out overlaps x");
-    }
+    if (views_overlap(a->out, qbytes, a->x, xbytes)) return vkllm_fail(dev, VKLLM_ERROR_INVALID_ARGUMENT, "quantize_q8: out overlaps x");
     /* 256 lanes (1024 elements) per workgroup: Phi-4's 5120 / 17920 inputs give 5 / 18 workgroups,
      * each re-reading the 20 KB x for RMSNorm from L2 rather than a second pass or atomics */
     uint32_t wgs = dev->f.max_workgroup_invocations < 256 ? dev->f.max_workgroup_invocations & ~7u : 256;

@@ -25,10 +25,6 @@ static vkllm_status need_subgroup_arithmetic(vkllm_device *dev, const char *op)
     if (dev->f.subgroup_arithmetic) return VKLLM_OK;
     return vkllm_fail(dev, VKLLM_ERROR_UNSUPPORTED, "%s: needs subgroup arithmetic in compute shaders, which this device lacks", op);
 }
-static int same_view(vkllm_view a, vkllm_view b)
-{
-    return a.buf.block == b.buf.block && a.buf.offset + a.offset == b.buf.offset + b.offset;
-}
 
 vkllm_status vkllm_op_swiglu(vkllm_chain *chain, const vkllm_swiglu_args *a)
 {
