@@ -10,8 +10,11 @@
  *    2e-6 holds on lavapipe's float32 paths. On a device with cooperative matrices the prefill GEMM
  *    rounds activations and weights to fp16 (~2^-11 per element per product): 5e-4 per checkpoint,
  *    2e-3 on the logits, as in llama.cpp's test-backend-ops.
- *  Greedy generation must produce the reference's tokens exactly; a divergence is reported with the
- *  reference's logit gap at that step. */
+ *  Greedy generation (32 tokens; greedy_check) must produce the reference's tokens, teacher-forced
+ *  so that each step compares one argmax: the only divergence allowed is a near-tie, where the
+ *  reference's gap between its token and the GPU's is within twice that step's largest logit
+ *  difference (random tiny models have such ties: q8_0 at VKLLM_SEED=3745783407, token 22, failed
+ *  the free-running comparison this replaced); the logits stay within their bound at every step. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -122,6 +125,53 @@ static double compare(const store *got, const store *want, double bound, double 
     return worst;
 }
 
+/* Greedy, teacher-forced: an NP-token prompt, then NG - 1 one-token steps, GPU and reference both
+ * fed the reference's argmax; at every step the logits within logit_bound (NMSE) and the GPU's
+ * argmax the reference's, except at a near-tie: random tiny models have logits whose top two differ
+ * by less than the float error of the forward pass, so where the GPU's argmax differs, the
+ * reference's logit gap between the two tokens must be within twice that step's largest logit
+ * difference (the error explains the swap). Without a near-tie this is free-running greedy
+ * generation compared token for token. Returns the number of swaps. */
+static uint32_t greedy_check(vkllm_device *dev, vkllm_ref_model *ref, vkllm_session *s, const int32_t *toks, uint32_t NP, uint32_t NG,
+                             uint32_t V, double logit_bound, const char *what, double *worst_logits)
+{
+    float *rl = malloc(4ull * V), *gl = malloc(4ull * V);
+    assert_non_null(rl);
+    assert_non_null(gl);
+    vkllm_session_reset(s);
+    assert_int_equal(vkllm_ref_model_forward(ref, toks, NP, 0, rl, 0, NULL, NULL), VKLLM_OK);
+    if (vkllm_session_prefill(s, toks, NP, gl)) fail_msg("prefill: %s", vkllm_device_error(dev));
+    uint32_t swaps = 0;
+    *worst_logits = 0;
+    for (uint32_t i = 0; i < NG; i++) {
+        int32_t rt = 0, gt = 0;
+        double maxd = 0;
+        for (uint32_t k = 0; k < V; k++) {
+            if (rl[k] > rl[rt]) rt = (int32_t)k;
+            if (gl[k] > gl[gt]) gt = (int32_t)k;
+            double d = fabs((double)gl[k] - rl[k]);
+            if (d > maxd) maxd = d;
+        }
+        double e = tu_nmse(gl, rl, V);
+        if (e > *worst_logits) *worst_logits = e;
+        tu_assert_nmse(gl, rl, V, logit_bound, "%s greedy step %u logits", what, i);
+        if (gt != rt) {
+            double gap = (double)rl[rt] - rl[gt];
+            if (gap > 2 * maxd)
+                fail_msg("%s greedy step %u: GPU %d, reference %d, reference gap %.3g > 2 x largest logit difference %.3g", what, i,
+                         gt, rt, gap, maxd);
+            swaps++;
+        }
+        if (i + 1 == NG) break;
+        assert_int_equal(vkllm_ref_model_forward(ref, &rt, 1, NP + i, rl, 0, NULL, NULL), VKLLM_OK);
+        int32_t unused;
+        if (vkllm_session_decode(s, rt, NULL, &unused, gl)) fail_msg("decode: %s", vkllm_device_error(dev));
+    }
+    free(rl);
+    free(gl);
+    return swaps;
+}
+
 static void check_type(vkllm_mkmodel_ftype ft, const char *tname, uint64_t case_id)
 {
     tu_rng r = tu_rng_for(case_id);
@@ -155,23 +205,13 @@ static void check_type(vkllm_mkmodel_ftype ft, const char *tname, uint64_t case_
         store_free(&got);
     }
 
-    /* greedy: 32 tokens after a 5-token prompt */
-    const uint32_t NP = 5, NG = 32;
-    int32_t ref_out[32], gpu_out[32];
-    assert_int_equal(vkllm_ref_model_generate_greedy(ref, toks, NP, NG, ref_out), VKLLM_OK);
-    vkllm_session_reset(s);
-    float *logits = malloc(4ull * hp.n_vocab);
-    if (vkllm_session_prefill(s, toks, NP, logits)) fail_msg("prefill: %s", vkllm_device_error(dev));
-    int32_t next = 0;
-    for (uint32_t i = 0; i < hp.n_vocab; i++)
-        if (logits[i] > logits[next]) next = (int32_t)i;
-    for (uint32_t i = 0; i < NG; i++) {
-        gpu_out[i] = next;
-        if (i + 1 < NG && vkllm_session_decode(s, next, NULL, &next, NULL)) fail_msg("decode: %s", vkllm_device_error(dev));
-    }
-    for (uint32_t i = 0; i < NG; i++)
-        if (gpu_out[i] != ref_out[i]) fail_msg("%s greedy token %u: GPU %d, reference %d", tname, i, gpu_out[i], ref_out[i]);
-    free(logits);
+    /* greedy: 32 tokens after a 5-token prompt (greedy_check: exact but for near-ties of the
+     * reference's logits within the float error; a free-running comparison failed at
+     * VKLLM_SEED=3745783407, q8_0, token 22) */
+    double worst_l;
+    const uint32_t swaps = greedy_check(dev, ref, s, toks, 5, 32, hp.n_vocab, bound > 2e-6 ? 2e-3 : bound, tname, &worst_l);
+    fprintf(stderr, "[ model    ] %-7s greedy: 32 tokens, %u near-tie swaps within the error, worst logits NMSE %.2e\n", tname, swaps,
+            worst_l);
 
     /* the end of the context is an error, not a wrap */
     vkllm_session_reset(s);
@@ -256,47 +296,15 @@ static void check_q8(vkllm_mkmodel_ftype ft, const char *tname, uint64_t case_id
             global ? " global" : "", got.n, worst, bound);
     store_free(&got);
 
-    /* Greedy, teacher-forced: a 5-token prompt (unrounded on both sides: the GPU's 8-bit path is for
-     * one-token steps only), then 16 one-token steps, both sides fed the reference's argmax. Random
-     * tiny models have near-ties among their logits, which 8-bit inputs may reorder; so where the
-     * GPU's argmax differs, the reference's logit gap between the two tokens must be within twice
-     * that step's largest logit difference (the error explains the swap), and the logits stay within
-     * the bound. */
-    const uint32_t NP = 5, NG = 16, V = hp.n_vocab;
-    float *rl = malloc(4ull * V), *gl = malloc(4ull * V);
-    assert_non_null(rl);
-    assert_non_null(gl);
-    vkllm_session_reset(s);
-    assert_int_equal(vkllm_ref_model_forward(ref, toks, NP, 0, rl, 0, NULL, NULL), VKLLM_OK);
-    if (vkllm_session_prefill(s, toks, NP, gl)) fail_msg("prefill: %s", vkllm_device_error(dev));
-    uint32_t swaps = 0;
-    double worst_l = 0;
-    for (uint32_t i = 0; i < NG; i++) {
-        int32_t rt = 0, gt = 0;
-        double maxd = 0;
-        for (uint32_t k = 0; k < V; k++) {
-            if (rl[k] > rl[rt]) rt = (int32_t)k;
-            if (gl[k] > gl[gt]) gt = (int32_t)k;
-            double d = fabs((double)gl[k] - rl[k]);
-            if (d > maxd) maxd = d;
-        }
-        double e = tu_nmse(gl, rl, V);
-        if (e > worst_l) worst_l = e;
-        tu_assert_nmse(gl, rl, V, 2e-3, "%s q8 greedy step %u logits", tname, i);
-        if (gt != rt) {
-            double gap = (double)rl[rt] - rl[gt];
-            if (gap > 2 * maxd)
-                fail_msg("%s q8 greedy step %u: GPU %d, reference %d, reference gap %.3g > 2 x largest logit difference %.3g",
-                         tname, i, gt, rt, gap, maxd);
-            swaps++;
-        }
-        if (i + 1 == NG) break;
-        assert_int_equal(vkllm_ref_model_forward(ref, &rt, 1, NP + i, rl, 0, NULL, NULL), VKLLM_OK);
-        int32_t unused;
-        if (vkllm_session_decode(s, rt, NULL, &unused, gl)) fail_msg("decode: %s", vkllm_device_error(dev));
-    }
+    /* Greedy, teacher-forced (greedy_check): a 5-token prompt (unrounded on both sides: the GPU's
+     * 8-bit path is for one-token steps only), then 16 one-token steps; 8-bit inputs may reorder
+     * near-ties, and the logits stay within the bound. */
+    char gw[64];
+    snprintf(gw, sizeof gw, "%s q8", tname);
+    double worst_l;
+    const uint32_t swaps = greedy_check(dev, ref, s, toks, 5, 16, hp.n_vocab, 2e-3, gw, &worst_l);
     fprintf(stderr, "[ model    ] %-7s q8%s greedy: %u steps, %u near-tie swaps within the error, worst logits NMSE %.2e\n", tname,
-            global ? " global" : "", NG, swaps, worst_l);
+            global ? " global" : "", 16, swaps, worst_l);
     if (global) {
         const vkllm_timing *t;
         uint32_t n, nq = 0, nx = 0;
@@ -312,8 +320,6 @@ static void check_q8(vkllm_mkmodel_ftype ft, const char *tname, uint64_t case_id
                      4 * hp.n_layer + 1 - by_attn, 4 * hp.n_layer + 1);
         fprintf(stderr, "[ model    ] %-7s q8 global: %u quant_q8 and %u matvec_q8x per decode step\n", tname, nq, nx);
     }
-    free(rl);
-    free(gl);
     vkllm_session_destroy(s);
     vkllm_model_destroy(m);
     tu_device_close(dev);
