@@ -25,9 +25,6 @@ layout(local_size_x_id = 0) in;
 #ifndef NEOX
 #define NEOX 1
 #endif
-#ifndef FP64
-#define FP64 1
-#endif
 
 layout(std430, binding = 0) readonly buffer QKV { float qkv[]; };
 layout(std430, binding = 1) readonly buffer Pos { int pos[]; };
@@ -42,19 +39,12 @@ layout(push_constant) uniform Params {
     float attn_factor;
 } p;
 
+#include "common/rope_angle.glsl"
+
 // cos/sin of pos * inv_freq[i], times attn_factor
 vec2 rot(int ps, uint i)
 {
-    const vec2 f = inv_freq[i];
-#if FP64
-    const double TWO_PI = 6.283185307179586476925286766559LF;
-    double th = double(ps) * (double(f.x) + double(f.y));
-    th -= TWO_PI * floor(th / TWO_PI + 0.5LF);
-    const float theta = float(th);
-#else
-    const float theta = float(ps) * f.x;
-#endif
-    return vec2(cos(theta), sin(theta)) * p.attn_factor;
+    return rope_cs(ps, inv_freq[i]) * p.attn_factor;
 }
 
 void main()

@@ -17,3 +17,8 @@ foreach(t Q8_0 Q4_0 Q4_K Q5_K Q6_K)
   vkllm_add_kernel(matvec_q8x_${lt} SOURCE matvec_q8.comp DEFINES ${t}=1 XG=1 REQUIRES intdot)
 endforeach()
 vkllm_add_kernel(quant_q8 SOURCE quant_q8.comp)
+# The QKV projection with RoPE and the KV-cache append in its epilogue (ROPE=1, one vector; decode).
+foreach(t Q8_0 Q4_0 Q4_K Q5_K Q6_K)
+  string(TOLOWER ${t} lt)
+  vkllm_add_kernel(matvec_q8x_rope_${lt} SOURCE matvec_q8.comp DEFINES ${t}=1 XG=1 ROPE=1 REQUIRES intdot)
+endforeach()

@@ -61,6 +61,16 @@
 // the sums cost the mat-vecs more than the ~2.4 us dependent dispatch they saved (H100 tg128 139-159
 // against 165-168 tokens/s).
 // The prologue and quantization are in common/q8act.glsl, shared with quant_q8.comp.
+// ROPE=1 (with XG=1, modules matvec_q8x_rope_*; one vector, NEOX rotation over the whole head): the
+// QKV projection with kv_write.comp's work in its epilogue, so the decode step needs no kv_write
+// dispatch. n_out = (n_q + 2 n_kv) hd; the workgroup's ROWS rows are not consecutive in Q and K:
+// logical row j of workgroup w (P = ROWS / 2 pairs; hd / 2 a multiple of P) is, within head
+// h = w / (hd / 2P), element c P + j % P (c = w % (hd / 2P)), plus hd / 2 for j >= P, so every
+// row's rotation partner (i, i + hd/2) is in the same workgroup; V rows stay in order. After the
+// reduction the ROWS sums meet in shared memory and ROWS / 2 lanes each finish two adjacent
+// elements: Q rotated (float32 to y = q [n_q][hd]), K rotated and V as fp16 pairs (one 32-bit
+// word) into the caches at position pos[0] (none outside [0, ctx)). The angle is
+// common/rope_angle.glsl's, in double (FP64 = 1 only; the host falls back to kv_write elsewhere).
 #extension GL_GOOGLE_include_directive : require
 #extension GL_KHR_shader_subgroup_basic : require
 #extension GL_KHR_shader_subgroup_shuffle : require
@@ -68,6 +78,12 @@
 #extension GL_EXT_integer_dot_product : require
 #ifndef XG
 #define XG 0
+#endif
+#ifndef ROPE
+#define ROPE 0
+#endif
+#if ROPE && !XG
+#error "ROPE needs XG"
 #endif
 
 layout(local_size_x_id = 0) in; // = (ROWS / R) * C
@@ -90,8 +106,15 @@ layout(std430, binding = 1) readonly buffer XH { int gh[]; };
 layout(std430, binding = 1) readonly buffer X4 { vec4 x4[]; };
 #endif
 layout(std430, binding = 2) buffer Y { float y[]; };
+#if ROPE
+layout(std430, binding = 3) readonly buffer Pos { int pos[]; };
+layout(std430, binding = 4) readonly buffer Freq { vec2 inv_freq[]; };
+layout(std430, binding = 5) writeonly buffer KC { uint kc[]; };
+layout(std430, binding = 6) writeonly buffer VC { uint vc[]; };
+#else
 layout(std430, binding = 3) readonly buffer Res { float res[]; };
 layout(std430, binding = 4) readonly buffer G4 { vec4 g4[]; };
+#endif
 
 layout(push_constant) uniform Params {
     uint n_out;
@@ -101,10 +124,27 @@ layout(push_constant) uniform Params {
     uint r_stride;
     uint up_offset; // SwiGLU: elements from gate to up
     float eps;
+#if ROPE
+    uint n_q, n_kv, hd, ctx;
+    float attn_factor;
+#endif
 } p;
 
 #include "common/reduce.glsl"
 #include "common/q8act.glsl"
+#if ROPE
+#define FP64 1
+#include "common/rope_angle.glsl"
+shared float rsum[ROWS]; // the workgroup's row sums, logical order
+// output row of logical row L (see ROPE above)
+uint rope_row(uint L)
+{
+    const uint qk = (p.n_q + p.n_kv) * p.hd;
+    if (L >= qk) return L;
+    const uint P = ROWS / 2u, cph = p.hd / (2u * P), w = L / ROWS, j = L % ROWS;
+    return (w / cph) * p.hd + (w % cph) * P + j % P + (j >= P ? p.hd / 2u : 0u);
+}
+#endif
 
 const uint NB = NIN / 32u;           // x blocks per vector
 #if XG
@@ -473,7 +513,11 @@ void main()
     const uint wg = gl_WorkGroupID.y * gl_NumWorkGroups.x + gl_WorkGroupID.x;
     const uint base = wg * ROWS;
     if (base >= p.n_out) return; // the whole workgroup (grid padding)
+#if ROPE
+    for (uint r = 0; r < R; r++) row[r] = rope_row(min(base + grp * R + r, p.n_out - 1u));
+#else
     for (uint r = 0; r < R; r++) row[r] = min(base + grp * R + r, p.n_out - 1u);
+#endif
     for (uint i = 0; i < R * NV; i++) acc[i] = 0.0;
 
 #if DIRECT
@@ -533,6 +577,33 @@ void main()
         for (uint off = C >> 1; off > 0u; off >>= 1) s += subgroupShuffleXor(s, off);
         acc[i] = s;
     }
+#if ROPE
+    // n_out is a multiple of ROWS (host-checked): every logical row exists
+    if (lane == 0u)
+        for (uint r = 0; r < R; r++) rsum[grp * R + r] = acc[r];
+    barrier();
+    if (tid < ROWS / 2u) {
+        const uint j = 2u * tid, P = ROWS / 2u, half_hd = p.hd / 2u;
+        const uint o = rope_row(base + j), h = o / p.hd, e = o % p.hd; // e even, e + 1 is row j + 1's
+        const int ps = pos[0];
+        const bool in_cache = ps >= 0 && uint(ps) < p.ctx;
+        vec2 v = vec2(rsum[j], rsum[j + 1u]);
+        if (h < p.n_q + p.n_kv) { // NEOX: (x_i, x_{i+hd/2}) -> (x_i c - x_{i+hd/2} s, x_i s + x_{i+hd/2} c)
+            const uint i = e % half_hd, jp = (j + P) % ROWS;
+            const vec2 cs0 = rope_cs(ps, inv_freq[i]) * p.attn_factor, cs1 = rope_cs(ps, inv_freq[i + 1u]) * p.attn_factor;
+            const vec2 w = vec2(rsum[jp], rsum[jp + 1u]); // the partners
+            v = e < half_hd ? vec2(v.x * cs0.x - w.x * cs0.y, v.y * cs1.x - w.y * cs1.y)
+                            : vec2(w.x * cs0.y + v.x * cs0.x, w.y * cs1.y + v.y * cs1.x);
+        }
+        if (h < p.n_q) {
+            y[o] = v.x;
+            y[o + 1u] = v.y;
+        } else if (in_cache && h < p.n_q + p.n_kv)
+            kc[(((h - p.n_q) * p.ctx + uint(ps)) * p.hd + e) >> 1] = packHalf2x16(v);
+        else if (in_cache)
+            vc[(((h - p.n_q - p.n_kv) * p.ctx + uint(ps)) * p.hd + e) >> 1] = packHalf2x16(v);
+    }
+#else
     if (lane == 0u)
         for (uint r = 0; r < R; r++) {
             const uint o = base + grp * R + r;
@@ -540,4 +611,5 @@ void main()
                 for (uint v = 0; v < NV; v++)
                     y[v * p.y_stride + o] = HAS_RES != 0u ? acc[r * NV + v] + res[v * p.r_stride + o] : acc[r * NV + v];
         }
+#endif
 }

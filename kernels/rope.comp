@@ -23,9 +23,6 @@ layout(local_size_x_id = 0) in;
 #ifndef NEOX
 #define NEOX 1
 #endif
-#ifndef FP64
-#define FP64 1
-#endif
 
 layout(std430, binding = 0) readonly buffer X { float x[]; };
 layout(std430, binding = 1) writeonly buffer Y { float y[]; };
@@ -38,6 +35,8 @@ layout(push_constant) uniform Params {
     float attn_factor;
     uint neox_override; // unused, keeps the block 16-byte sized
 } p;
+
+#include "common/rope_angle.glsl"
 
 void main()
 {
@@ -63,16 +62,8 @@ void main()
 #else
     const uint ia = 2 * i, ib = 2 * i + 1;
 #endif
-    const vec2 f = inv_freq[i];
-#if FP64
-    const double TWO_PI = 6.283185307179586476925286766559LF;
-    double th = double(pos[t]) * (double(f.x) + double(f.y));
-    th -= TWO_PI * floor(th / TWO_PI + 0.5LF);
-    const float theta = float(th);
-#else
-    const float theta = float(pos[t]) * f.x;
-#endif
-    const float c = cos(theta) * p.attn_factor, s = sin(theta) * p.attn_factor;
+    const vec2 cs = rope_cs(pos[t], inv_freq[i]);
+    const float c = cs.x * p.attn_factor, s = cs.y * p.attn_factor;
     const float a = x[xb + ia], b = x[xb + ib];
     y[yb + ia] = a * c - b * s;
     y[yb + ib] = a * s + b * c;

@@ -216,6 +216,19 @@ static const char *q8x_kernel_name(vkllm_dtype t)
     }
 }
 
+/* the QKV projection with RoPE and the cache append as its epilogue (ROPE=1) */
+static const char *q8x_rope_kernel_name(vkllm_dtype t)
+{
+    switch (t) {
+    case VKLLM_DTYPE_Q8_0: return "matvec_q8x_rope_q8_0";
+    case VKLLM_DTYPE_Q4_0: return "matvec_q8x_rope_q4_0";
+    case VKLLM_DTYPE_Q4_K: return "matvec_q8x_rope_q4_k";
+    case VKLLM_DTYPE_Q5_K: return "matvec_q8x_rope_q5_k";
+    case VKLLM_DTYPE_Q6_K: return "matvec_q8x_rope_q6_k";
+    default: return NULL;
+    }
+}
+
 /* Shape of one launch: rows per workgroup, rows per lane group, lanes per row. */
 typedef struct { uint32_t rows, r, c; } q8_shape;
 
@@ -285,6 +298,28 @@ int vkllm_matvec_q8_supported(const vkllm_device *dev, vkllm_dtype type, uint32_
     return q8_choose(dev, type, n_in, n_vec, 0, 0, 0, 0, 0).rows != 0 && q8_choose(dev, type, n_in, n_vec, UINT32_MAX, 0, 0, 0, 0).rows != 0;
 }
 
+/* rope_kv checks that need no views (type checked by q8_refusal); NULL if fine */
+static const char *rope_refusal(const vkllm_device *dev, vkllm_dtype t, const vkllm_kv_write_args *kv)
+{
+    if (!vkllm_kernel_available(q8x_rope_kernel_name(t))) return "its kernel is not in this build";
+    if (!dev->f.shader_fp64 || kv->force_fp32) return "it forms the RoPE angle in double: the device has no shaderFloat64";
+    if (!kv->neox || kv->n_rot != kv->head_dim) return "it rotates whole heads, NEOX pairs (neox = 1, n_rot = head_dim)";
+    if (kv->n_tok != 1) return "it takes one token (n_tok = 1)";
+    if (kv->n_q == 0 || kv->n_kv == 0 || kv->head_dim == 0 || kv->head_dim % 8 || kv->ctx == 0)
+        return "the shape needs n_q, n_kv, ctx > 0 and head_dim a multiple of 8";
+    if ((uint64_t)(kv->n_q + 2 * kv->n_kv) * kv->head_dim > UINT32_MAX || vkllm_kv_cache_bytes(kv->n_kv, kv->ctx, kv->head_dim) / 2 > UINT32_MAX)
+        return "the QKV row or the cache exceeds 32-bit indexing";
+    return NULL;
+}
+
+int vkllm_matvec_q8_rope_supported(const vkllm_device *dev, vkllm_dtype type, uint32_t n_in, const vkllm_kv_write_args *kv)
+{
+    if (!dev || !kv || q8_refusal(dev, type, n_in, 1) || !vkllm_kernel_available(q8x_kernel_name(type)) || rope_refusal(dev, type, kv))
+        return 0;
+    q8_shape sh = q8_choose(dev, type, n_in, 1, (kv->n_q + 2u * kv->n_kv) * kv->head_dim, 0, 0, 0, 1);
+    return sh.rows && sh.rows % 4 == 0 && (kv->head_dim / 2) % (sh.rows / 2) == 0;
+}
+
 void vkllm_matvec_q8_cost(const vkllm_matvec_q8_args *a, uint64_t *bytes, uint64_t *flops)
 {
     uint64_t wb = vkllm_matvec_weight_bytes(a->type, a->n_out, a->n_in);
@@ -292,7 +327,10 @@ void vkllm_matvec_q8_cost(const vkllm_matvec_q8_args *a, uint64_t *bytes, uint64
     uint64_t xr = a->xq.buf.block ? vkllm_q8_act_bytes(a->n_in, a->n_vec)
                                   : 4ull * a->n_vec * a->n_in * (a->prologue == VKLLM_MVQ_SWIGLU ? 2 : 1) +
                                         (a->prologue == VKLLM_MVQ_RMSNORM ? 4ull * a->n_in : 0);
-    if (bytes) *bytes = wb ? wb + xr + 4ull * a->n_vec * a->n_out * (res ? 2 : 1) : 0;
+    uint64_t yw = 4ull * a->n_vec * a->n_out * (res ? 2 : 1);
+    if (a->rope_kv) /* Q float32, K and V fp16 */
+        yw = 4ull * a->rope_kv->n_q * a->rope_kv->head_dim + 4ull * a->rope_kv->n_kv * a->rope_kv->head_dim;
+    if (bytes) *bytes = wb ? wb + xr + yw : 0;
     if (flops) *flops = wb ? 2ull * a->n_vec * a->n_in * a->n_out + (res ? (uint64_t)a->n_vec * a->n_out : 0) : 0;
 }
 
@@ -332,7 +370,9 @@ static vkllm_status q8_record(vkllm_device *dev, vkllm_chain *chain, const vkllm
     vkllm_status s = q8_shape_for(dev, a, xg, &sh);
     if (s) return s;
     uint64_t wbytes = vkllm_matvec_weight_bytes(a->type, a->n_out, a->n_in);
-    uint64_t ybytes = ((uint64_t)(a->n_vec - 1) * a->y_stride + a->n_out) * 4;
+    const vkllm_kv_write_args *kv = a->rope_kv;
+    const vkllm_view yv = kv ? kv->q : a->y;
+    uint64_t ybytes = kv ? 4ull * kv->n_q * kv->head_dim : ((uint64_t)(a->n_vec - 1) * a->y_stride + a->n_out) * 4;
     uint64_t rbytes = has_res ? ((uint64_t)(a->n_vec - 1) * a->r_stride + a->n_out) * 4 : 0;
     int staged = a->type == VKLLM_DTYPE_Q6_K || a->type == VKLLM_DTYPE_Q8_0 || a->type == VKLLM_DTYPE_Q4_0;
     uint64_t wbind = staged ? (wbytes + 15) & ~15ull : wbytes;
@@ -352,20 +392,32 @@ static vkllm_status q8_record(vkllm_device *dev, vkllm_chain *chain, const vkllm
     const int in_place = has_res ? residual_mode(a->y, ybytes, a->y_stride, a->residual, rbytes, a->r_stride) : 0;
     if (in_place < 0)
         return vkllm_fail(dev, VKLLM_ERROR_INVALID_ARGUMENT, "matvec_q8: residual overlaps y without being y itself (same offset and stride)");
-    if (views_overlap(a->y, ybytes, in, in_bytes))
+    if (kv && (sh.rows % 4 || (kv->head_dim / 2) % (sh.rows / 2)))
+        return vkllm_fail(dev, VKLLM_ERROR_INVALID_ARGUMENT,
+                          "matvec_q8: with rope_kv the rows per workgroup (%u) must be a multiple of 4 with head_dim / 2 (%u) a multiple of "
+                          "half of them (a rotation pair in one workgroup)",
+                          sh.rows, kv->head_dim / 2);
+    if (views_overlap(yv, ybytes, in, in_bytes))
         return vkllm_fail(dev, VKLLM_ERROR_INVALID_ARGUMENT, "matvec_q8: y overlaps %s (every workgroup reads the whole %s)", in_name,
                           in_name);
+    if (kv) {
+        uint64_t cache = vkllm_kv_cache_bytes(kv->n_kv, kv->ctx, kv->head_dim);
+        if (views_overlap(kv->k_cache, cache, in, in_bytes) || views_overlap(kv->v_cache, cache, in, in_bytes) ||
+            views_overlap(kv->k_cache, cache, kv->v_cache, cache) || views_overlap(kv->q, ybytes, kv->k_cache, cache) ||
+            views_overlap(kv->q, ybytes, kv->v_cache, cache))
+            return vkllm_fail(dev, VKLLM_ERROR_INVALID_ARGUMENT, "matvec_q8 with rope_kv: q, the K cache, the V cache and xq must not overlap");
+    }
     if (a->variant > 1)
         return vkllm_fail(dev, VKLLM_ERROR_INVALID_ARGUMENT, "matvec_q8: variant %u (0 or VKLLM_MVQ_NO_PREFETCH)", a->variant);
     uint32_t wg = sh.rows / sh.r * sh.c, pf = !(a->variant & VKLLM_MVQ_NO_PREFETCH);
-    vkllm_pipeline_desc pd = { .kernel = kernel, .n_bindings = 5, .push_size = 28, .n_spec = 9,
+    vkllm_pipeline_desc pd = { .kernel = kernel, .n_bindings = kv ? 7 : 5, .push_size = kv ? 48 : 28, .n_spec = 9,
                                .spec = { wg, sh.rows, sh.r, sh.c, a->n_vec, (uint32_t)has_res, xg ? 0u : a->prologue, a->n_in, pf } };
     vkllm_pipeline *p;
     if ((s = vkllm_pipeline_get(dev, &pd, &p))) return s;
     uint64_t row_bytes = wbytes / a->n_out;
-    struct { uint32_t n_out, row_c, xs, ys, rs, up; float eps; } push = {
+    struct { uint32_t n_out, row_c, xs, ys, rs, up; float eps; uint32_t n_q, n_kv, hd, ctx; float af; } push = {
         a->n_out, (uint32_t)(staged ? row_bytes / 2 : row_bytes / 16), xg ? 0 : a->x_stride, a->y_stride, has_res ? a->r_stride : 0,
-        swiglu ? a->up_offset : 0, xg ? 0.0f : a->eps };
+        swiglu ? a->up_offset : 0, xg ? 0.0f : a->eps, 0, 0, 0, 0, 0.0f };
     uint64_t bytes, flops;
     vkllm_matvec_q8_cost(a, &bytes, &flops);
     vkllm_binding bi = bind(in, in_bytes, VKLLM_READ);
@@ -376,6 +428,18 @@ static vkllm_status q8_record(vkllm_device *dev, vkllm_chain *chain, const vkllm
                                        has_res ? bind(a->residual, rbytes, VKLLM_READ) : bi,
                                        rms ? bind(a->norm, 4ull * a->n_in, VKLLM_READ) : bi },
                          .push = &push, .bytes = bytes, .flops = flops };
+    if (kv) { /* q, pos, RoPE table, K and V caches in place of y, residual and gain */
+        uint64_t cache = vkllm_kv_cache_bytes(kv->n_kv, kv->ctx, kv->head_dim);
+        push.n_q = kv->n_q, push.n_kv = kv->n_kv, push.hd = kv->head_dim, push.ctx = kv->ctx;
+        push.af = kv->attn_factor == 0 ? 1.0f : kv->attn_factor;
+        d.n_bindings = 7;
+        d.bindings[2] = bind(kv->q, ybytes, VKLLM_WRITE);
+        d.bindings[3] = bind(kv->pos, 4, VKLLM_READ);
+        d.bindings[4] = bind(kv->table, (uint64_t)kv->head_dim / 2 * 8, VKLLM_READ);
+        d.bindings[5] = bind(kv->k_cache, cache, VKLLM_WRITE);
+        d.bindings[6] = bind(kv->v_cache, cache, VKLLM_WRITE);
+        d.flops += (uint64_t)(kv->n_q + kv->n_kv) * kv->head_dim / 2 * 6;
+    }
     grid_2d(dev, ((uint64_t)a->n_out + sh.rows - 1) / sh.rows, d.groups);
     return vkllm_chain_dispatch(chain, &d);
 }
@@ -390,12 +454,22 @@ vkllm_status vkllm_op_matvec_q8(vkllm_chain *chain, const vkllm_matvec_q8_args *
                           vkllm_dtype_valid((int)a->type) ? vkllm_dtype_name(a->type) : "?", a->n_in, a->n_vec);
     const int xg = a->xq.buf.block != NULL;
     const char *kernel = xg ? q8x_kernel_name(a->type) : q8_kernel_name(a->type);
+    if (a->rope_kv) {
+        const vkllm_kv_write_args *kv = a->rope_kv;
+        const char *rw = !xg ? "it needs x pre-quantized (xq)" : rope_refusal(dev, a->type, kv);
+        if (rw) return vkllm_fail(dev, VKLLM_ERROR_UNSUPPORTED, "matvec_q8 with rope_kv: %s", rw);
+        if (a->n_vec != 1 || a->residual.buf.block || a->n_out != (kv->n_q + 2 * kv->n_kv) * kv->head_dim)
+            return vkllm_fail(dev, VKLLM_ERROR_INVALID_ARGUMENT,
+                              "matvec_q8 with rope_kv: one vector (n_vec %u), no residual, n_out %u = (n_q %u + 2 n_kv %u) x head_dim %u",
+                              a->n_vec, a->n_out, kv->n_q, kv->n_kv, kv->head_dim);
+        kernel = q8x_rope_kernel_name(a->type);
+    }
     if (xg && !vkllm_kernel_available(kernel))
         return vkllm_fail(dev, VKLLM_ERROR_UNSUPPORTED, "matvec_q8: %s is not in this build: use x and a prologue instead of xq", kernel);
     if (a->n_out == 0) return vkllm_fail(dev, VKLLM_ERROR_INVALID_ARGUMENT, "matvec_q8: n_out is 0");
     const int has_res = a->residual.buf.block != NULL;
     if (xg) { /* x pre-quantized (vkllm_op_quantize_q8): the codes view at binding 1 */
-        if (a->y_stride < a->n_out || (has_res && a->r_stride < a->n_out))
+        if ((!a->rope_kv && a->y_stride < a->n_out) || (has_res && a->r_stride < a->n_out))
             return vkllm_fail(dev, VKLLM_ERROR_INVALID_ARGUMENT, "matvec_q8: strides y %u / r %u are smaller than n_out %u", a->y_stride,
                               a->r_stride, a->n_out);
         if (abs_off(a->w) % 16 || abs_off(a->xq) % 16)

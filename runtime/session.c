@@ -65,6 +65,7 @@ struct vkllm_session {
     int timestamps;
     int act_q8; /* decode steps use vkllm_op_matvec_q8 for the weights it supports */
     int act_q8_global; /* with act_q8: each input quantized once into a.xq (quant_q8), ffn_down included */
+    int fuse_rope;     /* with act_q8_global: RoPE + KV append in the QKV mat-vec where supported */
     double last_gpu_ns;
     double host_ns; /* time spent preparing and submitting steps (not waiting), summed */
     vkllm_chain *last; /* the chain of the last step (for its timings) */
@@ -116,13 +117,13 @@ static int q8(const vkllm_session *s, const weight *w, uint32_t M)
  * Q8(P(x)) (the attention's merge wrote it), so no quant_q8 dispatch. */
 static vkllm_status proj_q8(const vkllm_session *s, vkllm_chain *c, const weight *w, vkllm_view x, uint32_t x_stride,
                             uint32_t prologue, const weight *gain, float eps, uint32_t up_offset, vkllm_view y,
-                            const vkllm_view *res, const char *name, int xq_ready)
+                            const vkllm_view *res, const char *name, int xq_ready, const vkllm_kv_write_args *rope_kv)
 {
     vkllm_view none = { { 0 }, 0 };
     vkllm_matvec_q8_args a = { .w = V(w->buf, 0), .type = w->type, .n_out = w->rows, .n_in = w->cols, .x = x, .y = y,
                                .residual = res ? *res : none, .n_vec = 1, .x_stride = x_stride, .y_stride = w->rows,
                                .r_stride = w->rows, .prologue = prologue, .norm = gain ? V(gain->buf, 0) : none,
-                               .eps = eps, .up_offset = up_offset, .name = name };
+                               .eps = eps, .up_offset = up_offset, .name = name, .rope_kv = rope_kv };
     if (s->act_q8_global && xq_ready)
         a.xq = V(s->a.xq, 0);
     else if (s->act_q8_global) {
@@ -193,17 +194,21 @@ static vkllm_status record_forward(vkllm_session *s, vkllm_chain *c, uint32_t M,
         vkllm_rmsnorm_args rn = { V(x, 0), V(L->attn_norm.buf, 0), V(xn, 0), E, M, E, E, hp->rms_eps, name };
         if ((!q8_qkv || cp) && (st = vkllm_op_rmsnorm(c, &rn))) return st;
         snprintf(name, sizeof name, "L%02u.attn_qkv.%s", l, tname(L->qkv.type));
-        st = q8_qkv ? proj_q8(s, c, &L->qkv, V(x, 0), E, VKLLM_MVQ_RMSNORM, &L->attn_norm, hp->rms_eps, 0, V(a->qkv, 0), NULL, name, 0)
-                    : proj(c, &L->qkv, V(xn, 0), M, V(a->qkv, 0), NULL, name);
-        if (st) return st;
         vkllm_buffer q = cp ? cpl[CP_Q] : a->q;
-        snprintf(name, sizeof name, "L%02u.kv_write", l);
+        char kwname[96];
+        snprintf(kwname, sizeof kwname, "L%02u.kv_write", l);
         vkllm_kv_write_args kw = { .qkv = V(a->qkv, 0), .pos = pos, .table = V(s->table, 0), .q = V(q, 0),
                                    .k_cache = V(s->k[l], 0), .v_cache = V(s->v[l], 0), .n_tok = M, .n_q = hp->n_head,
                                    .n_kv = hp->n_head_kv, .head_dim = hp->head_dim, .n_rot = hp->n_rot,
                                    .qkv_stride = s->qkv_dim, .ctx = s->n_ctx, .neox = 1, .attn_factor = s->attn_factor,
-                                   .name = name };
-        if ((st = vkllm_op_kv_write(c, &kw))) return st;
+                                   .name = kwname };
+        /* decode: the QKV mat-vec rotates Q and K and appends K and V itself (no kv_write dispatch) */
+        const int rope_fused = q8_qkv && s->fuse_rope && vkllm_matvec_q8_rope_supported(s->dev, L->qkv.type, L->qkv.cols, &kw);
+        st = q8_qkv ? proj_q8(s, c, &L->qkv, V(x, 0), E, VKLLM_MVQ_RMSNORM, &L->attn_norm, hp->rms_eps, 0, V(a->qkv, 0), NULL, name, 0,
+                              rope_fused ? &kw : NULL)
+                    : proj(c, &L->qkv, V(xn, 0), M, V(a->qkv, 0), NULL, name);
+        if (st) return st;
+        if (!rope_fused && (st = vkllm_op_kv_write(c, &kw))) return st;
         vkllm_buffer at = cp ? cpl[CP_ATTN] : a->attn;
         vkllm_attn_args aa = { .q = V(q, 0), .k_cache = V(s->k[l], 0), .v_cache = V(s->v[l], 0), .len = len,
                                .out = V(at, 0), .scratch = V(s->attn_scratch, 0), .n_tok = M, .n_q = hp->n_head,
@@ -217,7 +222,7 @@ static vkllm_status record_forward(vkllm_session *s, vkllm_chain *c, uint32_t M,
         if (st) return st;
         snprintf(name, sizeof name, "L%02u.attn_output.%s", l, tname(L->o.type));
         if (cp) {
-            st = q8_o ? proj_q8(s, c, &L->o, V(at, 0), s->q_dim, VKLLM_MVQ_NONE, NULL, 0, 0, V(cpl[CP_ATTN_OUT], 0), NULL, name, attn_q8)
+            st = q8_o ? proj_q8(s, c, &L->o, V(at, 0), s->q_dim, VKLLM_MVQ_NONE, NULL, 0, 0, V(cpl[CP_ATTN_OUT], 0), NULL, name, attn_q8, NULL)
                       : proj(c, &L->o, V(at, 0), M, V(cpl[CP_ATTN_OUT], 0), NULL, name);
             if (st) return st;
             vkllm_add_args ad = { V(x, 0), V(cpl[CP_ATTN_OUT], 0), V(a->xmid, 0), M * E, "residual" };
@@ -225,7 +230,7 @@ static vkllm_status record_forward(vkllm_session *s, vkllm_chain *c, uint32_t M,
             x = a->xmid;
         } else {
             vkllm_view r = V(x, 0);
-            st = q8_o ? proj_q8(s, c, &L->o, V(at, 0), s->q_dim, VKLLM_MVQ_NONE, NULL, 0, 0, V(x, 0), &r, name, attn_q8)
+            st = q8_o ? proj_q8(s, c, &L->o, V(at, 0), s->q_dim, VKLLM_MVQ_NONE, NULL, 0, 0, V(x, 0), &r, name, attn_q8, NULL)
                       : proj(c, &L->o, V(at, 0), M, V(x, 0), &r, name);
             if (st) return st;
         }
@@ -234,7 +239,7 @@ static vkllm_status record_forward(vkllm_session *s, vkllm_chain *c, uint32_t M,
         vkllm_rmsnorm_args fn = { V(x, 0), V(L->ffn_norm.buf, 0), V(xn, 0), E, M, E, E, hp->rms_eps, name };
         if ((!q8_up || cp) && (st = vkllm_op_rmsnorm(c, &fn))) return st;
         snprintf(name, sizeof name, "L%02u.ffn_up.%s", l, tname(L->up.type));
-        st = q8_up ? proj_q8(s, c, &L->up, V(x, 0), E, VKLLM_MVQ_RMSNORM, &L->ffn_norm, hp->rms_eps, 0, V(a->gu, 0), NULL, name, 0)
+        st = q8_up ? proj_q8(s, c, &L->up, V(x, 0), E, VKLLM_MVQ_RMSNORM, &L->ffn_norm, hp->rms_eps, 0, V(a->gu, 0), NULL, name, 0, NULL)
                    : proj(c, &L->up, V(xn, 0), M, V(a->gu, 0), NULL, name);
         if (st) return st;
         vkllm_buffer act = cp ? cpl[CP_FFN_ACT] : a->act;
@@ -244,7 +249,7 @@ static vkllm_status record_forward(vkllm_session *s, vkllm_chain *c, uint32_t M,
         snprintf(name, sizeof name, "L%02u.ffn_down.%s", l, tname(L->down.type));
         if (cp) {
             st = q8_down ? proj_q8(s, c, &L->down, V(a->gu, 0), 2 * hp->n_ff, VKLLM_MVQ_SWIGLU, NULL, 0, hp->n_ff,
-                                   V(cpl[CP_FFN_OUT], 0), NULL, name, 0)
+                                   V(cpl[CP_FFN_OUT], 0), NULL, name, 0, NULL)
                          : proj(c, &L->down, V(act, 0), M, V(cpl[CP_FFN_OUT], 0), NULL, name);
             if (st) return st;
             vkllm_add_args ad = { V(x, 0), V(cpl[CP_FFN_OUT], 0), V(cpl[CP_OUT], 0), M * E, "residual" };
@@ -252,7 +257,7 @@ static vkllm_status record_forward(vkllm_session *s, vkllm_chain *c, uint32_t M,
             x = cpl[CP_OUT];
         } else {
             vkllm_view r = V(x, 0);
-            st = q8_down ? proj_q8(s, c, &L->down, V(a->gu, 0), 2 * hp->n_ff, VKLLM_MVQ_SWIGLU, NULL, 0, hp->n_ff, V(x, 0), &r, name, 0)
+            st = q8_down ? proj_q8(s, c, &L->down, V(a->gu, 0), 2 * hp->n_ff, VKLLM_MVQ_SWIGLU, NULL, 0, hp->n_ff, V(x, 0), &r, name, 0, NULL)
                          : proj(c, &L->down, V(act, 0), M, V(x, 0), &r, name);
             if (st) return st;
         }
@@ -272,7 +277,7 @@ static vkllm_status record_forward(vkllm_session *s, vkllm_chain *c, uint32_t M,
     snprintf(name, sizeof name, "output.%s", tname(m->output.type));
     if (q8_out) /* M == 1: the only row */
         return proj_q8(s, c, &m->output, V(x, 0), E, VKLLM_MVQ_RMSNORM, &m->out_norm, hp->rms_eps, 0,
-                       V(cp ? cp->logits : a->logits, 0), NULL, name, 0);
+                       V(cp ? cp->logits : a->logits, 0), NULL, name, 0, NULL);
     if (cp) return proj(c, &m->output, V(on, 0), M, V(cp->logits, 0), NULL, name);
     if (rows == 1) return proj(c, &m->output, V(on, 0), 1, V(a->logits, 0), NULL, name);
     /* unaligned last row: the head on the last normalized row, copied to the aligned start first */
@@ -328,6 +333,8 @@ vkllm_status vkllm_session_create(vkllm_model *m, const vkllm_session_options *o
         const char *env = getenv("VKLLM_ACT_Q8_GLOBAL");
         const int global = env && *env ? atoi(env) != 0 : (o ? o->act_q8_global >= 0 : 1);
         s->act_q8_global = s->act_q8 && global && vkllm_kernel_available("quant_q8");
+        env = getenv("VKLLM_FUSE_ROPE");
+        s->fuse_rope = s->act_q8_global && (env && *env ? atoi(env) != 0 : (o ? o->fuse_rope >= 0 : 1));
     }
     s->q_dim = hp->n_head * hp->head_dim;
     s->kv_dim = hp->n_head_kv * hp->head_dim;

@@ -25,7 +25,16 @@
  * against double), each scale d within 2e-5 relative of the reference's (amax / 127 of an x' that
  * is within a few float32 ulp, the RMSNorm's float32 sum of squares over up to 8192 elements
  * ~ sqrt(n) ulp: 1e-5 at most; a wrong block or element gives O(1)), d * sum(q) within 1e-6
- * relative of the buffer's own d times the sum of its own codes, the two int16 half sums exact. */
+ * relative of the buffer's own d times the sum of its own codes, the two int16 half sums exact.
+ * QKV with RoPE and the cache append in the epilogue (rope_kv; test_q8_rope): against
+ * vkllm_ref_matvec_q8 then vkllm_ref_kv_write of its output. Without a prologue the codes are the
+ * reference's exactly, so the only differences are float32 accumulation (~1e-7 relative), the
+ * float32 rotation with a double angle (test_attn's kv_write bound: Q NMSE 1e-10) and fp16 rounding:
+ * Q NMSE <= 1e-9, every K and V half within 1 fp16 ulp of the reference's plus 1e-5 absolute (a
+ * half that rounds the other way after a 1e-7 relative difference; a 1% scale error is ~10 ulp);
+ * with the RMSNorm prologue, code flips (above) allow NMSE 1e-5 on Q, K and V. Every cache half
+ * outside row pos must keep its poison (no stray writes), none at all for a position outside the
+ * cache, where Q is still rotated. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -35,6 +44,8 @@
 #include "vkllm/ops_matvec.h"
 #include "vkllm/ref.h"
 #include "vkllm/ref_matvec.h"
+#include "vkllm/ref_attn.h"
+#include "vkllm/half.h"
 
 #define BOUND 1e-5
 #define SANE 1e-3
@@ -438,6 +449,173 @@ static void test_q8_global(void **state)
     tu_device_close(dev);
 }
 
+/* ---- QKV + RoPE + KV append (rope_kv) ---- */
+typedef struct rope_case {
+    vkllm_dtype t;
+    uint32_t n_q, n_kv, hd, n_in, ctx;
+    int32_t pos;
+    uint32_t pro;  /* VKLLM_MVQ_NONE or RMSNORM */
+    uint32_t rows; /* rows per workgroup override, 0 = chosen */
+} rope_case;
+
+static void run_rope(vkllm_device *dev, const rope_case *k, uint64_t id)
+{
+    tu_rng r = tu_rng_for(id);
+    const uint32_t n_out = (k->n_q + 2 * k->n_kv) * k->hd, nq = k->n_q * k->hd;
+    const size_t nc = (size_t)k->n_kv * k->ctx * k->hd; /* halves per cache */
+    uint64_t wbytes;
+    uint8_t *w = tu_random_weights(&r, k->t, n_out, k->n_in, 16, &wbytes);
+    float *x = malloc((size_t)k->n_in * 4), *g = malloc((size_t)k->n_in * 4), *qkv = malloc((size_t)n_out * 4);
+    float *qref = malloc((size_t)nq * 4), *qout = malloc((size_t)nq * 4), table[512];
+    uint16_t *kref = malloc(nc * 2), *vref = malloc(nc * 2), *kout = malloc(nc * 2), *vout = malloc(nc * 2);
+    double inv[256];
+    assert_true(w && x && g && qkv && qref && qout && kref && vref && kout && vout);
+    tu_fill_normal(&r, x, k->n_in, 3.0f);
+    tu_fill_uniform(&r, g, k->n_in, 0.2f, 2.0f);
+    assert_int_equal(vkllm_ref_matvec_q8(k->t, w, n_out, k->n_in, x, k->n_in, k->pro, g, 1e-5f, 0, qkv, n_out, NULL, n_out, 1), VKLLM_OK);
+    vkllm_rope_inv_freq(inv, k->hd, 10000.0, 1.0, NULL);
+    vkllm_rope_table(table, inv, k->hd / 2);
+    const uint16_t POISON = 0x7e00;
+    for (size_t i = 0; i < nc; i++) kref[i] = vref[i] = POISON;
+    const float af = 1.0f + 0.1f * (float)(id % 3); /* LongRoPE's attention factor, 1 or not */
+    vkllm_kv_write_params rp = { 1, k->n_q, k->n_kv, k->hd, k->hd, n_out, k->ctx, 1, af };
+    vkllm_ref_kv_write(&rp, qkv, &k->pos, inv, qref, kref, vref);
+
+    tu_fbuf bw = tu_fbuf_alloc(dev, (size_t)((wbytes + 15) / 16 * 4)), bx = tu_fbuf_alloc(dev, k->n_in), bg = tu_fbuf_alloc(dev, k->n_in);
+    tu_fbuf bq = tu_fbuf_alloc(dev, nq), bpos = tu_fbuf_alloc(dev, 1), btab = tu_fbuf_alloc(dev, k->hd);
+    tu_fbuf bk = tu_fbuf_alloc(dev, nc / 2), bv = tu_fbuf_alloc(dev, nc / 2);
+    tu_fbuf bxq = tu_fbuf_alloc(dev, vkllm_q8_act_bytes(k->n_in, 1) / 4);
+    tu_fbuf_upload(dev, &bw, (const float *)w);
+    tu_fbuf_upload(dev, &bx, x);
+    tu_fbuf_upload(dev, &bg, g);
+    tu_fbuf_upload(dev, &bpos, (const float *)&k->pos);
+    tu_fbuf_upload(dev, &btab, table);
+    tu_fbuf_poison(dev, &bq);
+    uint16_t *poison = malloc(nc * 2);
+    assert_non_null(poison);
+    for (size_t i = 0; i < nc; i++) poison[i] = POISON;
+    tu_fbuf_upload(dev, &bk, (const float *)poison);
+    tu_fbuf_upload(dev, &bv, (const float *)poison);
+
+    vkllm_kv_write_args kv = { .pos = tu_view(&bpos), .table = tu_view(&btab), .q = tu_view(&bq), .k_cache = tu_view(&bk),
+                               .v_cache = tu_view(&bv), .n_tok = 1, .n_q = k->n_q, .n_kv = k->n_kv, .head_dim = k->hd,
+                               .n_rot = k->hd, .ctx = k->ctx, .neox = 1, .attn_factor = af };
+    if (!k->rows) assert_true(vkllm_matvec_q8_rope_supported(dev, k->t, k->n_in, &kv));
+    vkllm_chain *c;
+    assert_int_equal(vkllm_chain_create(dev, NULL, &c), VKLLM_OK);
+    assert_int_equal(vkllm_chain_begin(c), VKLLM_OK);
+    vkllm_quantize_q8_args qa = { .x = tu_view(&bx), .out = tu_view(&bxq), .n_in = k->n_in, .n_vec = 1, .x_stride = k->n_in,
+                                  .prologue = k->pro, .norm = tu_view(&bg), .eps = 1e-5f };
+    if (vkllm_op_quantize_q8(c, &qa)) fail_msg("quantize_q8: %s", vkllm_device_error(dev));
+    vkllm_matvec_q8_args a = { .w = tu_view(&bw), .type = k->t, .n_out = n_out, .n_in = k->n_in, .n_vec = 1, .xq = tu_view(&bxq),
+                               .rope_kv = &kv, .rows_per_wg = k->rows };
+    if (vkllm_op_matvec_q8(c, &a)) fail_msg("matvec_q8 rope %s: %s", vkllm_dtype_name(k->t), vkllm_device_error(dev));
+    assert_int_equal(vkllm_chain_end(c), VKLLM_OK);
+    assert_int_equal(vkllm_chain_run(c), VKLLM_OK);
+    vkllm_chain_destroy(c);
+    tu_fbuf_download(dev, &bq, qout);
+    tu_fbuf_download(dev, &bk, (float *)kout);
+    tu_fbuf_download(dev, &bv, (float *)vout);
+
+    const int exact = k->pro == VKLLM_MVQ_NONE;
+    tu_assert_nmse(qout, qref, nq, exact ? 1e-9 : BOUND, "matvec_q8 rope %s Q q=%u kv=%u hd=%u n_in=%u pos=%d", vkllm_dtype_name(k->t),
+                   k->n_q, k->n_kv, k->hd, k->n_in, k->pos);
+    const int in_cache = k->pos >= 0 && (uint32_t)k->pos < k->ctx;
+    for (int which = 0; which < 2; which++) {
+        const uint16_t *o = which ? vout : kout, *rf = which ? vref : kref;
+        float *go = malloc((size_t)k->n_kv * k->hd * 4), *ge = malloc((size_t)k->n_kv * k->hd * 4);
+        assert_true(go && ge);
+        uint32_t n = 0;
+        for (size_t i = 0; i < nc; i++) {
+            const int row = in_cache && (i / k->hd) % k->ctx == (size_t)k->pos;
+            if (!row) {
+                if (o[i] != POISON)
+                    fail_msg("matvec_q8 rope %c cache: stray write at half %zu (0x%04x), pos %d, seed %llu", "KV"[which], i, o[i], k->pos,
+                             (unsigned long long)tu_seed());
+                continue;
+            }
+            const float gv = vkllm_fp16_to_fp32(o[i]), e = vkllm_fp16_to_fp32(rf[i]);
+            if (exact && !(fabsf(gv - e) <= fabsf(e) / 1024.0f + 1e-5f))
+                fail_msg("matvec_q8 rope %s %c cache: half %zu is %g, reference %g (seed %llu)", vkllm_dtype_name(k->t), "KV"[which], i, gv, e,
+                         (unsigned long long)tu_seed());
+            go[n] = gv, ge[n++] = e;
+        }
+        assert_int_equal(n, in_cache ? k->n_kv * k->hd : 0);
+        if (n) tu_assert_nmse(go, ge, n, exact ? 1e-6 : BOUND, "matvec_q8 rope %s %c row", vkllm_dtype_name(k->t), "KV"[which]);
+        free(go); free(ge);
+    }
+    tu_fbuf_free(dev, &bw); tu_fbuf_free(dev, &bx); tu_fbuf_free(dev, &bg); tu_fbuf_free(dev, &bq); tu_fbuf_free(dev, &bpos);
+    tu_fbuf_free(dev, &btab); tu_fbuf_free(dev, &bk); tu_fbuf_free(dev, &bv); tu_fbuf_free(dev, &bxq);
+    free(w); free(x); free(g); free(qkv); free(qref); free(qout); free(kref); free(vref); free(kout); free(vout); free(poison);
+}
+
+static void test_q8_rope(void **state)
+{
+    (void)state;
+    vkllm_device *dev = tu_device_open();
+    const vkllm_kv_write_args probe = { .n_tok = 1, .n_q = 4, .n_kv = 2, .head_dim = 16, .n_rot = 16, .ctx = 8, .neox = 1 };
+    if (!vkllm_matvec_q8_rope_supported(dev, VKLLM_DTYPE_Q4_K, 256, &probe)) {
+        print_message("matvec_q8 rope: not supported on this device (int dot, shaderFloat64 or the module missing), skipped\n");
+        tu_device_close(dev);
+        skip();
+    }
+    const rope_case cases[] = {
+        { VKLLM_DTYPE_Q4_K, 40, 10, 128, 256, 64, 63, VKLLM_MVQ_NONE, 0 },      /* Phi-4 heads */
+        { VKLLM_DTYPE_Q5_K, 32, 32, 96, 512, 4097, 4096, VKLLM_MVQ_NONE, 0 },   /* Phi-3 heads, a long cache */
+        { VKLLM_DTYPE_Q6_K, 8, 2, 64, 256, 40, 39, VKLLM_MVQ_RMSNORM, 0 },      /* as the session calls it */
+        { VKLLM_DTYPE_Q8_0, 4, 2, 16, 96, 20, 0, VKLLM_MVQ_NONE, 0 },          /* position 0, tiny heads */
+        { VKLLM_DTYPE_Q4_0, 6, 2, 32, 64, 30, 33, VKLLM_MVQ_NONE, 0 },         /* outside the cache: Q only */
+        { VKLLM_DTYPE_Q4_K, 6, 3, 32, 256, 50, 17, VKLLM_MVQ_NONE, 16 },       /* 16 rows: 8 pairs per workgroup */
+        { VKLLM_DTYPE_Q5_K, 4, 2, 24, 256, 9, 5, VKLLM_MVQ_RMSNORM, 4 },       /* 4 rows: hd 24, 2 pairs */
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) run_rope(dev, &cases[i], 7000 + i);
+    print_message("matvec_q8 rope: %zu cases passed\n", sizeof cases / sizeof cases[0]);
+
+    /* refusals */
+    tu_fbuf b = tu_fbuf_alloc(dev, 1 << 16);
+    vkllm_view v = tu_view(&b);
+    vkllm_kv_write_args kv = probe;
+    kv.pos = kv.table = kv.q = kv.k_cache = kv.v_cache = v;
+    kv.q.offset = 4096, kv.k_cache.offset = 8192, kv.v_cache.offset = 12288, kv.table.offset = 16384, kv.pos.offset = 20480;
+    vkllm_chain *c;
+    assert_int_equal(vkllm_chain_create(dev, NULL, &c), VKLLM_OK);
+    assert_int_equal(vkllm_chain_begin(c), VKLLM_OK);
+    vkllm_matvec_q8_args a = { .w = v, .type = VKLLM_DTYPE_Q4_K, .n_out = (4 + 2 * 2) * 16, .n_in = 256, .n_vec = 1, .xq = v, .rope_kv = &kv };
+    a.w.offset = 32768;
+    assert_int_equal(vkllm_op_matvec_q8(c, &a), VKLLM_OK); /* the baseline is accepted */
+    a.n_out -= 16;
+    assert_int_equal(vkllm_op_matvec_q8(c, &a), VKLLM_ERROR_INVALID_ARGUMENT);
+    assert_non_null(strstr(vkllm_device_error(dev), "n_out"));
+    a.n_out += 16;
+    a.residual = kv.q;
+    assert_int_equal(vkllm_op_matvec_q8(c, &a), VKLLM_ERROR_INVALID_ARGUMENT);
+    a.residual = (vkllm_view){ { 0 }, 0 };
+    kv.n_rot = 8; /* partial rotation: kv_write's job */
+    assert_false(vkllm_matvec_q8_rope_supported(dev, VKLLM_DTYPE_Q4_K, 256, &kv));
+    assert_int_equal(vkllm_op_matvec_q8(c, &a), VKLLM_ERROR_UNSUPPORTED);
+    kv.n_rot = 16, kv.neox = 0;
+    assert_int_equal(vkllm_op_matvec_q8(c, &a), VKLLM_ERROR_UNSUPPORTED);
+    kv.neox = 1, kv.force_fp32 = 1;
+    assert_int_equal(vkllm_op_matvec_q8(c, &a), VKLLM_ERROR_UNSUPPORTED);
+    assert_non_null(strstr(vkllm_device_error(dev), "shaderFloat64"));
+    kv.force_fp32 = 0, kv.head_dim = kv.n_rot = 12, a.n_out = 8 * 12; /* not a multiple of 8 */
+    assert_false(vkllm_matvec_q8_rope_supported(dev, VKLLM_DTYPE_Q4_K, 256, &kv));
+    assert_int_equal(vkllm_op_matvec_q8(c, &a), VKLLM_ERROR_UNSUPPORTED);
+    kv.head_dim = kv.n_rot = 16, a.n_out = 8 * 16;
+    a.rows_per_wg = 32; /* 16 pairs per workgroup do not divide a half head of 8 */
+    assert_int_equal(vkllm_op_matvec_q8(c, &a), VKLLM_ERROR_INVALID_ARGUMENT);
+    a.rows_per_wg = 0;
+    kv.k_cache.offset = kv.q.offset; /* q and the K cache overlap */
+    assert_int_equal(vkllm_op_matvec_q8(c, &a), VKLLM_ERROR_INVALID_ARGUMENT);
+    kv.k_cache.offset = 8192;
+    a.xq = (vkllm_view){ { 0 }, 0 }, a.x = v; /* rope_kv without xq */
+    assert_int_equal(vkllm_op_matvec_q8(c, &a), VKLLM_ERROR_UNSUPPORTED);
+    assert_int_equal(vkllm_chain_end(c), VKLLM_OK);
+    vkllm_chain_destroy(c);
+    tu_fbuf_free(dev, &b);
+    tu_device_close(dev);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -446,6 +624,7 @@ int main(void)
         cmocka_unit_test(test_q8_tuning),
         cmocka_unit_test(test_q8_refused),
         cmocka_unit_test(test_q8_global),
+        cmocka_unit_test(test_q8_rope),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -67,6 +67,10 @@ typedef struct vkllm_session_options {
                             * in every mat-vec workgroup instead (ffn_down then stays on float inputs). On the
                             * H100, tg128 175 against 144-150 tokens/s (docs/BENCHMARKS.md). The environment
                             * variable VKLLM_ACT_Q8_GLOBAL=0/1 overrides it (0 the prologue, 1 once). */
+    int fuse_rope;         /* with inputs quantized once: 0 (default) = the QKV mat-vec of a decode step also
+                            * applies RoPE and appends K and V to the cache (vkllm_matvec_q8_args.rope_kv)
+                            * where vkllm_matvec_q8_rope_supported, so no kv_write dispatch; -1 = a separate
+                            * kv_write. The environment variable VKLLM_FUSE_ROPE=0/1 overrides it. */
 } vkllm_session_options;
 
 /* Allocates the KV cache (fp16) and scratch, builds the RoPE table for n_ctx, records the decode

@@ -3,6 +3,7 @@
 #ifndef VKLLM_OPS_MATVEC_H
 #define VKLLM_OPS_MATVEC_H
 #include "vkllm/ops.h"
+#include "vkllm/ops_attn.h"
 #include "vkllm/quant.h"
 
 #ifdef __cplusplus
@@ -79,6 +80,16 @@ typedef struct vkllm_matvec_q8_args {
     vkllm_view xq;          /* xq.buf.block != NULL: x pre-quantized by vkllm_op_quantize_q8 (same n_in and n_vec;
                              * offset a multiple of 16 bytes): read from there, and x, x_stride, prologue, norm,
                              * eps and up_offset are ignored (no prologue, no shared x: modules matvec_q8x_*) */
+    const struct vkllm_kv_write_args *rope_kv;
+                            /* non-NULL (with xq, n_vec 1, no residual): the QKV projection of one token with
+                             * vkllm_op_kv_write's work as its epilogue (modules matvec_q8x_rope_*): the
+                             * rows are rope_kv's fused Q, K, V (n_out = (n_q + 2 n_kv) head_dim), Q is
+                             * rotated into rope_kv->q, K rotated and V stored into the caches at
+                             * rope_kv->pos[0]; y, y_stride and rope_kv->qkv are ignored. Needs neox,
+                             * n_rot = head_dim, n_tok 1, shaderFloat64 and a launch shape whose rows per
+                             * workgroup R satisfy R % 4 == 0 and (head_dim / 2) % (R / 2) == 0 (head_dim a
+                             * multiple of 8 with the default 8 rows); vkllm_matvec_q8_rope_supported says
+                             * beforehand. One dispatch fewer per layer than mat-vec + kv_write. */
 } vkllm_matvec_q8_args;
 /* variant bit: load each step's weights only when it starts (no second register set in flight) */
 enum { VKLLM_MVQ_NO_PREFETCH = 1 };
@@ -86,6 +97,9 @@ vkllm_status vkllm_op_matvec_q8(vkllm_chain *chain, const vkllm_matvec_q8_args *
 /* 1 when vkllm_op_matvec_q8 can run this type/shape/n_vec on dev (int dot feature present, type
  * supported, n_in a whole number of blocks, shared memory fits), else 0. */
 int vkllm_matvec_q8_supported(const vkllm_device *dev, vkllm_dtype type, uint32_t n_in, uint32_t n_vec);
+/* 1 when vkllm_op_matvec_q8 with xq and rope_kv = kv can run this type and n_in on dev (the checks of
+ * vkllm_matvec_q8_supported, the module in this build, and kv's shape as rope_kv describes), else 0. */
+int vkllm_matvec_q8_rope_supported(const vkllm_device *dev, vkllm_dtype type, uint32_t n_in, const struct vkllm_kv_write_args *kv);
 /* bytes = weight bytes + x read (2x for SWIGLU, + the gain for RMSNORM) + y written (+ residual read);
  * flops = 2*n_vec*n_in*n_out (+ n_vec*n_out with a residual). 0 for a bad type or partial block. */
 void vkllm_matvec_q8_cost(const vkllm_matvec_q8_args *a, uint64_t *bytes, uint64_t *flops);
