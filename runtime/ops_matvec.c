@@ -543,6 +543,12 @@ vkllm_status vkllm_op_quantize_q8(vkllm_chain *chain, const vkllm_quantize_q8_ar
     /* 256 lanes (1024 elements) per workgroup: Phi-4's 5120 / 17920 inputs give 5 / 18 workgroups,
      * each re-reading the 20 KB x for RMSNorm from L2 rather than a second pass or atomics */
     uint32_t wgs = dev->f.max_workgroup_invocations < 256 ? dev->f.max_workgroup_invocations & ~7u : 256;
+    /* VKLLM_QUANT_Q8_WG=n (a multiple of the subgroup size up to the device limit) overrides, for benchmarks */
+    const char *ov = getenv("VKLLM_QUANT_Q8_WG");
+    if (ov && *ov) {
+        long v = strtol(ov, NULL, 10);
+        if (v > 0 && v <= (long)dev->f.max_workgroup_invocations && v % dev->f.subgroup_size == 0) wgs = (uint32_t)v;
+    }
     vkllm_pipeline_desc pd = { .kernel = "quant_q8", .n_bindings = 3, .push_size = 20, .n_spec = 2, .spec = { wgs, a->prologue } };
     vkllm_pipeline *p;
     vkllm_status s = vkllm_pipeline_get(dev, &pd, &p);

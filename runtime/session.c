@@ -66,6 +66,7 @@ struct vkllm_session {
     int act_q8; /* decode steps use vkllm_op_matvec_q8 for the weights it supports */
     int act_q8_global; /* with act_q8: each input quantized once into a.xq (quant_q8), ffn_down included */
     int fuse_rope;     /* with act_q8_global: RoPE + KV append in the QKV mat-vec where supported */
+    uint32_t rope_fused_layers; /* of the last decode (M = 1, no capture) chain recorded */
     double last_gpu_ns;
     double host_ns; /* time spent preparing and submitting steps (not waiting), summed */
     vkllm_chain *last; /* the chain of the last step (for its timings) */
@@ -209,6 +210,7 @@ static vkllm_status record_forward(vkllm_session *s, vkllm_chain *c, uint32_t M,
                     : proj(c, &L->qkv, V(xn, 0), M, V(a->qkv, 0), NULL, name);
         if (st) return st;
         if (!rope_fused && (st = vkllm_op_kv_write(c, &kw))) return st;
+        if (M == 1 && !cp) s->rope_fused_layers = (l ? s->rope_fused_layers : 0) + (rope_fused != 0);
         vkllm_buffer at = cp ? cpl[CP_ATTN] : a->attn;
         vkllm_attn_args aa = { .q = V(q, 0), .k_cache = V(s->k[l], 0), .v_cache = V(s->v[l], 0), .len = len,
                                .out = V(at, 0), .scratch = V(s->attn_scratch, 0), .n_tok = M, .n_q = hp->n_head,
@@ -464,6 +466,7 @@ void vkllm_session_host_time(vkllm_session *s, double *ns, uint64_t *steps, int 
 }
 
 uint32_t vkllm_session_pos(const vkllm_session *s) { return s ? s->pos : 0; }
+uint32_t vkllm_session_rope_fused(const vkllm_session *s) { return s ? s->rope_fused_layers : 0; }
 int vkllm_session_act_q8(const vkllm_session *s) { return s && s->act_q8 ? 1 + (s->act_q8_global != 0) : 0; }
 uint32_t vkllm_session_n_ctx(const vkllm_session *s) { return s ? s->n_ctx : 0; }
 double vkllm_session_last_gpu_ns(const vkllm_session *s) { return s ? s->last_gpu_ns : 0; }

@@ -298,6 +298,7 @@ static void check_q8(vkllm_mkmodel_ftype ft, const char *tname, uint64_t case_id
     const vkllm_gguf_tensor *qkv_t = vkllm_gguf_find_tensor(vkllm_model_gguf(m), "blk.0.attn_qkv.weight");
     assert_non_null(qkv_t);
     const int fused = global == 1 && vkllm_matvec_q8_rope_supported(dev, qkv_t->type, hp.n_embd, &kshape);
+    assert_int_equal(vkllm_session_rope_fused(s), fused ? hp.n_layer : 0);
     const double bound = 5e-4;
     store got = { 0 };
     if (vkllm_session_capture(s, toks, NT, 0, keep, &got)) fail_msg("capture: %s", vkllm_device_error(dev));

@@ -92,6 +92,9 @@ uint32_t vkllm_session_pos(const vkllm_session *s);
 /* 1 when the session's decode steps use 8-bit activations (vkllm_session_options.act_q8 resolved), 2
  * when each input is also quantized once into a buffer (act_q8_global), 0 otherwise. */
 int vkllm_session_act_q8(const vkllm_session *s);
+/* Layers of the decode chain whose QKV mat-vec also applies RoPE and appends K and V to the cache
+ * (vkllm_session_options.fuse_rope; 0 when every layer runs a kv_write dispatch). */
+uint32_t vkllm_session_rope_fused(const vkllm_session *s);
 uint32_t vkllm_session_n_ctx(const vkllm_session *s);
 /* Bytes of the KV cache and of the scratch buffers. */
 void vkllm_session_sizes(const vkllm_session *s, uint64_t *kv_bytes, uint64_t *scratch_bytes);
