@@ -71,6 +71,18 @@
 // elements: Q rotated (float32 to y = q [n_q][hd]), K rotated and V as fp16 pairs (one 32-bit
 // word) into the caches at position pos[0] (none outside [0, ctx)). The angle is
 // common/rope_angle.glsl's, in double (FP64 = 1 only; the host falls back to kv_write elsewhere).
+// PROD=1 (with XG=1, modules matvec_q8p_*; one vector): the quantization of x happens inside this
+// dispatch, so no quant_q8 dispatch (and no dependent-dispatch drain) precedes the mat-vec. The
+// first prod_n workgroups of the grid are producers: producer w applies P to vec4s w * WGS + tid of
+// x (binding 5; RMSNorm: each producer sums the squares of the whole x itself, as quant_q8 does),
+// quantizes them into xq (binding 1, quant_q8.comp's layout, the same q8act.glsl code) and then
+// publishes flag[flag_base + w] = gen (binding 6, a device-scope release; gen from binding 7, a
+// value the host changes every replay, so no flag ever needs resetting). The other workgroups are
+// the mat-vec: each issues its first weight loads, then waits until all prod_n flags equal gen
+// (device-scope acquires), then runs as XG. Producers never wait, and they have the lowest
+// workgroup indices: they are launched first and finish whatever the consumers do (lavapipe and
+// NVIDIA hand out workgroups in index order). A wait that spins SPIN_MAX times gives up and sets
+// bit 0 of flag[0] (the host reports it as an error) instead of hanging.
 #extension GL_GOOGLE_include_directive : require
 #extension GL_KHR_shader_subgroup_basic : require
 #extension GL_KHR_shader_subgroup_shuffle : require
@@ -84,6 +96,18 @@
 #endif
 #if ROPE && !XG
 #error "ROPE needs XG"
+#endif
+#ifndef PROD
+#define PROD 0
+#endif
+#if PROD && (!XG || ROPE)
+#error "PROD needs XG and no ROPE"
+#endif
+#if PROD
+#extension GL_KHR_memory_scope_semantics : require
+#define XQ_QUAL coherent
+#else
+#define XQ_QUAL
 #endif
 
 layout(local_size_x_id = 0) in; // = (ROWS / R) * C
@@ -99,9 +123,15 @@ layout(constant_id = 8) const uint PF = 1;    // next step's weights loaded duri
 layout(std430, binding = 0) readonly buffer W4 { uvec4 w4[]; };
 #if XG
 // one buffer view read as its three parts (aliased declarations of one binding)
-layout(std430, binding = 1) readonly buffer XQ { uvec4 gq[]; };
-layout(std430, binding = 1) readonly buffer XD { vec2 gd[]; };
-layout(std430, binding = 1) readonly buffer XH { int gh[]; };
+layout(std430, binding = 1) XQ_QUAL readonly buffer XQ { uvec4 gq[]; };
+layout(std430, binding = 1) XQ_QUAL readonly buffer XD { vec2 gd[]; };
+layout(std430, binding = 1) XQ_QUAL readonly buffer XH { int gh[]; };
+#if PROD
+// the producers' view of the same binding
+layout(std430, binding = 1) coherent writeonly buffer PQW { uint qw[]; };
+layout(std430, binding = 1) coherent writeonly buffer PQD { vec2 qd[]; };
+layout(std430, binding = 1) coherent writeonly buffer PQH { int qh[]; };
+#endif
 #else
 layout(std430, binding = 1) readonly buffer X4 { vec4 x4[]; };
 #endif
@@ -115,6 +145,11 @@ layout(std430, binding = 6) writeonly buffer VC { uint vc[]; };
 layout(std430, binding = 3) readonly buffer Res { float res[]; };
 layout(std430, binding = 4) readonly buffer G4 { vec4 g4[]; };
 #endif
+#if PROD
+layout(std430, binding = 5) readonly buffer XP { vec4 x4p[]; }; // the float input x
+layout(std430, binding = 6) coherent buffer Flg { uint flg[]; }; // [0] error word, then ready flags
+layout(std430, binding = 7) readonly buffer Gen { uint gen_v[]; };
+#endif
 
 layout(push_constant) uniform Params {
     uint n_out;
@@ -127,6 +162,9 @@ layout(push_constant) uniform Params {
 #if ROPE
     uint n_q, n_kv, hd, ctx;
     float attn_factor;
+#endif
+#if PROD
+    uint prod_n, flag_base;
 #endif
 } p;
 
@@ -229,6 +267,62 @@ void prologue(uint tid)
             }
         } else {
             for (uint e = tid; e < NIN / 4u; e += WGS) quant4(v, e, x4[xb + e]);
+        }
+    }
+}
+#endif
+
+#if PROD
+const uint SPIN_MAX = 1u << 22;
+// producer w: vec4s w * WGS + tid of P(x), quantized into xq, then its flag released
+void produce(uint w, uint tid)
+{
+    const uint n4 = NIN / 4u, e = w * WGS + tid;
+    float scale = 1.0;
+    if (PRO == 1u) { // uniform: every lane takes part in the workgroup sum
+        float ss = 0.0;
+        for (uint i = tid; i < n4; i += WGS) {
+            const vec4 a = x4p[i];
+            ss += dot(a, a);
+        }
+        scale = q8_rms_scale(workgroup_sum(ss), NIN, p.eps);
+    }
+    if (e < n4) { // whole 8-lane blocks: n4 and WGS are multiples of 8
+        vec4 a = x4p[e];
+        if (PRO == 1u) a = q8_rms(a, scale, g4[e]);
+        if (PRO == 2u) a = q8_swiglu(a, x4p[(p.up_offset >> 2) + e]);
+        const q8_quad q = q8_quant4(a);
+        qw[e] = q.word;
+        if ((e & 7u) == 0u) {
+            qd[NIN / 8u + (e >> 3)] = q8_ds(q);
+            qh[NIN / 4u + NB * 2u + (e >> 3)] = q8_h(q);
+        }
+    }
+    // every lane's stores made available at device scope and ordered before thread 0's release
+    memoryBarrierBuffer();
+    controlBarrier(gl_ScopeWorkgroup, gl_ScopeDevice, gl_StorageSemanticsBuffer,
+                   gl_SemanticsAcquireRelease);
+    barrier();
+    if (tid == 0u)
+        atomicStore(flg[p.flag_base + w], gen_v[0], gl_ScopeDevice, gl_StorageSemanticsBuffer,
+                    gl_SemanticsRelease);
+}
+
+// a consumer: until every producer's flag holds this replay's gen. Every invocation acquires every
+// flag itself (one lane polling and a workgroup barrier handing the order on was not enough on
+// lavapipe: other subgroups then read stale codes), so each has its own happens-before with every
+// producer's release and reads their xq stores through coherent loads.
+void wait_inputs(uint tid)
+{
+    const uint g = gen_v[0];
+    for (uint i = 0u; i < p.prod_n; i++) {
+        uint n = 0u;
+        while (atomicLoad(flg[p.flag_base + i], gl_ScopeDevice, gl_StorageSemanticsBuffer,
+                          gl_SemanticsAcquire) != g) {
+            if (++n == SPIN_MAX) {
+                atomicOr(flg[0], 1u, gl_ScopeDevice, gl_StorageSemanticsBuffer, gl_SemanticsRelaxed);
+                break;
+            }
         }
     }
 }
@@ -510,7 +604,16 @@ void main()
     const uint tid = gl_SubgroupID * gl_SubgroupSize + gl_SubgroupInvocationID;
     const uint lane = gl_SubgroupInvocationID % C;
     grp = tid / C;
+#if PROD
+    const uint wgl = gl_WorkGroupID.y * gl_NumWorkGroups.x + gl_WorkGroupID.x;
+    if (wgl < p.prod_n) { // uniform: the whole workgroup produces and leaves
+        produce(wgl, tid);
+        return;
+    }
+    const uint wg = wgl - p.prod_n;
+#else
     const uint wg = gl_WorkGroupID.y * gl_NumWorkGroups.x + gl_WorkGroupID.x;
+#endif
     const uint base = wg * ROWS;
     if (base >= p.n_out) return; // the whole workgroup (grid padding)
 #if ROPE
@@ -527,6 +630,9 @@ void main()
 #if !XG
     prologue(tid);
     barrier();
+#endif
+#if PROD
+    wait_inputs(tid);
 #endif
     if (PF == 0u) {
         if (lane < UNITS) compute(0u, lane);
@@ -547,6 +653,9 @@ void main()
 #if !XG
     prologue(tid);
     barrier();
+#endif
+#if PROD
+    wait_inputs(tid);
 #endif
     // group-uniform steps (every lane of a subgroup runs the same count: same n_in for all rows)
     if (PF == 0u)
