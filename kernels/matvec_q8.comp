@@ -76,10 +76,11 @@
 // first prod_n workgroups of the grid are producers: producer w applies P to vec4s w * WGS + tid of
 // x (binding 5; RMSNorm: each producer sums the squares of the whole x itself, as quant_q8 does),
 // quantizes them into xq (binding 1, quant_q8.comp's layout, the same q8act.glsl code) and then
-// publishes flag[flag_base + w] = gen (binding 6, a device-scope release; gen from binding 7, a
-// value the host changes every replay, so no flag ever needs resetting). The other workgroups are
-// the mat-vec: each issues its first weight loads, then waits until all prod_n flags equal gen
-// (device-scope acquires), then runs as XG. Producers never wait, and they have the lowest
+// adds 1 to the call's counter flag[flag_base] (binding 6, a device-scope release). gen (binding 7)
+// is the number of replays of the chain so far, this one included, so the counter reaches
+// gen * prod_n in this replay and never needs resetting. The other workgroups are the mat-vec: each
+// issues its first weight loads, then every invocation polls the counter until it equals
+// gen * prod_n (a device-scope acquire of its own), then runs as XG. Producers never wait, and they have the lowest
 // workgroup indices: they are launched first and finish whatever the consumers do (lavapipe and
 // NVIDIA hand out workgroups in index order). A wait that spins SPIN_MAX times gives up and sets
 // bit 0 of flag[0] (the host reports it as an error) instead of hanging.
@@ -303,28 +304,23 @@ void produce(uint w, uint tid)
     controlBarrier(gl_ScopeWorkgroup, gl_ScopeDevice, gl_StorageSemanticsBuffer,
                    gl_SemanticsAcquireRelease);
     barrier();
-    if (tid == 0u)
-        atomicStore(flg[p.flag_base + w], gen_v[0], gl_ScopeDevice, gl_StorageSemanticsBuffer,
-                    gl_SemanticsRelease);
+    if (tid == 0u) atomicAdd(flg[p.flag_base], 1u, gl_ScopeDevice, gl_StorageSemanticsBuffer, gl_SemanticsRelease);
 }
 
-// a consumer: until every producer's flag holds this replay's gen. Every invocation acquires every
-// flag itself (one lane polling and a workgroup barrier handing the order on was not enough on
-// lavapipe: other subgroups then read stale codes), so each has its own happens-before with every
-// producer's release and reads their xq stores through coherent loads.
-void wait_inputs(uint tid)
+// a consumer: until the counter shows every producer of this replay (uint arithmetic: exact across
+// wrap-around). Every invocation acquires it itself (one lane polling and a workgroup barrier
+// handing the order on was not enough on lavapipe: other subgroups then read stale codes), so each
+// has its own happens-before with every producer's release (through the counter's chain of
+// read-modify-writes) and reads their xq stores through coherent loads.
+void wait_inputs()
 {
-    const uint g = gen_v[0];
-    for (uint i = 0u; i < p.prod_n; i++) {
-        uint n = 0u;
-        while (atomicLoad(flg[p.flag_base + i], gl_ScopeDevice, gl_StorageSemanticsBuffer,
-                          gl_SemanticsAcquire) != g) {
-            if (++n == SPIN_MAX) {
-                atomicOr(flg[0], 1u, gl_ScopeDevice, gl_StorageSemanticsBuffer, gl_SemanticsRelaxed);
-                break;
-            }
+    const uint want = gen_v[0] * p.prod_n;
+    uint n = 0u;
+    while (atomicLoad(flg[p.flag_base], gl_ScopeDevice, gl_StorageSemanticsBuffer, gl_SemanticsAcquire) != want)
+        if (++n == SPIN_MAX) {
+            atomicOr(flg[0], 1u, gl_ScopeDevice, gl_StorageSemanticsBuffer, gl_SemanticsRelaxed);
+            break;
         }
-    }
 }
 #endif
 
@@ -632,7 +628,7 @@ void main()
     barrier();
 #endif
 #if PROD
-    wait_inputs(tid);
+    wait_inputs();
 #endif
     if (PF == 0u) {
         if (lane < UNITS) compute(0u, lane);
@@ -655,7 +651,7 @@ void main()
     barrier();
 #endif
 #if PROD
-    wait_inputs(tid);
+    wait_inputs();
 #endif
     // group-uniform steps (every lane of a subgroup runs the same count: same n_in for all rows)
     if (PF == 0u)

@@ -445,9 +445,9 @@ static vkllm_status q8_record(vkllm_device *dev, vkllm_chain *chain, const vkllm
         return vkllm_fail(dev, VKLLM_ERROR_INVALID_ARGUMENT, "matvec_q8: variant %u (0 or VKLLM_MVQ_NO_PREFETCH)", a->variant);
     uint32_t wg = sh.rows / sh.r * sh.c, pf = !(a->variant & VKLLM_MVQ_NO_PREFETCH);
     const uint32_t prod_n = pr ? q8_producers(sh, a->n_in) : 0;
-    if (pr && (uint64_t)pr->flag_base + prod_n > pr->flags.buf.size / 4 - pr->flags.offset / 4)
-        return vkllm_fail(dev, VKLLM_ERROR_OUT_OF_RANGE, "matvec_q8 with produce: flags %u..%u do not fit the %llu-byte flags view", pr->flag_base,
-                          pr->flag_base + prod_n - 1, (unsigned long long)(pr->flags.buf.size - pr->flags.offset));
+    if (pr && (uint64_t)pr->flag_base + 1 > pr->flags.buf.size / 4 - pr->flags.offset / 4)
+        return vkllm_fail(dev, VKLLM_ERROR_OUT_OF_RANGE, "matvec_q8 with produce: counter %u does not fit the %llu-byte flags view", pr->flag_base,
+                          (unsigned long long)(pr->flags.buf.size - pr->flags.offset));
     vkllm_pipeline_desc pd = { .kernel = kernel, .n_bindings = kv ? 7 : pr ? 8 : 5, .push_size = kv ? 48 : pr ? 36 : 28, .n_spec = 9,
                                .spec = { wg, sh.rows, sh.r, sh.c, a->n_vec, (uint32_t)has_res, xg && !pr ? 0u : a->prologue, a->n_in, pf } };
     vkllm_pipeline *p;
@@ -484,7 +484,7 @@ static vkllm_status q8_record(vkllm_device *dev, vkllm_chain *chain, const vkllm
         d.n_bindings = 8;
         d.bindings[4] = rms ? bind(a->norm, 4ull * a->n_in, VKLLM_READ) : bind(a->x, xbytes, VKLLM_READ);
         d.bindings[5] = bind(a->x, xbytes, VKLLM_READ);
-        d.bindings[6] = bind(pr->flags, 4ull * (pr->flag_base + prod_n), VKLLM_READ_WRITE);
+        d.bindings[6] = bind(pr->flags, 4ull * (pr->flag_base + 1), VKLLM_READ_WRITE);
         d.bindings[7] = bind(pr->gen, 4, VKLLM_READ);
         vkllm_quantize_q8_args qa = { .x = a->x, .n_in = a->n_in, .n_vec = 1, .prologue = a->prologue };
         uint64_t qb, qf;

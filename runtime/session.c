@@ -69,10 +69,10 @@ struct vkllm_session {
     uint32_t rope_fused_layers; /* of the last decode (M = 1, no capture) chain recorded */
     int q8_produce;     /* with act_q8_global: one-token mat-vecs quantize their input in their own dispatch */
     int rec_produce;    /* while recording: this chain takes them (decode, no capture) */
-    uint32_t next_flag; /* while recording: the next free ready flag */
+    uint32_t next_flag; /* while recording: the next free counter */
     uint32_t produce_calls; /* of the last decode chain recorded */
-    uint32_t gen;       /* the replay generation written with the params (never 0) */
-    vkllm_buffer flags; /* q8_produce: [0] error word, then the ready flags */
+    uint32_t runs_greedy, runs_topk; /* replays of the two decode chains (their producers' gen) */
+    vkllm_buffer flags; /* q8_produce: [0] error word, then the greedy chain's counters, then the top-k chain's */
     double last_gpu_ns;
     double host_ns; /* time spent preparing and submitting steps (not waiting), summed */
     vkllm_chain *last; /* the chain of the last step (for its timings) */
@@ -137,7 +137,7 @@ static vkllm_status proj_q8(vkllm_session *s, vkllm_chain *c, const weight *w, v
     else if (s->rec_produce && !rope_kv && vkllm_matvec_q8_produce_supported(s->dev, w->type, w->cols)) {
         /* quantized by producer workgroups of the mat-vec's own dispatch: no quant_q8 before it */
         pr = (vkllm_q8_produce){ .flags = V(s->flags, 0), .flag_base = s->next_flag, .gen = V(s->dparams, s->off_gen) };
-        s->next_flag += vkllm_matvec_q8_producers(s->dev, w->type, w->cols, w->rows);
+        s->next_flag++;
         s->produce_calls++;
         a.xq = V(s->a.xq, 0);
         a.produce = &pr;
@@ -193,7 +193,8 @@ static vkllm_status record_forward(vkllm_session *s, vkllm_chain *c, uint32_t M,
     if ((st = vkllm_op_embed(c, &ea))) return st;
     vkllm_buffer x = a->x; /* the stream; in capture mode it moves through the checkpoint buffers */
     s->rec_produce = s->q8_produce && M == 1 && !cp;
-    s->next_flag = 1;
+    /* each decode chain its own counters: they count that chain's runs */
+    s->next_flag = c == s->decode_topk ? 2 + 3 * s->m->hp.n_layer : 1;
     if (s->rec_produce) s->produce_calls = 0;
     for (uint32_t l = 0; l < hp->n_layer; l++) {
         const layer_weights *L = &m->layer[l];
@@ -421,9 +422,9 @@ vkllm_status vkllm_session_create(vkllm_model *m, const vkllm_session_options *o
         st = alloc_dev(s, &s->a.xq, vkllm_q8_act_bytes((uint32_t)((w + 31) / 32 * 32), 1));
     }
     if (!st) st = alloc_dev(s, &s->attn_scratch, vkllm_attn_decode_scratch_bytes(1, hp->n_head, hp->head_dim, s->n_ctx, 0));
-    if (!st && s->q8_produce) { /* the ready flags: at most three calls per layer and the head, n_in / 32 flags each
-                                 * (workgroups of >= 8 lanes, one vec4 each), all zero to start */
-        uint64_t words = 2 + (uint64_t)hp->n_layer * (2ull * hp->n_embd + hp->n_ff) / 32 + hp->n_embd / 32 + 3ull * (hp->n_layer + 1);
+    if (!st && s->q8_produce) { /* the error word and a counter per call, at most three per layer and the head in
+                                 * each of the two decode chains, all zero to start */
+        uint64_t words = 1 + 2 * (3ull * hp->n_layer + 1);
         st = alloc_dev(s, &s->flags, words * 4);
         if (!st) st = vkllm_buffer_fill(dev, &s->flags, 0, words * 4, 0);
     }
@@ -532,10 +533,6 @@ static vkllm_status check_tokens(vkllm_session *s, const int32_t *tokens, uint32
 static void set_params(vkllm_session *s, const int32_t *tokens, uint32_t n)
 {
     uint8_t *p = vkllm_buffer_map(&s->hparams);
-    /* a new generation for the in-dispatch producers' ready flags (any change will do; never 0, the
-     * flags' initial value) */
-    if (++s->gen == 0) s->gen = 1;
-    *(uint32_t *)(p + s->off_gen) = s->gen;
     int32_t *ids = (int32_t *)p, *pos = (int32_t *)(p + s->off_pos);
     uint32_t *len = (uint32_t *)(p + s->off_len);
     for (uint32_t i = 0; i < n; i++) {
@@ -652,6 +649,9 @@ vkllm_status vkllm_session_decode(vkllm_session *s, int32_t token, vkllm_sampler
     }
     double t0 = now_ns();
     set_params(s, &token, 1);
+    /* the chain's run count: its in-dispatch producers' counters reach run * producers in this run */
+    uint32_t *gen = (uint32_t *)((uint8_t *)vkllm_buffer_map(&s->hparams) + s->off_gen);
+    *gen = c == s->decode_topk ? ++s->runs_topk : ++s->runs_greedy;
     if ((st = run_chain(s, c, t0))) return st;
     s->pos++;
     const uint8_t *out = (const uint8_t *)vkllm_buffer_map(&s->hparams) + s->params_in;

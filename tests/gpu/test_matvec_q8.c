@@ -183,15 +183,15 @@ static void run_case(vkllm_device *dev, vkllm_dtype t, uint32_t n_out, uint32_t 
         tu_fbuf_poison(dev, &bq);
         a.xq = tu_view(&bq);
     }
-    if (use_xq && use_prod) { /* flags zero but for flag 0 (the error word) and a stale flag; generation 7 */
+    if (use_xq && use_prod) { /* the 7th run: the call's counter at 6 runs' worth, the words around it 0 */
         assert_int_equal(n_vec, 1);
         n_prod = vkllm_matvec_q8_producers(dev, t, n_in, n_out);
         assert_true(n_prod > 0);
-        bflags = tu_fbuf_alloc(dev, n_prod + 3);
+        bflags = tu_fbuf_alloc(dev, 4);
         bgen = tu_fbuf_alloc(dev, 1);
-        uint32_t *f = calloc(n_prod + 3, 4), g = 7;
+        uint32_t *f = calloc(4, 4), g = 7;
         assert_non_null(f);
-        f[2] = 6; /* the previous generation's flag must not count */
+        f[2] = 6 * n_prod; /* the counts of the previous runs must not count */
         tu_fbuf_upload(dev, &bflags, (const float *)f);
         tu_fbuf_upload(dev, &bgen, (const float *)&g);
         free(f);
@@ -211,15 +211,12 @@ static void run_case(vkllm_device *dev, vkllm_dtype t, uint32_t n_out, uint32_t 
     assert_int_equal(vkllm_chain_run(c), VKLLM_OK);
     vkllm_chain_destroy(c);
     tu_fbuf_download(dev, &by, out);
-    if (use_xq && use_prod) { /* every producer's flag now holds the generation, the error word 0 */
-        uint32_t *f = malloc((n_prod + 3) * 4);
-        assert_non_null(f);
+    if (use_xq && use_prod) { /* the counter at 7 runs' worth, the error word and the neighbours 0 */
+        uint32_t f[4];
         tu_fbuf_download(dev, &bflags, (float *)f);
         if (f[0] != 0) fail_msg("matvec_q8 produce: error word 0x%x", f[0]);
-        for (uint32_t i = 0; i < n_prod; i++)
-            if (f[2 + i] != 7) fail_msg("matvec_q8 produce: flag %u is %u, want the generation 7", i, f[2 + i]);
-        if (f[1] != 0 || f[2 + n_prod] != 0) fail_msg("matvec_q8 produce: a flag outside the call's range changed");
-        free(f);
+        if (f[2] != 7 * n_prod) fail_msg("matvec_q8 produce: the counter is %u, want 7 x %u producers", f[2], n_prod);
+        if (f[1] != 0 || f[3] != 0) fail_msg("matvec_q8 produce: a word beside the call's counter changed");
         tu_fbuf_free(dev, &bflags);
         tu_fbuf_free(dev, &bgen);
     }
@@ -483,9 +480,8 @@ static void test_q8_global(void **state)
 
 /* x quantized inside the mat-vec's dispatch (produce): every type x prologue x residual at awkward
  * shapes and the Phi shapes, one vector; same bounds as test_q8_global (the producers run the
- * quant_q8 arithmetic), plus the flags: each producer's holds the generation afterwards, the
- * neighbours and the error word are untouched, and a flag left from the previous generation does
- * not count as ready. */
+ * quant_q8 arithmetic), plus the counter: it goes from 6 runs' worth to 7 (the count of the earlier
+ * runs does not pass for this one's), the words beside it and the error word stay 0. */
 static void test_q8_produce(void **state)
 {
     (void)state;
@@ -516,7 +512,7 @@ static void test_q8_produce(void **state)
     use_xq = use_prod = 0;
     report("produce");
 
-    /* refusals: no xq, two vectors, flag_base 0, flags too small */
+    /* refusals: no xq, two vectors, flag_base 0, a counter past the flags */
     tu_fbuf b = tu_fbuf_alloc(dev, 1 << 14), f = tu_fbuf_alloc(dev, 4);
     vkllm_chain *c;
     assert_int_equal(vkllm_chain_create(dev, NULL, &c), VKLLM_OK);

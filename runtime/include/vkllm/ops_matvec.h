@@ -62,15 +62,15 @@ enum { VKLLM_MVQ_NONE = 0, VKLLM_MVQ_RMSNORM = 1, VKLLM_MVQ_SWIGLU = 2 };
  * VKLLM_ERROR_UNSUPPORTED with a message. rows_per_wg, rows_per_lane and lanes_per_row are tuning
  * overrides for benchmarks and tests (0 = chosen from the device and the shape). */
 /* In-dispatch quantization (vkllm_matvec_q8_args.produce): the first producers workgroups of the
- * mat-vec's own grid quantize P(x) into xq and publish a ready flag each; the mat-vec workgroups wait
- * for them (device-scope acquire/release; kernels/matvec_q8.comp PROD). */
+ * mat-vec's own grid quantize P(x) into xq and count themselves in a counter; the mat-vec workgroups
+ * wait for the count (device-scope acquire/release; kernels/matvec_q8.comp PROD). */
 typedef struct vkllm_q8_produce {
-    vkllm_view flags;   /* uint32 words: [0] the error word (bit 0 set when a wait gave up), then ready flags;
+    vkllm_view flags;   /* uint32 words: [0] the error word (bit 0 set when a wait gave up), then counters;
                          * zero them once when allocated */
-    uint32_t flag_base; /* this call's first flag (>= 1); it uses vkllm_matvec_q8_producers(...) of them.
-                         * Calls of one replay must not share flags */
-    vkllm_view gen;     /* uint32: the replay's generation, written before the chain runs (e.g. by a copy at
-                         * its start); it must differ from the value of the previous replay and never be 0 */
+    uint32_t flag_base; /* this call's counter (>= 1), its own in the chain: it must hold (gen - 1) * P before
+                         * the call and holds gen * P after, P = vkllm_matvec_q8_producers(...) */
+    vkllm_view gen;     /* uint32: how many times the chain has run, this run included (1, 2, ...; written
+                         * before it runs, e.g. by a copy at its start) */
 } vkllm_q8_produce;
 
 typedef struct vkllm_matvec_q8_args {
@@ -118,7 +118,7 @@ int vkllm_matvec_q8_supported(const vkllm_device *dev, vkllm_dtype type, uint32_
  * vkllm_matvec_q8_supported, the matvec_q8p module in this build, the Vulkan memory model at device
  * scope), else 0. */
 int vkllm_matvec_q8_produce_supported(const vkllm_device *dev, vkllm_dtype type, uint32_t n_in);
-/* Producer workgroups (= ready flags) of such a call, 0 where unsupported. */
+/* Producer workgroups of such a call (its counter's step per run), 0 where unsupported. */
 uint32_t vkllm_matvec_q8_producers(const vkllm_device *dev, vkllm_dtype type, uint32_t n_in, uint32_t n_out);
 /* 1 when vkllm_op_matvec_q8 with xq and rope_kv = kv can run this type and n_in on dev (the checks of
  * vkllm_matvec_q8_supported, the module in this build, and kv's shape as rope_kv describes), else 0. */
