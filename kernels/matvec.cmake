@@ -22,9 +22,3 @@ foreach(t Q8_0 Q4_0 Q4_K Q5_K Q6_K)
   string(TOLOWER ${t} lt)
   vkllm_add_kernel(matvec_q8x_rope_${lt} SOURCE matvec_q8.comp DEFINES ${t}=1 XG=1 ROPE=1 REQUIRES intdot)
 endforeach()
-# x quantized inside the mat-vec's own dispatch by producer workgroups (PROD=1; no quant_q8 dispatch
-# before it): needs the Vulkan memory model at device scope at run time.
-foreach(t Q8_0 Q4_0 Q4_K Q5_K Q6_K)
-  string(TOLOWER ${t} lt)
-  vkllm_add_kernel(matvec_q8p_${lt} SOURCE matvec_q8.comp DEFINES ${t}=1 XG=1 PROD=1 REQUIRES intdot)
-endforeach()

@@ -59,7 +59,15 @@
 // of squares) so that a mat-vec's epilogue could quantize its own output for the next one (the last
 // workgroup of each 32-block, found by a device-scope counter): correct, but the synchronization and
 // the sums cost the mat-vecs more than the ~2.4 us dependent dispatch they saved (H100 tg128 139-159
-// against 165-168 tokens/s).
+// against 165-168 tokens/s). Also tried and dropped (fourth session, H100, binaries of 28a6572 with a
+// variant): the quantization inside the mat-vec's own dispatch, by producer workgroups at the head of
+// the grid that count themselves in a device-scope counter the mat-vec workgroups acquire after
+// their first weight loads (no quant_q8 dispatch, no barrier before gate_up, down and the output).
+// Correct (tests on lavapipe and the H100), but the codes must then be read through coherent loads
+// (the Vulkan memory model's device-scope visibility without a barrier), which bypass L1: gate_up
+// took 132.5 us against 45.4 + 5.9 for the pair, tg128 87 against 174-183 tokens/s. With plain
+// loads (not guaranteed by the memory model, measured only) 53.8 us: the wait for the producers cost
+// what the dispatch boundary had, tg128 165-168, no gain.
 // The prologue and quantization are in common/q8act.glsl, shared with quant_q8.comp.
 // ROPE=1 (with XG=1, modules matvec_q8x_rope_*; one vector, NEOX rotation over the whole head): the
 // QKV projection with kv_write.comp's work in its epilogue, so the decode step needs no kv_write
@@ -71,19 +79,6 @@
 // elements: Q rotated (float32 to y = q [n_q][hd]), K rotated and V as fp16 pairs (one 32-bit
 // word) into the caches at position pos[0] (none outside [0, ctx)). The angle is
 // common/rope_angle.glsl's, in double (FP64 = 1 only; the host falls back to kv_write elsewhere).
-// PROD=1 (with XG=1, modules matvec_q8p_*; one vector): the quantization of x happens inside this
-// dispatch, so no quant_q8 dispatch (and no dependent-dispatch drain) precedes the mat-vec. The
-// first prod_n workgroups of the grid are producers: producer w applies P to vec4s w * WGS + tid of
-// x (binding 5; RMSNorm: each producer sums the squares of the whole x itself, as quant_q8 does),
-// quantizes them into xq (binding 1, quant_q8.comp's layout, the same q8act.glsl code) and then
-// adds 1 to the call's counter flag[flag_base] (binding 6, a device-scope release). gen (binding 7)
-// is the number of replays of the chain so far, this one included, so the counter reaches
-// gen * prod_n in this replay and never needs resetting. The other workgroups are the mat-vec: each
-// issues its first weight loads, then every invocation polls the counter until it equals
-// gen * prod_n (a device-scope acquire of its own), then runs as XG. Producers never wait, and they have the lowest
-// workgroup indices: they are launched first and finish whatever the consumers do (lavapipe and
-// NVIDIA hand out workgroups in index order). A wait that spins SPIN_MAX times gives up and sets
-// bit 0 of flag[0] (the host reports it as an error) instead of hanging.
 #extension GL_GOOGLE_include_directive : require
 #extension GL_KHR_shader_subgroup_basic : require
 #extension GL_KHR_shader_subgroup_shuffle : require
@@ -97,18 +92,6 @@
 #endif
 #if ROPE && !XG
 #error "ROPE needs XG"
-#endif
-#ifndef PROD
-#define PROD 0
-#endif
-#if PROD && (!XG || ROPE)
-#error "PROD needs XG and no ROPE"
-#endif
-#if PROD
-#extension GL_KHR_memory_scope_semantics : require
-#define XQ_QUAL coherent
-#else
-#define XQ_QUAL
 #endif
 
 layout(local_size_x_id = 0) in; // = (ROWS / R) * C
@@ -124,15 +107,9 @@ layout(constant_id = 8) const uint PF = 1;    // next step's weights loaded duri
 layout(std430, binding = 0) readonly buffer W4 { uvec4 w4[]; };
 #if XG
 // one buffer view read as its three parts (aliased declarations of one binding)
-layout(std430, binding = 1) XQ_QUAL readonly buffer XQ { uvec4 gq[]; };
-layout(std430, binding = 1) XQ_QUAL readonly buffer XD { vec2 gd[]; };
-layout(std430, binding = 1) XQ_QUAL readonly buffer XH { int gh[]; };
-#if PROD
-// the producers' view of the same binding
-layout(std430, binding = 1) coherent writeonly buffer PQW { uint qw[]; };
-layout(std430, binding = 1) coherent writeonly buffer PQD { vec2 qd[]; };
-layout(std430, binding = 1) coherent writeonly buffer PQH { int qh[]; };
-#endif
+layout(std430, binding = 1) readonly buffer XQ { uvec4 gq[]; };
+layout(std430, binding = 1) readonly buffer XD { vec2 gd[]; };
+layout(std430, binding = 1) readonly buffer XH { int gh[]; };
 #else
 layout(std430, binding = 1) readonly buffer X4 { vec4 x4[]; };
 #endif
@@ -146,11 +123,6 @@ layout(std430, binding = 6) writeonly buffer VC { uint vc[]; };
 layout(std430, binding = 3) readonly buffer Res { float res[]; };
 layout(std430, binding = 4) readonly buffer G4 { vec4 g4[]; };
 #endif
-#if PROD
-layout(std430, binding = 5) readonly buffer XP { vec4 x4p[]; }; // the float input x
-layout(std430, binding = 6) coherent buffer Flg { uint flg[]; }; // [0] error word, then ready flags
-layout(std430, binding = 7) readonly buffer Gen { uint gen_v[]; };
-#endif
 
 layout(push_constant) uniform Params {
     uint n_out;
@@ -163,9 +135,6 @@ layout(push_constant) uniform Params {
 #if ROPE
     uint n_q, n_kv, hd, ctx;
     float attn_factor;
-#endif
-#if PROD
-    uint prod_n, flag_base;
 #endif
 } p;
 
@@ -270,57 +239,6 @@ void prologue(uint tid)
             for (uint e = tid; e < NIN / 4u; e += WGS) quant4(v, e, x4[xb + e]);
         }
     }
-}
-#endif
-
-#if PROD
-const uint SPIN_MAX = 1u << 22;
-// producer w: vec4s w * WGS + tid of P(x), quantized into xq, then its flag released
-void produce(uint w, uint tid)
-{
-    const uint n4 = NIN / 4u, e = w * WGS + tid;
-    float scale = 1.0;
-    if (PRO == 1u) { // uniform: every lane takes part in the workgroup sum
-        float ss = 0.0;
-        for (uint i = tid; i < n4; i += WGS) {
-            const vec4 a = x4p[i];
-            ss += dot(a, a);
-        }
-        scale = q8_rms_scale(workgroup_sum(ss), NIN, p.eps);
-    }
-    if (e < n4) { // whole 8-lane blocks: n4 and WGS are multiples of 8
-        vec4 a = x4p[e];
-        if (PRO == 1u) a = q8_rms(a, scale, g4[e]);
-        if (PRO == 2u) a = q8_swiglu(a, x4p[(p.up_offset >> 2) + e]);
-        const q8_quad q = q8_quant4(a);
-        qw[e] = q.word;
-        if ((e & 7u) == 0u) {
-            qd[NIN / 8u + (e >> 3)] = q8_ds(q);
-            qh[NIN / 4u + NB * 2u + (e >> 3)] = q8_h(q);
-        }
-    }
-    // every lane's stores made available at device scope and ordered before thread 0's release
-    memoryBarrierBuffer();
-    controlBarrier(gl_ScopeWorkgroup, gl_ScopeDevice, gl_StorageSemanticsBuffer,
-                   gl_SemanticsAcquireRelease);
-    barrier();
-    if (tid == 0u) atomicAdd(flg[p.flag_base], 1u, gl_ScopeDevice, gl_StorageSemanticsBuffer, gl_SemanticsRelease);
-}
-
-// a consumer: until the counter shows every producer of this replay (uint arithmetic: exact across
-// wrap-around). Every invocation acquires it itself (one lane polling and a workgroup barrier
-// handing the order on was not enough on lavapipe: other subgroups then read stale codes), so each
-// has its own happens-before with every producer's release (through the counter's chain of
-// read-modify-writes) and reads their xq stores through coherent loads.
-void wait_inputs()
-{
-    const uint want = gen_v[0] * p.prod_n;
-    uint n = 0u;
-    while (atomicLoad(flg[p.flag_base], gl_ScopeDevice, gl_StorageSemanticsBuffer, gl_SemanticsAcquire) != want)
-        if (++n == SPIN_MAX) {
-            atomicOr(flg[0], 1u, gl_ScopeDevice, gl_StorageSemanticsBuffer, gl_SemanticsRelaxed);
-            break;
-        }
 }
 #endif
 
@@ -600,16 +518,7 @@ void main()
     const uint tid = gl_SubgroupID * gl_SubgroupSize + gl_SubgroupInvocationID;
     const uint lane = gl_SubgroupInvocationID % C;
     grp = tid / C;
-#if PROD
-    const uint wgl = gl_WorkGroupID.y * gl_NumWorkGroups.x + gl_WorkGroupID.x;
-    if (wgl < p.prod_n) { // uniform: the whole workgroup produces and leaves
-        produce(wgl, tid);
-        return;
-    }
-    const uint wg = wgl - p.prod_n;
-#else
     const uint wg = gl_WorkGroupID.y * gl_NumWorkGroups.x + gl_WorkGroupID.x;
-#endif
     const uint base = wg * ROWS;
     if (base >= p.n_out) return; // the whole workgroup (grid padding)
 #if ROPE
@@ -626,9 +535,6 @@ void main()
 #if !XG
     prologue(tid);
     barrier();
-#endif
-#if PROD
-    wait_inputs();
 #endif
     if (PF == 0u) {
         if (lane < UNITS) compute(0u, lane);
@@ -649,9 +555,6 @@ void main()
 #if !XG
     prologue(tid);
     barrier();
-#endif
-#if PROD
-    wait_inputs();
 #endif
     // group-uniform steps (every lane of a subgroup runs the same count: same n_in for all rows)
     if (PF == 0u)

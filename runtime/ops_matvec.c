@@ -216,19 +216,6 @@ static const char *q8x_kernel_name(vkllm_dtype t)
     }
 }
 
-/* x quantized by producer workgroups of the same dispatch (PROD=1) */
-static const char *q8p_kernel_name(vkllm_dtype t)
-{
-    switch (t) {
-    case VKLLM_DTYPE_Q8_0: return "matvec_q8p_q8_0";
-    case VKLLM_DTYPE_Q4_0: return "matvec_q8p_q4_0";
-    case VKLLM_DTYPE_Q4_K: return "matvec_q8p_q4_k";
-    case VKLLM_DTYPE_Q5_K: return "matvec_q8p_q5_k";
-    case VKLLM_DTYPE_Q6_K: return "matvec_q8p_q6_k";
-    default: return NULL;
-    }
-}
-
 /* the QKV projection with RoPE and the cache append as its epilogue (ROPE=1) */
 static const char *q8x_rope_kernel_name(vkllm_dtype t)
 {
@@ -325,26 +312,6 @@ static const char *rope_refusal(const vkllm_device *dev, vkllm_dtype t, const vk
     return NULL;
 }
 
-int vkllm_matvec_q8_produce_supported(const vkllm_device *dev, vkllm_dtype type, uint32_t n_in)
-{
-    return dev && !q8_refusal(dev, type, n_in, 1) && vkllm_kernel_available(q8p_kernel_name(type)) && dev->memory_model &&
-           dev->memory_model_device_scope && q8_choose(dev, type, n_in, 1, 0, 0, 0, 0, 1).rows &&
-           q8_choose(dev, type, n_in, 1, UINT32_MAX, 0, 0, 0, 1).rows;
-}
-
-/* one vec4 of x per producer lane */
-static uint32_t q8_producers(q8_shape sh, uint32_t n_in)
-{
-    uint32_t wgs = sh.rows / sh.r * sh.c;
-    return (n_in / 4 + wgs - 1) / wgs;
-}
-
-uint32_t vkllm_matvec_q8_producers(const vkllm_device *dev, vkllm_dtype type, uint32_t n_in, uint32_t n_out)
-{
-    if (!vkllm_matvec_q8_produce_supported(dev, type, n_in)) return 0;
-    return q8_producers(q8_choose(dev, type, n_in, 1, n_out, 0, 0, 0, 1), n_in);
-}
-
 int vkllm_matvec_q8_rope_supported(const vkllm_device *dev, vkllm_dtype type, uint32_t n_in, const vkllm_kv_write_args *kv)
 {
     if (!dev || !kv || q8_refusal(dev, type, n_in, 1) || !vkllm_kernel_available(q8x_kernel_name(type)) || rope_refusal(dev, type, kv))
@@ -397,9 +364,8 @@ static vkllm_status q8_record(vkllm_device *dev, vkllm_chain *chain, const vkllm
                               vkllm_view in, uint64_t in_bytes)
 {
     const char *tn = vkllm_dtype_name(a->type), *in_name = xg ? "xq" : "x";
-    const vkllm_q8_produce *pr = a->produce; /* xg too: producers write xq in this dispatch */
-    const int has_res = a->residual.buf.block != NULL, rms = (!xg || pr) && a->prologue == VKLLM_MVQ_RMSNORM;
-    const int swiglu = (!xg || pr) && a->prologue == VKLLM_MVQ_SWIGLU;
+    const int has_res = a->residual.buf.block != NULL, rms = !xg && a->prologue == VKLLM_MVQ_RMSNORM;
+    const int swiglu = !xg && a->prologue == VKLLM_MVQ_SWIGLU;
     q8_shape sh = { 0, 0, 0 };
     vkllm_status s = q8_shape_for(dev, a, xg, &sh);
     if (s) return s;
@@ -444,22 +410,17 @@ static vkllm_status q8_record(vkllm_device *dev, vkllm_chain *chain, const vkllm
     if (a->variant > 1)
         return vkllm_fail(dev, VKLLM_ERROR_INVALID_ARGUMENT, "matvec_q8: variant %u (0 or VKLLM_MVQ_NO_PREFETCH)", a->variant);
     uint32_t wg = sh.rows / sh.r * sh.c, pf = !(a->variant & VKLLM_MVQ_NO_PREFETCH);
-    const uint32_t prod_n = pr ? q8_producers(sh, a->n_in) : 0;
-    if (pr && (uint64_t)pr->flag_base + 1 > pr->flags.buf.size / 4 - pr->flags.offset / 4)
-        return vkllm_fail(dev, VKLLM_ERROR_OUT_OF_RANGE, "matvec_q8 with produce: counter %u does not fit the %llu-byte flags view", pr->flag_base,
-                          (unsigned long long)(pr->flags.buf.size - pr->flags.offset));
-    vkllm_pipeline_desc pd = { .kernel = kernel, .n_bindings = kv ? 7 : pr ? 8 : 5, .push_size = kv ? 48 : pr ? 36 : 28, .n_spec = 9,
-                               .spec = { wg, sh.rows, sh.r, sh.c, a->n_vec, (uint32_t)has_res, xg && !pr ? 0u : a->prologue, a->n_in, pf } };
+    vkllm_pipeline_desc pd = { .kernel = kernel, .n_bindings = kv ? 7 : 5, .push_size = kv ? 48 : 28, .n_spec = 9,
+                               .spec = { wg, sh.rows, sh.r, sh.c, a->n_vec, (uint32_t)has_res, xg ? 0u : a->prologue, a->n_in, pf } };
     vkllm_pipeline *p;
     if ((s = vkllm_pipeline_get(dev, &pd, &p))) return s;
     uint64_t row_bytes = wbytes / a->n_out;
     struct { uint32_t n_out, row_c, xs, ys, rs, up; float eps; uint32_t n_q, n_kv, hd, ctx; float af; } push = {
         a->n_out, (uint32_t)(staged ? row_bytes / 2 : row_bytes / 16), xg ? 0 : a->x_stride, a->y_stride, has_res ? a->r_stride : 0,
-        swiglu ? a->up_offset : 0, xg && !pr ? 0.0f : a->eps, 0, 0, 0, 0, 0.0f };
-    if (pr) push.n_q = prod_n, push.n_kv = pr->flag_base; /* the PROD block: prod_n, flag_base at the same offsets */
+        swiglu ? a->up_offset : 0, xg ? 0.0f : a->eps, 0, 0, 0, 0, 0.0f };
     uint64_t bytes, flops;
     vkllm_matvec_q8_cost(a, &bytes, &flops);
-    vkllm_binding bi = bind(in, in_bytes, pr ? VKLLM_READ_WRITE : VKLLM_READ);
+    vkllm_binding bi = bind(in, in_bytes, VKLLM_READ);
     vkllm_dispatch d = { .pipeline = p, .name = a->name ? a->name : kernel, .n_bindings = 5,
                          .bindings = { bind(a->w, wbind, VKLLM_READ), bi,
                                        bind(a->y, ybytes, in_place ? VKLLM_READ_WRITE : VKLLM_WRITE),
@@ -479,19 +440,7 @@ static vkllm_status q8_record(vkllm_device *dev, vkllm_chain *chain, const vkllm
         d.bindings[6] = bind(kv->v_cache, cache, VKLLM_WRITE);
         d.flops += (uint64_t)(kv->n_q + kv->n_kv) * kv->head_dim / 2 * 6;
     }
-    if (pr) { /* gain, x, flags, generation; the producers' share of the traffic and work */
-        uint64_t xbytes = 4ull * (a->n_in + (swiglu ? a->up_offset : 0));
-        d.n_bindings = 8;
-        d.bindings[4] = rms ? bind(a->norm, 4ull * a->n_in, VKLLM_READ) : bind(a->x, xbytes, VKLLM_READ);
-        d.bindings[5] = bind(a->x, xbytes, VKLLM_READ);
-        d.bindings[6] = bind(pr->flags, 4ull * (pr->flag_base + 1), VKLLM_READ_WRITE);
-        d.bindings[7] = bind(pr->gen, 4, VKLLM_READ);
-        vkllm_quantize_q8_args qa = { .x = a->x, .n_in = a->n_in, .n_vec = 1, .prologue = a->prologue };
-        uint64_t qb, qf;
-        vkllm_quantize_q8_cost(&qa, &qb, &qf);
-        d.bytes += qb, d.flops += qf;
-    }
-    grid_2d(dev, ((uint64_t)a->n_out + sh.rows - 1) / sh.rows + prod_n, d.groups);
+    grid_2d(dev, ((uint64_t)a->n_out + sh.rows - 1) / sh.rows, d.groups);
     return vkllm_chain_dispatch(chain, &d);
 }
 
@@ -514,30 +463,6 @@ vkllm_status vkllm_op_matvec_q8(vkllm_chain *chain, const vkllm_matvec_q8_args *
                               "matvec_q8 with rope_kv: one vector (n_vec %u), no residual, n_out %u = (n_q %u + 2 n_kv %u) x head_dim %u",
                               a->n_vec, a->n_out, kv->n_q, kv->n_kv, kv->head_dim);
         kernel = q8x_rope_kernel_name(a->type);
-    }
-    if (a->produce) {
-        const vkllm_q8_produce *pr = a->produce;
-        if (!xg || a->rope_kv)
-            return vkllm_fail(dev, VKLLM_ERROR_INVALID_ARGUMENT, "matvec_q8 with produce: it needs xq (the buffer it fills) and no rope_kv");
-        if (!vkllm_matvec_q8_produce_supported(dev, a->type, a->n_in))
-            return vkllm_fail(dev, VKLLM_ERROR_UNSUPPORTED,
-                              "matvec_q8 with produce: needs the Vulkan memory model at device scope and the %s module (vkllm_matvec_q8_produce_supported)",
-                              q8p_kernel_name(a->type));
-        if (a->n_vec != 1 || pr->flag_base == 0 || !pr->flags.buf.block || !pr->gen.buf.block || abs_off(pr->flags) % 4 || abs_off(pr->gen) % 4)
-            return vkllm_fail(dev, VKLLM_ERROR_INVALID_ARGUMENT,
-                              "matvec_q8 with produce: one vector (n_vec %u), flag_base >= 1 (%u; flag 0 is the error word), flags and gen views "
-                              "given, 4-byte aligned",
-                              a->n_vec, pr->flag_base);
-        if (a->prologue > VKLLM_MVQ_SWIGLU)
-            return vkllm_fail(dev, VKLLM_ERROR_INVALID_ARGUMENT, "matvec_q8: prologue %u is not VKLLM_MVQ_NONE/RMSNORM/SWIGLU", a->prologue);
-        const int sw = a->prologue == VKLLM_MVQ_SWIGLU, rn = a->prologue == VKLLM_MVQ_RMSNORM;
-        if ((sw && a->up_offset % 4) || abs_off(a->x) % 16 || (rn && (!a->norm.buf.block || abs_off(a->norm) % 16)))
-            return vkllm_fail(dev, VKLLM_ERROR_INVALID_ARGUMENT,
-                              "matvec_q8 with produce: x and norm offsets multiples of 16 bytes, up_offset of 4, RMSNORM needs the gain");
-        uint64_t xbytes = 4ull * (a->n_in + (sw ? a->up_offset : 0)), qbytes = vkllm_q8_act_bytes(a->n_in, 1);
-        if (views_overlap(a->x, xbytes, a->xq, qbytes) || views_overlap(pr->flags, 4, a->xq, qbytes) || views_overlap(pr->flags, 4, a->x, xbytes))
-            return vkllm_fail(dev, VKLLM_ERROR_INVALID_ARGUMENT, "matvec_q8 with produce: x, xq and the flags must not overlap");
-        kernel = q8p_kernel_name(a->type);
     }
     if (xg && !vkllm_kernel_available(kernel))
         return vkllm_fail(dev, VKLLM_ERROR_UNSUPPORTED, "matvec_q8: %s is not in this build: use x and a prologue instead of xq", kernel);

@@ -56,7 +56,7 @@ struct vkllm_session {
     vkllm_buffer hparams;     /* host-visible: ids, pos, len, then the output region */
     vkllm_buffer dparams;     /* device copy of ids, pos, len */
     vkllm_buffer dout;        /* device outputs (OUT_*) */
-    uint64_t off_pos, off_len, off_gen, params_in;
+    uint64_t off_pos, off_len, params_in;
     acts a;
     vkllm_buffer attn_scratch, argmax_scratch, topk_scratch;
     vkllm_chain *decode_greedy, *decode_topk;
@@ -67,12 +67,6 @@ struct vkllm_session {
     int act_q8_global; /* with act_q8: each input quantized once into a.xq (quant_q8), ffn_down included */
     int fuse_rope;     /* with act_q8_global: RoPE + KV append in the QKV mat-vec where supported */
     uint32_t rope_fused_layers; /* of the last decode (M = 1, no capture) chain recorded */
-    int q8_produce;     /* with act_q8_global: one-token mat-vecs quantize their input in their own dispatch */
-    int rec_produce;    /* while recording: this chain takes them (decode, no capture) */
-    uint32_t next_flag; /* while recording: the next free counter */
-    uint32_t produce_calls; /* of the last decode chain recorded */
-    uint32_t runs_greedy, runs_topk; /* replays of the two decode chains (their producers' gen) */
-    vkllm_buffer flags; /* q8_produce: [0] error word, then the greedy chain's counters, then the top-k chain's */
     double last_gpu_ns;
     double host_ns; /* time spent preparing and submitting steps (not waiting), summed */
     vkllm_chain *last; /* the chain of the last step (for its timings) */
@@ -122,7 +116,7 @@ static int q8(const vkllm_session *s, const weight *w, uint32_t M)
  * act_q8_global: P and the quantization run once in a quant_q8 dispatch into a.xq, which the mat-vec
  * reads instead of each of its workgroups re-doing them (same codes); xq_ready: a.xq already holds
  * Q8(P(x)) (the attention's merge wrote it), so no quant_q8 dispatch. */
-static vkllm_status proj_q8(vkllm_session *s, vkllm_chain *c, const weight *w, vkllm_view x, uint32_t x_stride,
+static vkllm_status proj_q8(const vkllm_session *s, vkllm_chain *c, const weight *w, vkllm_view x, uint32_t x_stride,
                             uint32_t prologue, const weight *gain, float eps, uint32_t up_offset, vkllm_view y,
                             const vkllm_view *res, const char *name, int xq_ready, const vkllm_kv_write_args *rope_kv)
 {
@@ -131,17 +125,9 @@ static vkllm_status proj_q8(vkllm_session *s, vkllm_chain *c, const weight *w, v
                                .residual = res ? *res : none, .n_vec = 1, .x_stride = x_stride, .y_stride = w->rows,
                                .r_stride = w->rows, .prologue = prologue, .norm = gain ? V(gain->buf, 0) : none,
                                .eps = eps, .up_offset = up_offset, .name = name, .rope_kv = rope_kv };
-    vkllm_q8_produce pr;
     if (s->act_q8_global && xq_ready)
         a.xq = V(s->a.xq, 0);
-    else if (s->rec_produce && !rope_kv && vkllm_matvec_q8_produce_supported(s->dev, w->type, w->cols)) {
-        /* quantized by producer workgroups of the mat-vec's own dispatch: no quant_q8 before it */
-        pr = (vkllm_q8_produce){ .flags = V(s->flags, 0), .flag_base = s->next_flag, .gen = V(s->dparams, s->off_gen) };
-        s->next_flag++;
-        s->produce_calls++;
-        a.xq = V(s->a.xq, 0);
-        a.produce = &pr;
-    } else if (s->act_q8_global) {
+    else if (s->act_q8_global) {
         char qn[112];
         snprintf(qn, sizeof qn, "%.90s.quant_q8", name);
         vkllm_quantize_q8_args q = { .x = x, .out = V(s->a.xq, 0), .n_in = w->cols, .n_vec = 1, .x_stride = x_stride,
@@ -192,10 +178,6 @@ static vkllm_status record_forward(vkllm_session *s, vkllm_chain *c, uint32_t M,
                             .name = "token_embd" };
     if ((st = vkllm_op_embed(c, &ea))) return st;
     vkllm_buffer x = a->x; /* the stream; in capture mode it moves through the checkpoint buffers */
-    s->rec_produce = s->q8_produce && M == 1 && !cp;
-    /* each decode chain its own counters: they count that chain's runs */
-    s->next_flag = c == s->decode_topk ? 2 + 3 * s->m->hp.n_layer : 1;
-    if (s->rec_produce) s->produce_calls = 0;
     for (uint32_t l = 0; l < hp->n_layer; l++) {
         const layer_weights *L = &m->layer[l];
         vkllm_buffer *cpl = cp ? &cp->b[l * CP_PER_LAYER] : NULL;
@@ -323,9 +305,6 @@ static vkllm_status record_step(vkllm_session *s, vkllm_chain *c, uint32_t M, ta
                                n_vocab, 1, n_vocab, TOPK, "topk" };
         st = vkllm_op_topk(c, &ta);
     }
-    /* the in-dispatch producers' error word joins the embedding's status words */
-    if (!st && s->rec_produce && s->next_flag > 1) st = vkllm_chain_copy(c, &s->flags, 0, &s->dout, OUT_STATUS + 8, 4);
-    s->rec_produce = 0;
     if (!st) st = vkllm_chain_copy(c, &s->dout, 0, &s->hparams, s->params_in, OUT_SIZE);
     if (!st) st = vkllm_chain_end(c);
     return st;
@@ -358,9 +337,6 @@ vkllm_status vkllm_session_create(vkllm_model *m, const vkllm_session_options *o
         s->act_q8_global = s->act_q8 && global && vkllm_kernel_available("quant_q8");
         env = getenv("VKLLM_FUSE_ROPE");
         s->fuse_rope = s->act_q8_global && (env && *env ? atoi(env) != 0 : (o ? o->fuse_rope >= 0 : 1));
-        env = getenv("VKLLM_Q8_PRODUCE");
-        s->q8_produce = s->act_q8_global && dev->memory_model && dev->memory_model_device_scope &&
-                        (env && *env ? atoi(env) != 0 : (o ? o->q8_produce >= 0 : 1));
     }
     s->q_dim = hp->n_head * hp->head_dim;
     s->kv_dim = hp->n_head_kv * hp->head_dim;
@@ -399,8 +375,7 @@ vkllm_status vkllm_session_create(vkllm_model *m, const vkllm_session_options *o
     }
     s->off_pos = r256(4ull * s->max_batch);
     s->off_len = s->off_pos + r256(4ull * s->max_batch);
-    s->off_gen = s->off_len + 256;
-    s->params_in = s->off_gen + 256;
+    s->params_in = s->off_len + 256;
     if (!st) st = vkllm_buffer_alloc(dev, VKLLM_MEM_HOST, s->params_in + OUT_SIZE, &s->hparams);
     if (!st) st = alloc_dev(s, &s->dparams, s->params_in);
     if (!st) st = alloc_dev(s, &s->dout, OUT_SIZE);
@@ -422,12 +397,6 @@ vkllm_status vkllm_session_create(vkllm_model *m, const vkllm_session_options *o
         st = alloc_dev(s, &s->a.xq, vkllm_q8_act_bytes((uint32_t)((w + 31) / 32 * 32), 1));
     }
     if (!st) st = alloc_dev(s, &s->attn_scratch, vkllm_attn_decode_scratch_bytes(1, hp->n_head, hp->head_dim, s->n_ctx, 0));
-    if (!st && s->q8_produce) { /* the error word and a counter per call, at most three per layer and the head in
-                                 * each of the two decode chains, all zero to start */
-        uint64_t words = 1 + 2 * (3ull * hp->n_layer + 1);
-        st = alloc_dev(s, &s->flags, words * 4);
-        if (!st) st = vkllm_buffer_fill(dev, &s->flags, 0, words * 4, 0);
-    }
     /* the one-pass decode attention's counters start at zero; every call leaves them so */
     if (!st) st = vkllm_buffer_fill(dev, &s->attn_scratch, 0, vkllm_attn_decode_counter_bytes(1, hp->n_head), 0);
     if (!st) st = alloc_dev(s, &s->argmax_scratch, vkllm_argmax_scratch_bytes(hp->n_vocab, 1));
@@ -458,7 +427,7 @@ void vkllm_session_destroy(vkllm_session *s)
     free(s->v);
     vkllm_buffer *bufs[] = { &s->table, &s->hparams, &s->dparams, &s->dout, &s->a.x, &s->a.xmid, &s->a.xn, &s->a.qkv,
                              &s->a.q, &s->a.attn, &s->a.gu, &s->a.act, &s->a.logits, &s->a.xq, &s->attn_scratch,
-                             &s->argmax_scratch, &s->topk_scratch, &s->flags };
+                             &s->argmax_scratch, &s->topk_scratch };
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) vkllm_buffer_free(dev, bufs[i]);
     free(s);
 }
@@ -498,7 +467,6 @@ void vkllm_session_host_time(vkllm_session *s, double *ns, uint64_t *steps, int 
 
 uint32_t vkllm_session_pos(const vkllm_session *s) { return s ? s->pos : 0; }
 uint32_t vkllm_session_rope_fused(const vkllm_session *s) { return s ? s->rope_fused_layers : 0; }
-uint32_t vkllm_session_q8_produce(const vkllm_session *s) { return s && s->q8_produce ? s->produce_calls : 0; }
 int vkllm_session_act_q8(const vkllm_session *s) { return s && s->act_q8 ? 1 + (s->act_q8_global != 0) : 0; }
 uint32_t vkllm_session_n_ctx(const vkllm_session *s) { return s ? s->n_ctx : 0; }
 double vkllm_session_last_gpu_ns(const vkllm_session *s) { return s ? s->last_gpu_ns : 0; }
@@ -561,11 +529,6 @@ static vkllm_status run_chain(vkllm_session *s, vkllm_chain *c, double t0)
     if (status[0])
         return vkllm_fail(s->dev, VKLLM_ERROR_INTERNAL, "the embedding kernel saw %u out-of-vocabulary id(s), e.g. %d",
                           status[0], (int32_t)status[1]);
-    if (status[2])
-        return vkllm_fail(s->dev, VKLLM_ERROR_INTERNAL,
-                          "a decode mat-vec gave up waiting for its in-dispatch quantized input (error word 0x%x): the step's "
-                          "output is wrong; VKLLM_Q8_PRODUCE=0 turns that path off",
-                          status[2]);
     s->last_gpu_ns = 0;
     s->last = c;
     if (s->timestamps) {
@@ -649,9 +612,6 @@ vkllm_status vkllm_session_decode(vkllm_session *s, int32_t token, vkllm_sampler
     }
     double t0 = now_ns();
     set_params(s, &token, 1);
-    /* the chain's run count: its in-dispatch producers' counters reach run * producers in this run */
-    uint32_t *gen = (uint32_t *)((uint8_t *)vkllm_buffer_map(&s->hparams) + s->off_gen);
-    *gen = c == s->decode_topk ? ++s->runs_topk : ++s->runs_greedy;
     if ((st = run_chain(s, c, t0))) return st;
     s->pos++;
     const uint8_t *out = (const uint8_t *)vkllm_buffer_map(&s->hparams) + s->params_in;

@@ -61,7 +61,6 @@ static const char *res_name[] = { "none", "separate", "in-place" };
 /* Tuning overrides for the next run_case calls (0 = the op's choice). */
 static uint32_t tune_rows, tune_rpl, tune_lanes, tune_variant;
 static int use_xq; /* 1: quantize_q8 into a global buffer, then matvec_q8 reading it (xq) */
-static int use_prod; /* with use_xq: no quantize_q8, the mat-vec's own producer workgroups fill xq (produce) */
 static double worst_dq; /* worst relative scale difference of the quantized buffer */
 static uint64_t flips_seen, codes_seen;
 
@@ -175,32 +174,13 @@ static void run_case(vkllm_device *dev, vkllm_dtype t, uint32_t n_out, uint32_t 
     const uint64_t qbytes = vkllm_q8_act_bytes(n_in, n_vec);
     tu_fbuf bq = { { 0 }, 0 };
     vkllm_status s;
-    tu_fbuf bflags = { { 0 }, 0 }, bgen = { { 0 }, 0 };
-    vkllm_q8_produce pr;
-    uint32_t n_prod = 0;
     if (use_xq) {
         bq = tu_fbuf_alloc(dev, qbytes / 4);
         tu_fbuf_poison(dev, &bq);
-        a.xq = tu_view(&bq);
-    }
-    if (use_xq && use_prod) { /* the 7th run: the call's counter at 6 runs' worth, the words around it 0 */
-        assert_int_equal(n_vec, 1);
-        n_prod = vkllm_matvec_q8_producers(dev, t, n_in, n_out);
-        assert_true(n_prod > 0);
-        bflags = tu_fbuf_alloc(dev, 4);
-        bgen = tu_fbuf_alloc(dev, 1);
-        uint32_t *f = calloc(4, 4), g = 7;
-        assert_non_null(f);
-        f[2] = 6 * n_prod; /* the counts of the previous runs must not count */
-        tu_fbuf_upload(dev, &bflags, (const float *)f);
-        tu_fbuf_upload(dev, &bgen, (const float *)&g);
-        free(f);
-        pr = (vkllm_q8_produce){ .flags = tu_view(&bflags), .flag_base = 2, .gen = tu_view(&bgen) };
-        a.produce = &pr;
-    } else if (use_xq) {
         vkllm_quantize_q8_args qa = { .x = tu_view(&bx), .out = tu_view(&bq), .n_in = n_in, .n_vec = n_vec, .x_stride = xs,
                                       .prologue = pro, .norm = tu_view(&bg), .eps = 1e-5f, .up_offset = up };
         if ((s = vkllm_op_quantize_q8(c, &qa))) fail_msg("quantize_q8 %ux%u: %s", n_in, n_vec, vkllm_device_error(dev));
+        a.xq = tu_view(&bq);
         /* ignored with xq: a prologue the kernel would have to refuse, no gain */
         a.prologue = 7;
         a.norm = (vkllm_view){ { 0 }, 0 };
@@ -211,15 +191,6 @@ static void run_case(vkllm_device *dev, vkllm_dtype t, uint32_t n_out, uint32_t 
     assert_int_equal(vkllm_chain_run(c), VKLLM_OK);
     vkllm_chain_destroy(c);
     tu_fbuf_download(dev, &by, out);
-    if (use_xq && use_prod) { /* the counter at 7 runs' worth, the error word and the neighbours 0 */
-        uint32_t f[4];
-        tu_fbuf_download(dev, &bflags, (float *)f);
-        if (f[0] != 0) fail_msg("matvec_q8 produce: error word 0x%x", f[0]);
-        if (f[2] != 7 * n_prod) fail_msg("matvec_q8 produce: the counter is %u, want 7 x %u producers", f[2], n_prod);
-        if (f[1] != 0 || f[3] != 0) fail_msg("matvec_q8 produce: a word beside the call's counter changed");
-        tu_fbuf_free(dev, &bflags);
-        tu_fbuf_free(dev, &bgen);
-    }
     if (use_xq) {
         uint8_t *qh = malloc(qbytes);
         assert_non_null(qh);
@@ -478,67 +449,6 @@ static void test_q8_global(void **state)
     tu_device_close(dev);
 }
 
-/* x quantized inside the mat-vec's dispatch (produce): every type x prologue x residual at awkward
- * shapes and the Phi shapes, one vector; same bounds as test_q8_global (the producers run the
- * quant_q8 arithmetic), plus the counter: it goes from 6 runs' worth to 7 (the count of the earlier
- * runs does not pass for this one's), the words beside it and the error word stay 0. */
-static void test_q8_produce(void **state)
-{
-    (void)state;
-    vkllm_device *dev = tu_device_open();
-    if (!vkllm_matvec_q8_produce_supported(dev, VKLLM_DTYPE_Q4_K, 256)) {
-        print_message("matvec_q8 produce: not supported here (memory model at device scope, int dot or the module), skipped\n");
-        tu_device_close(dev);
-        skip();
-    }
-    use_xq = use_prod = 1;
-    static const uint32_t outs[] = { 257, 17, 3, 1 };
-    uint64_t id = 8000;
-    for (size_t ti = 0; ti < N_TYPES; ti++) {
-        vkllm_dtype t = q8_types[ti];
-        int k = vkllm_dtype_block_elems(t) == 256;
-        const uint32_t ins[3] = { k ? 256 : 32, k ? 512 : 96, 2048 };
-        for (uint32_t pro = 0; pro < 3; pro++) {
-            id++;
-            uint32_t rm = (uint32_t)((id + ti) % 3);
-            uint32_t n_out = outs[(id + pro) % 4], n_in = ins[(pro + ti) % 3];
-            if ((uint64_t)n_out * n_in > 150000) n_out = 41;
-            run_case(dev, t, n_out, n_in, 1, pro, (res_mode)rm, 0, id % 4 == 1 ? 5 : 0, id);
-        }
-    }
-    run_case(dev, VKLLM_DTYPE_Q4_K, 64, 5120, 1, VKLLM_MVQ_RMSNORM, RES_NONE, 0, 0, 8101);
-    run_case(dev, VKLLM_DTYPE_Q6_K, 24, 17920, 1, VKLLM_MVQ_SWIGLU, RES_IN_PLACE, 0, 0, 8102);
-    run_case(dev, VKLLM_DTYPE_Q4_K, 40, 17920, 1, VKLLM_MVQ_SWIGLU, RES_SEPARATE, 0, 0, 8103);
-    use_xq = use_prod = 0;
-    report("produce");
-
-    /* refusals: no xq, two vectors, flag_base 0, a counter past the flags */
-    tu_fbuf b = tu_fbuf_alloc(dev, 1 << 14), f = tu_fbuf_alloc(dev, 4);
-    vkllm_chain *c;
-    assert_int_equal(vkllm_chain_create(dev, NULL, &c), VKLLM_OK);
-    assert_int_equal(vkllm_chain_begin(c), VKLLM_OK);
-    vkllm_q8_produce pr = { .flags = tu_view(&f), .flag_base = 1, .gen = tu_view(&f) };
-    vkllm_matvec_q8_args a = { .w = tu_view(&b), .type = VKLLM_DTYPE_Q4_K, .n_out = 1, .n_in = 256, .x = tu_view(&b), .y = tu_view(&b),
-                               .n_vec = 1, .y_stride = 1, .x_stride = 256, .produce = &pr };
-    a.y.offset = 8192;
-    a.x.offset = 4096;
-    assert_int_equal(vkllm_op_matvec_q8(c, &a), VKLLM_ERROR_INVALID_ARGUMENT); /* no xq */
-    a.xq = tu_view(&b);
-    a.xq.offset = 12288;
-    a.n_vec = 2;
-    assert_int_equal(vkllm_op_matvec_q8(c, &a), VKLLM_ERROR_INVALID_ARGUMENT);
-    a.n_vec = 1;
-    pr.flag_base = 0;
-    assert_int_equal(vkllm_op_matvec_q8(c, &a), VKLLM_ERROR_INVALID_ARGUMENT);
-    pr.flag_base = 1u << 24; /* past the flags buffer */
-    assert_int_equal(vkllm_op_matvec_q8(c, &a), VKLLM_ERROR_OUT_OF_RANGE);
-    assert_int_equal(vkllm_chain_end(c), VKLLM_OK);
-    vkllm_chain_destroy(c);
-    tu_fbuf_free(dev, &b);
-    tu_fbuf_free(dev, &f);
-    tu_device_close(dev);
-}
-
 /* ---- QKV + RoPE + KV append (rope_kv) ---- */
 typedef struct rope_case {
     vkllm_dtype t;
@@ -723,7 +633,6 @@ int main(void)
         cmocka_unit_test(test_q8_refused),
         cmocka_unit_test(test_q8_global),
         cmocka_unit_test(test_q8_rope),
-        cmocka_unit_test(test_q8_produce),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -257,17 +257,13 @@ static void append(void *user, int layer, const char *name, const float *data, u
  * reference's act_q8 = 2 (ffn_down's inputs rounded as well), the same bounds and reasons (lavapipe:
  * worst 1.9e-4, at ffn_out: rounding ffn_down's input turns the upstream error of the SwiGLU output,
  * NMSE ~1e-5 here, into code flips, P ~ 15% at these tiny widths; logits 6.7e-5); the last decode
- * step's dispatches must include 4 n_layer + 1 8-bit mat-vecs, matvec_q8x_* with a quant_q8 for each
- * but attn_output's (the one-pass attention quantizes that input in its merge, where the device has
- * it) or matvec_q8p_* quantizing their own input (q8_produce). The mat-vec's own agreement with the
- * reference is tests/gpu/test_matvec_q8.c's (1e-13).
- * global = 1, the defaults: the QKV mat-vec with RoPE and the cache append fused (fuse_rope: its q
- * checkpoint and the attention reading its K/V are compared; the step must run n_layer
- * matvec_q8x_rope_* and no kv_write where vkllm_matvec_q8_rope_supported), and the other inputs
- * quantized inside their mat-vec's dispatch (q8_produce: 2 n_layer + 1 matvec_q8p_* where
- * vkllm_matvec_q8_produce_supported; the capture runs quant_q8 dispatches, the greedy steps the
- * decode chain with producers). global = 2: a separate kv_write (fuse_rope = -1), so QKV's input is
- * produced too (3 n_layer + 1); global = 3: RoPE fused, quant_q8 dispatches (q8_produce = -1). */
+ * step's dispatches must include 4 n_layer + 1 matvec_q8x_* and a quant_q8 for each but attn_output's
+ * (the one-pass attention quantizes that input in its merge, where the device has it). The
+ * mat-vec's own agreement with the reference is tests/gpu/test_matvec_q8.c's (1e-13).
+ * global = 1 also takes the QKV mat-vec with RoPE and the cache append fused (fuse_rope, the
+ * default: its q checkpoint and the attention reading its K/V are compared, and the step must run
+ * n_layer matvec_q8x_rope_* and no kv_write where vkllm_matvec_q8_rope_supported); global = 2 the
+ * same path with a separate kv_write (fuse_rope = -1; n_layer kv_write). */
 static void check_q8(vkllm_mkmodel_ftype ft, const char *tname, uint64_t case_id, int global)
 {
     vkllm_device *dev = tu_device_open();
@@ -292,7 +288,7 @@ static void check_q8(vkllm_mkmodel_ftype ft, const char *tname, uint64_t case_id
     vkllm_load_options lo = { .n_ctx = 256 };
     if (vkllm_model_load(dev, mc.path, &lo, &m)) fail_msg("load: %s", vkllm_device_error(dev));
     vkllm_session_options so = { .n_ctx = 256, .max_batch = 64, .act_q8 = 1, .timestamps = global != 0, .act_q8_global = global ? 1 : -1,
-                                 .fuse_rope = global == 2 ? -1 : 0, .q8_produce = global == 3 ? -1 : 0 };
+                                 .fuse_rope = global == 2 ? -1 : 0 };
     vkllm_session *s;
     if (vkllm_session_create(m, &so, &s)) fail_msg("session: %s", vkllm_device_error(dev));
     assert_int_equal(vkllm_session_act_q8(s), 1 + (global != 0));
@@ -301,11 +297,7 @@ static void check_q8(vkllm_mkmodel_ftype ft, const char *tname, uint64_t case_id
                                          .ctx = 256, .neox = 1 };
     const vkllm_gguf_tensor *qkv_t = vkllm_gguf_find_tensor(vkllm_model_gguf(m), "blk.0.attn_qkv.weight");
     assert_non_null(qkv_t);
-    const int fused = (global == 1 || global == 3) && vkllm_matvec_q8_rope_supported(dev, qkv_t->type, hp.n_embd, &kshape);
-    /* in-dispatch quantization (q8_produce): every mat-vec input but attn_output's (the attention's) and,
-     * when RoPE is fused, QKV's (that kernel has no producers) */
-    const int produce = (global == 1 || global == 2) && vkllm_matvec_q8_produce_supported(dev, qkv_t->type, hp.n_embd);
-    const uint32_t want_p = produce ? (fused ? 2 : 3) * hp.n_layer + 1 : 0;
+    const int fused = global == 1 && vkllm_matvec_q8_rope_supported(dev, qkv_t->type, hp.n_embd, &kshape);
     assert_int_equal(vkllm_session_rope_fused(s), fused ? hp.n_layer : 0);
     const double bound = 5e-4;
     store got = { 0 };
@@ -328,30 +320,24 @@ static void check_q8(vkllm_mkmodel_ftype ft, const char *tname, uint64_t case_id
             global ? " global" : "", 16, swaps, worst_l);
     if (global) {
         const vkllm_timing *t;
-        uint32_t n, nq = 0, nx = 0, nr = 0, nk = 0, np = 0;
+        uint32_t n, nq = 0, nx = 0, nr = 0, nk = 0;
         assert_int_equal(vkllm_session_timings(s, &t, &n), VKLLM_OK);
         for (uint32_t i = 0; i < n; i++) {
             if (t[i].kernel && !strcmp(t[i].kernel, "quant_q8")) nq++;
             if (t[i].kernel && !strncmp(t[i].kernel, "matvec_q8x_", 11)) nx++;
             if (t[i].kernel && !strncmp(t[i].kernel, "matvec_q8x_rope_", 16)) nr++;
             if (t[i].kernel && !strncmp(t[i].kernel, "kv_write", 8)) nk++;
-            if (t[i].kernel && !strncmp(t[i].kernel, "matvec_q8p_", 11)) np++;
         }
-        assert_int_equal(vkllm_session_q8_produce(s), want_p);
-        if (np != want_p)
-            fail_msg("%s q8 global: the decode step ran %u mat-vecs quantizing their own input (matvec_q8p_*), want %u", tname, np, want_p);
         if (nr != (fused ? hp.n_layer : 0) || nk != (fused ? 0 : hp.n_layer))
             fail_msg("%s q8 global: the decode step ran %u matvec_q8x_rope and %u kv_write dispatches (want %u and %u)", tname, nr, nk,
                      fused ? hp.n_layer : 0, fused ? 0 : hp.n_layer);
         /* the one-pass attention quantizes attn_output's input in its merge (no quant_q8 for it) */
         const uint32_t by_attn = vkllm_attn_decode_one_pass_available(dev) ? hp.n_layer : 0;
-        /* a quant_q8 for every matvec_q8x input but attn_output's */
-        if (nx + np != 4 * hp.n_layer + 1 || nq != nx - by_attn)
-            fail_msg("%s q8 global: the decode step ran %u quant_q8 and %u matvec_q8x + %u matvec_q8p dispatches (want %u and %u in all)", tname,
-                     nq, nx, np, nx - by_attn, 4 * hp.n_layer + 1);
-        fprintf(stderr,
-                "[ model    ] %-7s q8 global: %u quant_q8, %u matvec_q8x (%u with RoPE + KV append), %u matvec_q8p, %u kv_write per decode step\n",
-                tname, nq, nx, nr, np, nk);
+        if (nx != 4 * hp.n_layer + 1 || nq != nx - by_attn)
+            fail_msg("%s q8 global: the decode step ran %u quant_q8 and %u matvec_q8x dispatches (want %u and %u)", tname, nq, nx,
+                     4 * hp.n_layer + 1 - by_attn, 4 * hp.n_layer + 1);
+        fprintf(stderr, "[ model    ] %-7s q8 global: %u quant_q8, %u matvec_q8x (%u with RoPE + KV append), %u kv_write per decode step\n",
+                tname, nq, nx, nr, nk);
     }
     vkllm_session_destroy(s);
     vkllm_model_destroy(m);
@@ -366,7 +352,6 @@ static void test_model_q8_q4_0(void **state) { (void)state; check_q8(VKLLM_MKMOD
 static void test_model_q8g_q4_k_m(void **state) { (void)state; check_q8(VKLLM_MKMODEL_Q4_K_M, "q4_k_m", 9, 1); }
 static void test_model_q8g_q8_0(void **state) { (void)state; check_q8(VKLLM_MKMODEL_Q8_0, "q8_0", 10, 1); }
 static void test_model_q8g_unfused(void **state) { (void)state; check_q8(VKLLM_MKMODEL_Q4_K_M, "q4_k_m", 11, 2); }
-static void test_model_q8g_no_produce(void **state) { (void)state; check_q8(VKLLM_MKMODEL_Q4_K_M, "q4_k_m", 12, 3); }
 
 static void test_model_f32(void **state) { (void)state; check_type(VKLLM_MKMODEL_F32, "f32", 1); }
 static void test_model_f16(void **state) { (void)state; check_type(VKLLM_MKMODEL_F16, "f16", 2); }
@@ -399,7 +384,6 @@ int main(void)
         cmocka_unit_test(test_model_q4_0), cmocka_unit_test(test_model_q4_k_m), cmocka_unit_test(test_model_refusals),
         cmocka_unit_test(test_model_q8_q4_k_m), cmocka_unit_test(test_model_q8_q8_0), cmocka_unit_test(test_model_q8_q4_0),
         cmocka_unit_test(test_model_q8g_q4_k_m), cmocka_unit_test(test_model_q8g_q8_0), cmocka_unit_test(test_model_q8g_unfused),
-        cmocka_unit_test(test_model_q8g_no_produce),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -172,8 +172,6 @@ int cmd_bench(int argc, char **argv)
            : q8    ? "8-bit activations and integer dot products, quantized in every workgroup (VKLLM_ACT_Q8_GLOBAL=0; not ffn_down)"
                    : "float32 activations (--act-q8 off, or not accelerated here)");
     const uint32_t rf = vkllm_session_rope_fused(s);
-    const uint32_t pc = vkllm_session_q8_produce(s);
-    if (pc) printf("decode quantization: %u mat-vecs quantize their input in their own dispatch (producer workgroups; VKLLM_Q8_PRODUCE=0: a quant_q8 dispatch)\n", pc);
     if (rf) printf("decode QKV: RoPE and the KV-cache append in the QKV mat-vec's epilogue in %u of %u layers (VKLLM_FUSE_ROPE=0: a kv_write dispatch)\n", rf, vkllm_model_hparams(m)->n_layer);
     cli_memory_report(stdout, m, s);
     rc = cli_interrupted ? 1 : 0;

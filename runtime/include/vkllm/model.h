@@ -71,11 +71,6 @@ typedef struct vkllm_session_options {
                             * applies RoPE and appends K and V to the cache (vkllm_matvec_q8_args.rope_kv)
                             * where vkllm_matvec_q8_rope_supported, so no kv_write dispatch; -1 = a separate
                             * kv_write. The environment variable VKLLM_FUSE_ROPE=0/1 overrides it. */
-    int q8_produce;        /* with inputs quantized once: 0 (default) = where the device has the Vulkan memory
-                            * model at device scope, a decode mat-vec whose input is not quantized yet does
-                            * it with producer workgroups of its own dispatch (vkllm_matvec_q8_args.produce)
-                            * instead of a quant_q8 dispatch before it; -1 = never. VKLLM_Q8_PRODUCE=0/1
-                            * overrides it. */
 } vkllm_session_options;
 
 /* Allocates the KV cache (fp16) and scratch, builds the RoPE table for n_ctx, records the decode
@@ -100,9 +95,6 @@ int vkllm_session_act_q8(const vkllm_session *s);
 /* Layers of the decode chain whose QKV mat-vec also applies RoPE and appends K and V to the cache
  * (vkllm_session_options.fuse_rope; 0 when every layer runs a kv_write dispatch). */
 uint32_t vkllm_session_rope_fused(const vkllm_session *s);
-/* Mat-vecs of the decode chain that quantize their own input (vkllm_session_options.q8_produce; 0 when
- * every input is quantized by a quant_q8 dispatch or the attention). */
-uint32_t vkllm_session_q8_produce(const vkllm_session *s);
 uint32_t vkllm_session_n_ctx(const vkllm_session *s);
 /* Bytes of the KV cache and of the scratch buffers. */
 void vkllm_session_sizes(const vkllm_session *s, uint64_t *kv_bytes, uint64_t *scratch_bytes);

@@ -61,18 +61,6 @@ enum { VKLLM_MVQ_NONE = 0, VKLLM_MVQ_RMSNORM = 1, VKLLM_MVQ_SWIGLU = 2 };
  * the last one in its buffer). Unsupported type/shape/device (see vkllm_matvec_q8_supported):
  * VKLLM_ERROR_UNSUPPORTED with a message. rows_per_wg, rows_per_lane and lanes_per_row are tuning
  * overrides for benchmarks and tests (0 = chosen from the device and the shape). */
-/* In-dispatch quantization (vkllm_matvec_q8_args.produce): the first producers workgroups of the
- * mat-vec's own grid quantize P(x) into xq and count themselves in a counter; the mat-vec workgroups
- * wait for the count (device-scope acquire/release; kernels/matvec_q8.comp PROD). */
-typedef struct vkllm_q8_produce {
-    vkllm_view flags;   /* uint32 words: [0] the error word (bit 0 set when a wait gave up), then counters;
-                         * zero them once when allocated */
-    uint32_t flag_base; /* this call's counter (>= 1), its own in the chain: it must hold (gen - 1) * P before
-                         * the call and holds gen * P after, P = vkllm_matvec_q8_producers(...) */
-    vkllm_view gen;     /* uint32: how many times the chain has run, this run included (1, 2, ...; written
-                         * before it runs, e.g. by a copy at its start) */
-} vkllm_q8_produce;
-
 typedef struct vkllm_matvec_q8_args {
     vkllm_view w;
     vkllm_dtype type;
@@ -92,11 +80,6 @@ typedef struct vkllm_matvec_q8_args {
     vkllm_view xq;          /* xq.buf.block != NULL: x pre-quantized by vkllm_op_quantize_q8 (same n_in and n_vec;
                              * offset a multiple of 16 bytes): read from there, and x, x_stride, prologue, norm,
                              * eps and up_offset are ignored (no prologue, no shared x: modules matvec_q8x_*) */
-    const vkllm_q8_produce *produce;
-                            /* non-NULL (with xq, n_vec 1, no rope_kv): quantize P(x) into xq inside this
-                             * dispatch (x, x_stride, prologue, norm, eps, up_offset as without xq): no
-                             * vkllm_op_quantize_q8 before it. Needs the Vulkan memory model at device
-                             * scope (vkllm_matvec_q8_produce_supported). */
     const struct vkllm_kv_write_args *rope_kv;
                             /* non-NULL (with xq, n_vec 1, no residual): the QKV projection of one token with
                              * vkllm_op_kv_write's work as its epilogue (modules matvec_q8x_rope_*): the
@@ -114,12 +97,6 @@ vkllm_status vkllm_op_matvec_q8(vkllm_chain *chain, const vkllm_matvec_q8_args *
 /* 1 when vkllm_op_matvec_q8 can run this type/shape/n_vec on dev (int dot feature present, type
  * supported, n_in a whole number of blocks, shared memory fits), else 0. */
 int vkllm_matvec_q8_supported(const vkllm_device *dev, vkllm_dtype type, uint32_t n_in, uint32_t n_vec);
-/* 1 when vkllm_op_matvec_q8 with produce can run this type and n_in on dev (the checks of
- * vkllm_matvec_q8_supported, the matvec_q8p module in this build, the Vulkan memory model at device
- * scope), else 0. */
-int vkllm_matvec_q8_produce_supported(const vkllm_device *dev, vkllm_dtype type, uint32_t n_in);
-/* Producer workgroups of such a call (its counter's step per run), 0 where unsupported. */
-uint32_t vkllm_matvec_q8_producers(const vkllm_device *dev, vkllm_dtype type, uint32_t n_in, uint32_t n_out);
 /* 1 when vkllm_op_matvec_q8 with xq and rope_kv = kv can run this type and n_in on dev (the checks of
  * vkllm_matvec_q8_supported, the module in this build, and kv's shape as rope_kv describes), else 0. */
 int vkllm_matvec_q8_rope_supported(const vkllm_device *dev, vkllm_dtype type, uint32_t n_in, const struct vkllm_kv_write_args *kv);
