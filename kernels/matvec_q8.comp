@@ -79,6 +79,8 @@
 // elements: Q rotated (float32 to y = q [n_q][hd]), K rotated and V as fp16 pairs (one 32-bit
 // word) into the caches at position pos[0] (none outside [0, ctx)). The angle is
 // common/rope_angle.glsl's, in double (FP64 = 1 only; the host falls back to kv_write elsewhere).
+// H100, Phi-4 QKV Q5_K in the decode step (vkllm profile, commit 8c37f28): 18.49 us against 17.7
+// for the plain mat-vec plus 5.3 for the kv_write dispatch; tg128 @ d4096 +2.7-3.9%.
 #extension GL_GOOGLE_include_directive : require
 #extension GL_KHR_shader_subgroup_basic : require
 #extension GL_KHR_shader_subgroup_shuffle : require
