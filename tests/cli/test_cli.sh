@@ -53,6 +53,10 @@ model="$XDG_CACHE_HOME/vkllm/tiny-q4_k_m-v1.gguf"
 "$bin/mkfixtures" -m "$model" --random 12 --seed 5 -o "$tmp/ref.h5" >/dev/null 2>&1 || bad "mkfixtures failed"
 "$bin/vkllm" validate -m "$model" --fixture "$tmp/ref.h5" >"$tmp/val.txt" 2>&1 && ok || bad "validate failed: $(tail -5 "$tmp/val.txt")"
 grep -q " 0 failed" "$tmp/val.txt" && ok || bad "validate summary: $(tail -2 "$tmp/val.txt")"
+# the 8-bit one-token path (what run takes where the int dot is accelerated) against the same float fixture
+"$bin/vkllm" validate -m "$model" --fixture "$tmp/ref.h5" --act-q8 on >"$tmp/val8.txt" 2>&1 && ok || bad "validate --act-q8 on failed: $(tail -5 "$tmp/val8.txt")"
+grep -q "8-bit activations" "$tmp/val8.txt" && grep -q " 0 failed" "$tmp/val8.txt" && ok || bad "validate --act-q8 on summary: $(head -1 "$tmp/val8.txt"; tail -2 "$tmp/val8.txt")"
+"$bin/vkllm" validate -m "$model" --fixture "$tmp/ref.h5" --act-q8 off >"$tmp/val0.txt" 2>&1 && grep -q "float32 activations" "$tmp/val0.txt" && ok || bad "validate --act-q8 off: $(tail -3 "$tmp/val0.txt")"
 
 # profile: a per-kernel table, step totals, a Chrome trace that parses as JSON with a GPU dispatch and a
 # host slice per step, and an SVG chart that parses as XML. By default sampled: each step times the
@@ -145,6 +149,7 @@ expect 1 "magic|GGUF|too small|truncat" -- "$bin/vkllm" run -m "$tmp/junk.gguf"
 expect 1 "outside the vocabulary" -- "$bin/vkllm" run --tokens 99999999
 expect 1 "larger than the model" -- "$bin/vkllm" run --ctx 100000
 expect 2 "needs -m" -- "$bin/vkllm" validate --fixture x.h5
+expect 2 "auto, on or off" -- "$bin/vkllm" validate -m "$model" --fixture x.h5 --act-q8 maybe
 expect 1 "h5|HDF5|fixture|open" -- "$bin/vkllm" validate -m "$model" --fixture "$tmp/junk.gguf"
 expect 1 "no Vulkan device name contains" -- "$bin/vkllm" info --device no-such-device-xyz
 expect 2 "do not fit" -- "$bin/vkllm" bench -p 512 -n 128 --ctx 100

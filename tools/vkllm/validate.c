@@ -4,7 +4,12 @@
  *
  * Bounds (NMSE): 2e-6 on float32 paths (the only differences are the fp16 KV cache, ~1e-7, and
  * summation order); where the prefill GEMM runs on cooperative matrices (fp16 inputs) 5e-4 per
- * checkpoint and 2e-3 on the logits. */
+ * checkpoint and 2e-3 on the logits; the same where the one-token steps take 8-bit activations
+ * (--act-q8, by default where the device accelerates the integer dot product, as `vkllm run`): a
+ * fixture of the float reference then differs by the rounding of each mat-vec input to 8 bits per
+ * 32 elements, NMSE ~3e-5 per product (amax / 127 steps, tests/gpu/test_matvec_q8.c), 2.7e-5 at a
+ * tiny model's last layer and 4.9e-5 on its logits on the H100. --act-q8 off checks the float
+ * path to 2e-6. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -68,12 +73,15 @@ static void compare(void *user, int layer, const char *name, const float *data, 
 int cmd_validate(int argc, char **argv)
 {
     const char *cmd = "validate", *model = NULL, *fixture = NULL, *device = NULL;
+    int act_q8 = 0;
     for (int i = 1; i < argc; i += 2) { /* option, value */
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
-            printf("usage: vkllm validate -m model.gguf --fixture ref.h5 [--device D]\n"
+            printf("usage: vkllm validate -m model.gguf --fixture ref.h5 [--device D] [--act-q8 auto|on|off]\n"
                    "Runs the model on the fixture's tokens as one prefill and one token at a time and prints one row\n"
-                   "per layer and checkpoint (NMSE, max abs error, bound, pass/fail). Exit code 1 on any failure.\n");
+                   "per layer and checkpoint (NMSE, max abs error, bound, pass/fail). Exit code 1 on any failure.\n"
+                   "--act-q8: the one-token steps with 8-bit activations (auto: where the device accelerates the\n"
+                   "integer dot product, as vkllm run; their bound is then 5e-4, 2e-3 on the logits); off: float32.\n");
             return 0;
         }
         if (!v) {
@@ -83,7 +91,9 @@ int cmd_validate(int argc, char **argv)
         if (!strcmp(a, "-m") || !strcmp(a, "--model")) model = v;
         else if (!strcmp(a, "--fixture")) fixture = v;
         else if (!strcmp(a, "--device")) device = v;
-        else {
+        else if (!strcmp(a, "--act-q8")) {
+            if (!cli_act_q8(cmd, v, &act_q8)) return 2;
+        } else {
             fprintf(stderr, "vkllm validate: unknown option '%s' (see --help)\n", a);
             return 2;
         }
@@ -115,16 +125,18 @@ int cmd_validate(int argc, char **argv)
     }
     uint32_t n_ctx = T < 256 ? 256 : T;
     if (n_ctx > hp->n_ctx_train) n_ctx = hp->n_ctx_train;
-    vkllm_session_options so = { .n_ctx = n_ctx, .max_batch = T };
+    vkllm_session_options so = { .n_ctx = n_ctx, .max_batch = T, .act_q8 = act_q8 };
     if (vkllm_session_create(m, &so, &s)) {
         fprintf(stderr, "vkllm validate: %s\n", vkllm_device_error(dev));
         goto done;
     }
-    printf("%u tokens, %u layers, device %s\n\n| mode | layer | checkpoint | NMSE | max abs err | bound | result |\n"
+    printf("%u tokens, %u layers, device %s; one-token steps: %s\n\n| mode | layer | checkpoint | NMSE | max abs err | bound | result |\n"
            "|---|---|---|---:|---:|---:|---|\n",
-           T, hp->n_layer, vkllm_device_features(dev)->name);
+           T, hp->n_layer, vkllm_device_features(dev)->name,
+           vkllm_session_act_q8(s) ? "8-bit activations (--act-q8 off for float32)" : "float32 activations");
     for (int as_prefill = 1; as_prefill >= 0; as_prefill--) {
-        int cm = as_prefill && T > 8 && vkllm_device_features(dev)->coopmat;
+        /* fp16 GEMM inputs (prefill on cooperative matrices) or 8-bit mat-vec inputs (one-token steps) */
+        int cm = as_prefill ? T > 8 && vkllm_device_features(dev)->coopmat : vkllm_session_act_q8(s) != 0;
         c.mode = as_prefill ? "prefill" : "token-by-token";
         c.bound = cm ? 5e-4 : 2e-6;
         c.logits_bound = cm ? 2e-3 : 2e-6;
