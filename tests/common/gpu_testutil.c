@@ -1,8 +1,11 @@
 #include "gpu_testutil.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "vkllm/half.h"
 
 vkllm_device *tu_device_open(void)
 {
@@ -76,4 +79,30 @@ void tu_fbuf_init_output(vkllm_device *dev, tu_fbuf *y, const float *res, uint32
     for (uint32_t v = 0; v < n_vec; v++) memcpy(init + (size_t)v * stride, res + (size_t)v * stride, (size_t)n * 4);
     tu_fbuf_upload(dev, y, init);
     free(init);
+}
+
+void tu_chain_run_once(vkllm_chain *c)
+{
+    assert_int_equal(vkllm_chain_end(c), VKLLM_OK);
+    assert_int_equal(vkllm_chain_run(c), VKLLM_OK);
+    vkllm_chain_destroy(c);
+}
+
+size_t tu_check_fp16_cache(const uint16_t *got, const uint16_t *ref, size_t n, uint16_t poison, float rel, float abs,
+                           const char *what)
+{
+    size_t written = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (ref[i] == poison) {
+            if (got[i] != poison)
+                fail_msg("%s: stray write at half %zu (0x%04x), seed %llu", what, i, got[i], (unsigned long long)tu_seed());
+            continue;
+        }
+        const float g = vkllm_fp16_to_fp32(got[i]), e = vkllm_fp16_to_fp32(ref[i]);
+        if (!(fabsf(g - e) <= fabsf(e) * rel + abs))
+            fail_msg("%s: half %zu is %g, reference %g, tolerance %g (seed %llu)", what, i, g, e, fabsf(e) * rel + abs,
+                     (unsigned long long)tu_seed());
+        written++;
+    }
+    return written;
 }

@@ -38,4 +38,12 @@ void tu_fbuf_free(vkllm_device *dev, tu_fbuf *b);
 void tu_fbuf_init_output(vkllm_device *dev, tu_fbuf *y, const float *res, uint32_t n_vec, size_t stride, uint32_t n);
 vkllm_view tu_view(const tu_fbuf *b);
 
+/* Ends, runs (waiting) and destroys a chain, failing the test on an error. */
+void tu_chain_run_once(vkllm_chain *c);
+/* An fp16 K or V cache after a write, against the reference's (same layout, n halves; the untouched
+ * halves hold poison in both): fails on a stray write (a poison half of the reference changed) or a
+ * written half off by more than |ref| * rel + abs; returns the number of written halves. */
+size_t tu_check_fp16_cache(const uint16_t *got, const uint16_t *ref, size_t n, uint16_t poison, float rel, float abs,
+                           const char *what);
+
 #endif

@@ -77,9 +77,7 @@ static void run_kvw(vkllm_device *dev, const kvw_case *k, uint64_t id)
     vkllm_kv_write_args a = { tu_view(&bqkv), tu_view(&bpos), tu_view(&btab), tu_view(&bq), tu_view(&bk), tu_view(&bv),
                               k->n_tok, k->n_q, k->n_kv, k->hd, k->n_rot, stride, k->ctx, k->neox, 1.0f, k->force_fp32, NULL };
     if (vkllm_op_kv_write(c, &a)) fail_msg("kv_write: %s", vkllm_device_error(dev));
-    assert_int_equal(vkllm_chain_end(c), VKLLM_OK);
-    assert_int_equal(vkllm_chain_run(c), VKLLM_OK);
-    vkllm_chain_destroy(c);
+    tu_chain_run_once(c);
     tu_fbuf_download(dev, &bq, qout);
     tu_fbuf_download(dev, &bk, (float *)kout);
     tu_fbuf_download(dev, &bv, (float *)vout);
@@ -87,23 +85,10 @@ static void run_kvw(vkllm_device *dev, const kvw_case *k, uint64_t id)
                    k->neox ? "neox" : "interleaved", k->force_fp32 ? " fp32-angle" : "", k->n_tok, k->n_q, k->n_kv, k->hd, k->n_rot);
     /* the float32 angle path adds an angle error of up to max_pos * 2^-24 rad (times |a| + |b|) */
     const float k_abs = k->force_fp32 ? (float)k->max_pos * 6e-8f * 20.0f : 1e-5f;
-    for (int which = 0; which < 2; which++) {
-        const uint16_t *o = which ? vout : kout, *rf = which ? vref : kref;
-        for (size_t i = 0; i < nc; i++) {
-            if (rf[i] == POISON) {
-                if (o[i] != POISON) fail_msg("kv_write %c cache: stray write at half %zu (0x%04x) seed %llu", "KV"[which], i, o[i],
-                                             (unsigned long long)tu_seed());
-                continue;
-            }
-            float g = vkllm_fp16_to_fp32(o[i]), e = vkllm_fp16_to_fp32(rf[i]);
-            /* K: 1 ulp of e plus the float32 rotation's absolute error (cancellation in a c - b s with
-             * |a|, |b| up to ~10 here: a few 1e-7); V: a plain conversion, 1 ulp */
-            float tol = fabsf(e) * (1.0f / 1024.0f) + 1.0f / 16777216.0f + (which ? 0.0f : k_abs);
-            if (!(fabsf(g - e) <= tol))
-                fail_msg("kv_write %c cache: half %zu is %g, reference %g (seed %llu, hd=%u)", "KV"[which], i, g, e,
-                         (unsigned long long)tu_seed(), k->hd);
-        }
-    }
+    /* K: 1 ulp of the reference plus the float32 rotation's absolute error (cancellation in a c - b s
+     * with |a|, |b| up to ~10 here: a few 1e-7); V: a plain conversion, 1 ulp */
+    tu_check_fp16_cache(kout, kref, nc, POISON, 1.0f / 1024.0f, 1.0f / 16777216.0f + k_abs, "kv_write K cache");
+    tu_check_fp16_cache(vout, vref, nc, POISON, 1.0f / 1024.0f, 1.0f / 16777216.0f, "kv_write V cache");
     tu_fbuf_free(dev, &bqkv); tu_fbuf_free(dev, &bpos); tu_fbuf_free(dev, &btab);
     tu_fbuf_free(dev, &bq); tu_fbuf_free(dev, &bk); tu_fbuf_free(dev, &bv);
     free(qkv); free(qref); free(qout); free(kref); free(vref); free(kout); free(vout); free(pos); free(poison);
