@@ -178,6 +178,7 @@ static vkllm_status record_forward(vkllm_session *s, vkllm_chain *c, uint32_t M,
                             .name = "token_embd" };
     if ((st = vkllm_op_embed(c, &ea))) return st;
     vkllm_buffer x = a->x; /* the stream; in capture mode it moves through the checkpoint buffers */
+    if (M == 1 && !cp) s->rope_fused_layers = 0;
     for (uint32_t l = 0; l < hp->n_layer; l++) {
         const layer_weights *L = &m->layer[l];
         vkllm_buffer *cpl = cp ? &cp->b[l * CP_PER_LAYER] : NULL;
@@ -210,7 +211,7 @@ static vkllm_status record_forward(vkllm_session *s, vkllm_chain *c, uint32_t M,
                     : proj(c, &L->qkv, V(xn, 0), M, V(a->qkv, 0), NULL, name);
         if (st) return st;
         if (!rope_fused && (st = vkllm_op_kv_write(c, &kw))) return st;
-        if (M == 1 && !cp) s->rope_fused_layers = (l ? s->rope_fused_layers : 0) + (rope_fused != 0);
+        if (M == 1 && !cp) s->rope_fused_layers += rope_fused != 0;
         vkllm_buffer at = cp ? cpl[CP_ATTN] : a->attn;
         vkllm_attn_args aa = { .q = V(q, 0), .k_cache = V(s->k[l], 0), .v_cache = V(s->v[l], 0), .len = len,
                                .out = V(at, 0), .scratch = V(s->attn_scratch, 0), .n_tok = M, .n_q = hp->n_head,
